@@ -1,0 +1,1 @@
+"""The edge: FastAPI + WebSocket. Built in the edge issue."""

@@ -1,0 +1,55 @@
+"""The error types of chat-events. Policy travels on the exception (``retriable``, ``code``),
+so callers decide what to do without listing exception classes."""
+
+from __future__ import annotations
+
+
+class ChatEventsError(Exception):
+    """Base of every error chat-events raises on purpose."""
+
+    code: str = "internal_error"
+    retriable: bool = False
+
+
+class ConfigurationError(ChatEventsError):
+    """Settings or environment do not allow the requested operation."""
+
+    code = "configuration_error"
+
+
+class EventValidationError(ChatEventsError, ValueError):
+    """An event does not satisfy its contract. ``field`` is the dotted path of the offending field
+    in the envelope's JSON form, e.g. ``payload.personalChatSent.message_id``."""
+
+    code = "invalid_event"
+
+    def __init__(self, field: str, reason: str) -> None:
+        self.field = field
+        self.reason = reason
+        super().__init__(f"{field}: {reason}" if field else reason)
+
+
+class EventDecodeError(ChatEventsError):
+    """Bytes from a topic are not a decodable envelope (bad framing, unknown schema id, corrupt data)."""
+
+    code = "undecodable_event"
+
+
+class SchemaRegistryError(ChatEventsError):
+    """The schema registry (local manifest or remote) cannot answer."""
+
+    code = "schema_registry_error"
+    retriable = True
+
+
+class PublishError(ChatEventsError):
+    """The broker did not acknowledge a publish within the configured time."""
+
+    code = "publish_failed"
+    retriable = True
+
+
+class BrokerUnavailableError(PublishError):
+    """No broker could be reached at the configured bootstrap servers."""
+
+    code = "broker_unavailable"

@@ -1,0 +1,89 @@
+"""Typed settings, read once from the environment (prefix ``CHAT_``) and passed down.
+
+Nothing in the package reads ``os.environ`` on its own: the CLI (or a test) builds one
+:class:`Settings` and hands it to whatever it constructs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Idempotence = Literal["auto", "on", "off"]
+
+
+class Settings(BaseSettings):
+    """Every knob of chat-events. Environment variable = ``CHAT_`` + upper-cased field name."""
+
+    model_config = SettingsConfigDict(env_prefix="CHAT_", extra="ignore", frozen=True)
+
+    # --- Kafka connection -------------------------------------------------------------------
+    kafka_bootstrap_servers: str | None = Field(
+        default=None,
+        description="Comma-separated host:port list of an external Kafka cluster. Unset: use the "
+        "embedded broker started by `chat-events broker`/`chat-events up`.",
+    )
+    kafka_client_id: str = "chat-events"
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+
+    # --- Producer ---------------------------------------------------------------------------
+    kafka_idempotence: Idempotence = Field(
+        default="auto",
+        description="Idempotent producer. 'auto' = on for an external cluster, off for the embedded "
+        "broker (it does not implement InitProducerId).",
+    )
+    kafka_linger_ms: int = Field(default=2, ge=0, le=1000)
+    kafka_max_batch_bytes: int = Field(default=256 * 1024, ge=1024)
+    kafka_request_timeout_ms: int = Field(default=10_000, ge=100)
+    kafka_send_timeout_s: float = Field(
+        default=15.0, gt=0, description="Upper bound for one publish, retries included; never a hang."
+    )
+    kafka_connect_timeout_s: float = Field(default=10.0, gt=0)
+    kafka_compression: Literal["none", "gzip"] = "none"
+
+    # --- Consumer ---------------------------------------------------------------------------
+    kafka_fetch_max_wait_ms: int = Field(
+        default=10,
+        ge=0,
+        description="Long-poll wait of every consumer. The embedded broker does not answer a fetch "
+        "early when data arrives, so this is per-hop latency there.",
+    )
+
+    # --- Topics -----------------------------------------------------------------------------
+    topic_prefix: str = Field(default="", description="Prefix for every topic name (tenancy, tests).")
+    topic_partitions: int = Field(default=8, ge=1, le=1024)
+    topic_replication_factor: int = Field(default=1, ge=1, le=7)
+
+    # --- Schemas ----------------------------------------------------------------------------
+    schema_registry_url: str | None = Field(
+        default=None,
+        description="Confluent-compatible schema registry. Unset: ids come from schemas/registry.",
+    )
+    max_payload_bytes: int = Field(
+        default=32 * 1024, ge=1, description="Largest message body (personalChatSent.payload)."
+    )
+
+    # --- Local state ------------------------------------------------------------------------
+    data_dir: Path = Field(default=Path(".chat-events"), description="Embedded store and broker state.")
+    embedded_broker_port: int = Field(default=9092, ge=0, le=65535, description="0 = any free port.")
+
+    @field_validator("kafka_bootstrap_servers")
+    @classmethod
+    def _blank_is_unset(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        return value.strip()
+
+    @field_validator("topic_prefix")
+    @classmethod
+    def _valid_prefix(cls, value: str) -> str:
+        allowed = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+        if not set(value) <= allowed:
+            raise ValueError("topic_prefix may contain only letters, digits, '.', '_' and '-'")
+        return value

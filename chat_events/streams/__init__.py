@@ -1,0 +1,1 @@
+"""Faust stream processors (persist, fan-out, inbox, sessions). Built in the stream-processing issue."""
