@@ -17,6 +17,4 @@ def build_codec(settings: Settings, schema_dir: Path | None = None) -> AvroEnvel
     start-up, or via ``asyncio.to_thread`` inside a running loop)."""
     subjects = [f"{spec.name}-value" for spec in TopicCatalog(settings).envelope_topics()]
     source = schema_source_for(settings.schema_registry_url, subjects, schema_dir)
-    return AvroEnvelopeCodec(
-        load_current_schema(schema_dir), source, max_payload_bytes=settings.max_payload_bytes
-    )
+    return AvroEnvelopeCodec(load_current_schema(schema_dir), source, max_payload_bytes=settings.max_payload_bytes)

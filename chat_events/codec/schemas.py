@@ -9,6 +9,7 @@ backward-compatible version (``chat-events schemas register``).
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +46,12 @@ def default_schema_dir() -> Path:
 def canonical(schema: Schema) -> str:
     """A stable text form for equality checks (key order and whitespace ignored)."""
     return json.dumps(schema, sort_keys=True, separators=(",", ":"))
+
+
+def fingerprint(schema: Schema) -> str:
+    """sha256 of the canonical JSON text (docs and defaults included, unlike Avro's own
+    parsing-canonical fingerprint): any edit of a registered snapshot changes it."""
+    return hashlib.sha256(canonical(schema).encode()).hexdigest()
 
 
 def load_current_schema(schema_dir: Path | None = None) -> Schema:
@@ -98,6 +105,8 @@ def register_current(schema_dir: Path | None = None) -> RegisteredSchema | None:
     file_name = f"{ENVELOPE_SUBJECT}.v{version}.avsc"
     (schema_dir / REGISTRY_DIR / file_name).write_text(json.dumps(current, indent=2) + "\n", encoding="utf-8")
     manifest = load_manifest(schema_dir)
-    manifest["versions"].append({"version": version, "id": schema_id, "file": file_name})
+    manifest["versions"].append(
+        {"version": version, "id": schema_id, "file": file_name, "fingerprint": fingerprint(current)}
+    )
     (schema_dir / REGISTRY_DIR / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     return RegisteredSchema(version=version, schema_id=schema_id, schema=current)

@@ -15,11 +15,11 @@ from typing import Any
 from chat_events.errors import EventValidationError
 from chat_events.events.conversations import conversation_id_of
 from chat_events.events.types import (
+    ENVELOPE_WIRE_NAMES,
     EVENT_TYPES,
     MESSAGE_TYPES,
     TARGET_TYPES,
     USER_EVENTS,
-    ENVELOPE_WIRE_NAMES,
     Envelope,
     Event,
     PersonalChatSent,

@@ -1,0 +1,1 @@
+"""Kafka plumbing: where the broker is, the embedded broker, topic administration."""

