@@ -47,7 +47,7 @@ def envelope_to_avro(envelope: Envelope) -> dict[str, Any]:
 def _event_from_avro(name: str, body: dict[str, Any]) -> Event:
     for field in _TUPLE_FIELDS[name]:
         body[field] = tuple(body[field])
-    return EVENT_TYPES[name](**body)  # type: ignore[arg-type]
+    return EVENT_TYPES[name](**body)
 
 
 def envelope_from_avro(record: dict[str, Any]) -> Envelope:
@@ -114,7 +114,7 @@ class AvroEnvelopeCodec:
         reader = None if schema_id == self.writer_id else self._schema
         try:
             record = schemaless_reader(buffer, writer, reader, return_record_name=True)
-            envelope = envelope_from_avro(record)
+            envelope = envelope_from_avro(record)  # type: ignore[arg-type]
         except EventDecodeError:
             raise
         except Exception as exc:  # fastavro raises many types for corrupt input
