@@ -1,0 +1,116 @@
+"""The command line as a user runs it: real processes, real broker."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from chat_events.kafka.connection import KafkaTarget
+from chat_events.settings import Settings
+
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("topics")]
+CLI = [sys.executable, "-m", "chat_events.cli.main"]
+
+
+def _env(settings: Settings) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHAT_")}
+    env.update(
+        CHAT_KAFKA_BOOTSTRAP_SERVERS=settings.kafka_bootstrap_servers or "",
+        CHAT_KAFKA_IDEMPOTENCE=settings.kafka_idempotence,
+        CHAT_TOPIC_PREFIX=settings.topic_prefix,
+        CHAT_TOPIC_PARTITIONS=str(settings.topic_partitions),
+        CHAT_DATA_DIR=str(settings.data_dir),
+    )
+    return env
+
+
+def _run(settings: Settings, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CLI, *args], env=_env(settings), capture_output=True, text=True, timeout=timeout)
+
+
+def test_publish_then_consume_round_trip(settings: Settings) -> None:
+    body = {"sender_id": "alice", "target_id": "bob", "target_type": "user", "payload": "hi bob"}
+    published = _run(settings, "publish", "personalChatSent", "--json", json.dumps(body))
+    assert published.returncode == 0, published.stderr
+    where = json.loads(published.stdout)
+    assert where["topic"] == settings.topic_prefix + "chat.personal-chat" and where["offset"] == 0
+
+    consumed = _run(settings, "consume", "chat.personal-chat", "--from-beginning", "--max", "1", "--timeout", "20")
+    assert consumed.returncode == 0, consumed.stderr
+    envelope = json.loads(consumed.stdout.strip())
+    assert envelope["id"] == where["id"]
+    assert envelope["payload"]["personalChatSent"]["payload"] == "hi bob"
+    assert envelope["payload"]["personalChatSent"]["conversation_id"] == "dm:alice:bob"
+    assert list(envelope)[:2] == ["payload", "id"]
+
+
+def test_publish_rejects_bad_input_with_a_clear_error(settings: Settings) -> None:
+    cases = [
+        ("personalChatSent", "{not json", "--json is not valid JSON"),
+        ("personalChatSent", '{"sender_id": "a", "target_id": "b", "target_type": "user", "payload": "x", '
+                             '"message_id": "123"}', "payload.personalChatSent.message_id"),
+        ("userDisconnected", '{"reason": "x", "code": "1000", "forced": false}', "payload.userDisconnected.code"),
+        ("userConnected", "{}", "userId: is required"),
+    ]
+    for event, body, expected in cases:
+        result = _run(settings, "publish", event, "--json", body, "--user-id", "alice") if event != "userConnected" \
+            else _run(settings, "publish", event, "--json", body)
+        assert result.returncode == 2, (body, result.stderr)
+        assert "error: invalid_event:" in result.stderr and expected in result.stderr
+        assert "Traceback" not in result.stderr
+    consumed = _run(settings, "consume", "chat.personal-chat", "--from-beginning", "--timeout", "1")
+    assert consumed.returncode == 0 and consumed.stdout == ""
+
+
+def test_unknown_topic_is_refused(settings: Settings) -> None:
+    result = _run(settings, "consume", "chat.nope", "--timeout", "1")
+    assert result.returncode == 2 and "unknown topic" in result.stderr
+
+
+def test_broker_command_starts_announces_and_stops_cleanly(settings: Settings, kafka_target: KafkaTarget,
+                                                          tmp_path: Path) -> None:
+    env = _env(settings)
+    env.pop("CHAT_KAFKA_BOOTSTRAP_SERVERS")
+    env["CHAT_DATA_DIR"] = str(tmp_path / "broker-data")
+    process = subprocess.Popen([*CLI, "broker", "--port", "0"], env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        first = process.stdout.readline()
+        assert "embedded broker listening on 127.0.0.1:" in first
+        state = json.loads((tmp_path / "broker-data" / "embedded-broker.json").read_text())
+        # Other commands find the running broker through the data directory.
+        published = subprocess.run(
+            [*CLI, "publish", "userConnected", "--json", "{}", "--user-id", "alice", "--session-id", "s1"],
+            env=env, capture_output=True, text=True, timeout=60,
+        )
+        assert published.returncode == 0, published.stderr
+        assert json.loads(published.stdout)["topic"].endswith("chat.user-events")
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(20)
+    assert process.returncode == 0
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            os.kill(state["pid"], 0)
+        except OSError:
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail("the broker process outlived `chat-events broker`")
+    assert not (tmp_path / "broker-data" / "embedded-broker.json").exists()
+
+
+def test_no_broker_configured_gives_guidance(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHAT_")}
+    env["CHAT_DATA_DIR"] = str(tmp_path)
+    result = subprocess.run([*CLI, "publish", "userConnected", "--json", "{}", "--user-id", "a"],
+                            env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1 and "chat-events broker" in result.stderr and "Traceback" not in result.stderr
