@@ -22,9 +22,7 @@ ids = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,40}", fullmatch=True)
 uuids = st.uuids().map(str)
 texts = st.text(max_size=200)
 optional_texts = st.none() | st.text(min_size=1, max_size=60)
-timestamps = st.datetimes(
-    min_value=datetime(2000, 1, 1), max_value=datetime(2200, 1, 1), timezones=st.just(UTC)
-).map(
+timestamps = st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2200, 1, 1), timezones=st.just(UTC)).map(
     lambda d: d.strftime("%Y-%m-%dT%H:%M:%S.") + f"{d.microsecond // 1000:03d}Z"
 )
 int32 = st.integers(min_value=-(2**31), max_value=2**31 - 1)

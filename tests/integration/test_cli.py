@@ -54,14 +54,20 @@ def test_publish_then_consume_round_trip(settings: Settings) -> None:
 def test_publish_rejects_bad_input_with_a_clear_error(settings: Settings) -> None:
     cases = [
         ("personalChatSent", "{not json", "--json is not valid JSON"),
-        ("personalChatSent", '{"sender_id": "a", "target_id": "b", "target_type": "user", "payload": "x", '
-                             '"message_id": "123"}', "payload.personalChatSent.message_id"),
+        (
+            "personalChatSent",
+            '{"sender_id": "a", "target_id": "b", "target_type": "user", "payload": "x", "message_id": "123"}',
+            "payload.personalChatSent.message_id",
+        ),
         ("userDisconnected", '{"reason": "x", "code": "1000", "forced": false}', "payload.userDisconnected.code"),
         ("userConnected", "{}", "userId: is required"),
     ]
     for event, body, expected in cases:
-        result = _run(settings, "publish", event, "--json", body, "--user-id", "alice") if event != "userConnected" \
+        result = (
+            _run(settings, "publish", event, "--json", body, "--user-id", "alice")
+            if event != "userConnected"
             else _run(settings, "publish", event, "--json", body)
+        )
         assert result.returncode == 2, (body, result.stderr)
         assert "error: invalid_event:" in result.stderr and expected in result.stderr
         assert "Traceback" not in result.stderr
@@ -74,8 +80,9 @@ def test_unknown_topic_is_refused(settings: Settings) -> None:
     assert result.returncode == 2 and "unknown topic" in result.stderr
 
 
-def test_broker_command_starts_announces_and_stops_cleanly(settings: Settings, kafka_target: KafkaTarget,
-                                                          tmp_path: Path) -> None:
+def test_broker_command_starts_announces_and_stops_cleanly(
+    settings: Settings, kafka_target: KafkaTarget, tmp_path: Path
+) -> None:
     env = _env(settings)
     env.pop("CHAT_KAFKA_BOOTSTRAP_SERVERS")
     env["CHAT_DATA_DIR"] = str(tmp_path / "broker-data")
@@ -88,7 +95,10 @@ def test_broker_command_starts_announces_and_stops_cleanly(settings: Settings, k
         # Other commands find the running broker through the data directory.
         published = subprocess.run(
             [*CLI, "publish", "userConnected", "--json", "{}", "--user-id", "alice", "--session-id", "s1"],
-            env=env, capture_output=True, text=True, timeout=60,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
         assert published.returncode == 0, published.stderr
         assert json.loads(published.stdout)["topic"].endswith("chat.user-events")
@@ -111,6 +121,11 @@ def test_broker_command_starts_announces_and_stops_cleanly(settings: Settings, k
 def test_no_broker_configured_gives_guidance(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CHAT_")}
     env["CHAT_DATA_DIR"] = str(tmp_path)
-    result = subprocess.run([*CLI, "publish", "userConnected", "--json", "{}", "--user-id", "a"],
-                            env=env, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [*CLI, "publish", "userConnected", "--json", "{}", "--user-id", "a"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 1 and "chat-events broker" in result.stderr and "Traceback" not in result.stderr

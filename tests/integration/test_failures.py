@@ -41,7 +41,11 @@ async def _end_offsets(target: KafkaTarget, settings: Settings) -> dict[str, int
 
 
 GOOD = PersonalChatSent(
-    message_id="d7d9d9fd-478f-40e6-b651-49b7f19878a2", sender_id="alice", target_id="bob", payload="hi", target_type="user"
+    message_id="d7d9d9fd-478f-40e6-b651-49b7f19878a2",
+    sender_id="alice",
+    target_id="bob",
+    payload="hi",
+    target_type="user",
 )
 
 

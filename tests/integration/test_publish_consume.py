@@ -52,10 +52,16 @@ async def test_each_event_round_trips_through_the_broker(
                 sender_id="alice", target_id="bob", payload="hi bob", client_msg_id="n-1", mentions=["bob"]
             ),
             await publisher.publish_personal_chat_sent(
-                sender_id="alice", target_id="g-42", target_type="group", payload="hi all",
-                target_members=["bob", "carol"], message_type="image",
+                sender_id="alice",
+                target_id="g-42",
+                target_type="group",
+                payload="hi all",
+                target_members=["bob", "carol"],
+                message_type="image",
             ),
-            await publisher.publish_user_connected(user_id="alice", session_id="s-1", edge_id="edge-a", device_id="web"),
+            await publisher.publish_user_connected(
+                user_id="alice", session_id="s-1", edge_id="edge-a", device_id="web"
+            ),
             await publisher.publish_user_disconnected(
                 user_id="alice", session_id="s-1", reason="conflict_login", code=4007, forced=True, edge_id="edge-a"
             ),
@@ -113,8 +119,12 @@ async def test_publish_many_batches_and_keeps_input_order(
     envelopes = [
         new_envelope(
             PersonalChatSent(
-                message_id=f"00000000-0000-4000-8000-{i:012d}", sender_id="alice", target_id="bob",
-                payload=f"batch {i}", target_type="user", conversation_id="dm:alice:bob",
+                message_id=f"00000000-0000-4000-8000-{i:012d}",
+                sender_id="alice",
+                target_id="bob",
+                payload=f"batch {i}",
+                target_type="user",
+                conversation_id="dm:alice:bob",
             ),
             user_id="alice",
         )

@@ -71,12 +71,27 @@ def test_pinned_bytes() -> None:
 
 def test_json_form_is_the_seed_shape() -> None:
     assert list(envelope_to_json(PINNED)) == [
-        "payload", "id", "version", "name", "namespace", "parentNamespace", "timestamp",
-        "clientId", "userId", "traceId", "sessionId", "spanContext",
+        "payload",
+        "id",
+        "version",
+        "name",
+        "namespace",
+        "parentNamespace",
+        "timestamp",
+        "clientId",
+        "userId",
+        "traceId",
+        "sessionId",
+        "spanContext",
     ]
     assert list(envelope_to_json(PINNED)["payload"]) == ["personalChatSent"]
     assert list(envelope_to_json(PINNED)["payload"]["personalChatSent"])[:6] == [
-        "message_id", "sender_id", "target_id", "payload", "target_type", "target_members",
+        "message_id",
+        "sender_id",
+        "target_id",
+        "payload",
+        "target_type",
+        "target_members",
     ]
 
 

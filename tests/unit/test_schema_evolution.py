@@ -69,8 +69,11 @@ def test_old_session_events_decode_with_defaults() -> None:
     connected = _v1_bytes({**V1_ENVELOPE, "name": "userConnected", "payload": ("chat.events.userConnected", {})})
     assert CODEC.decode(connected).payload == UserConnected()
     disconnected = _v1_bytes(
-        {**V1_ENVELOPE, "name": "userDisconnected",
-         "payload": ("chat.events.userDisconnected", {"reason": "bye", "code": 1000, "forced": False})}
+        {
+            **V1_ENVELOPE,
+            "name": "userDisconnected",
+            "payload": ("chat.events.userDisconnected", {"reason": "bye", "code": 1000, "forced": False}),
+        }
     )
     assert CODEC.decode(disconnected).payload == UserDisconnected(reason="bye", code=1000, forced=False)
 

@@ -63,15 +63,27 @@ BAD_ENVELOPES: list[tuple[str, Envelope, str]] = [
     ("timestamp garbage", replace(GOOD, timestamp="yesterday"), "timestamp"),
     ("client id wrong type", replace(GOOD, client_id=5), "clientId"),
     ("user event without user", replace(DISCONNECT, user_id=None), "userId"),
-    ("code not an int", replace(DISCONNECT, payload=replace(DISCONNECT.payload, code="1000")),
-     "payload.userDisconnected.code"),
-    ("code beyond int32", replace(DISCONNECT, payload=replace(DISCONNECT.payload, code=2**31)),
-     "payload.userDisconnected.code"),
-    ("forced not a bool", replace(DISCONNECT, payload=replace(DISCONNECT.payload, forced=1)),
-     "payload.userDisconnected.forced"),
+    (
+        "code not an int",
+        replace(DISCONNECT, payload=replace(DISCONNECT.payload, code="1000")),
+        "payload.userDisconnected.code",
+    ),
+    (
+        "code beyond int32",
+        replace(DISCONNECT, payload=replace(DISCONNECT.payload, code=2**31)),
+        "payload.userDisconnected.code",
+    ),
+    (
+        "forced not a bool",
+        replace(DISCONNECT, payload=replace(DISCONNECT.payload, forced=1)),
+        "payload.userDisconnected.forced",
+    ),
     ("limit zero", replace(LIMITED, payload=replace(LIMITED.payload, limit=0)), "payload.userChatRateLimited.limit"),
-    ("negative retry", replace(LIMITED, payload=replace(LIMITED.payload, retry_after_ms=-1)),
-     "payload.userChatRateLimited.retry_after_ms"),
+    (
+        "negative retry",
+        replace(LIMITED, payload=replace(LIMITED.payload, retry_after_ms=-1)),
+        "payload.userChatRateLimited.retry_after_ms",
+    ),
 ]
 
 
@@ -101,11 +113,21 @@ BAD_JSON: list[tuple[str, Any, str]] = [
     ("unknown event", _json(payload={"personalChatDeleted": {}}), "payload"),
     ("two events", _json(payload={"userConnected": {}, "userDisconnected": {}}), "payload"),
     ("event not an object", _json(payload={"userConnected": "yes"}), "payload.userConnected"),
-    ("missing field", _json(payload={"userDisconnected": {"reason": "x", "code": 1}}), "payload.userDisconnected.forced"),
+    (
+        "missing field",
+        _json(payload={"userDisconnected": {"reason": "x", "code": 1}}),
+        "payload.userDisconnected.forced",
+    ),
     ("unknown field", _json(payload={"userConnected": {"edge": "e1"}}), "payload.userConnected.edge"),
-    ("members not an array", _json(payload={"personalChatSent": {**envelope_to_json(GOOD)["payload"]["personalChatSent"],
-                                                                   "target_members": "bob"}}),
-     "payload.personalChatSent.target_members"),
+    (
+        "members not an array",
+        _json(
+            payload={
+                "personalChatSent": {**envelope_to_json(GOOD)["payload"]["personalChatSent"], "target_members": "bob"}
+            }
+        ),
+        "payload.personalChatSent.target_members",
+    ),
     ("unknown envelope field", _json(color="red"), "color"),
     ("missing id", {k: v for k, v in envelope_to_json(GOOD).items() if k != "id"}, "id"),
 ]
