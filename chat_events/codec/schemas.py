@@ -35,12 +35,9 @@ class RegisteredSchema:
 
 
 def default_schema_dir() -> Path:
-    """``schemas/`` of this checkout (the package is installed editable from the repository),
-    or the copy shipped inside the package."""
-    repo_dir = Path(__file__).resolve().parents[2] / "schemas"
-    if (repo_dir / ENVELOPE_FILE).is_file():
-        return repo_dir
-    return Path(__file__).resolve().parents[1] / "schemas"
+    """``chat_events/schemas``: a symlink to the repository's ``schemas/`` in a checkout, a
+    copy inside the wheel otherwise. Resolved, so its parent is the repository root."""
+    return (Path(__file__).resolve().parents[1] / "schemas").resolve()
 
 
 def canonical(schema: Schema) -> str:
