@@ -24,6 +24,7 @@ from chat_events.errors import PublishError
 from chat_events.events.conversations import conversation_id_of
 from chat_events.events.factory import new_envelope
 from chat_events.events.types import (
+    EVENT_TYPES,
     Envelope,
     PersonalChatSent,
     UserChatRateLimited,
@@ -53,7 +54,8 @@ class EventPublisher:
         self._settings = settings
         self._target = target
         self._codec = codec
-        self._catalog = TopicCatalog(settings)
+        catalog = TopicCatalog(settings)
+        self._topic_of_event = {name: catalog.for_event(name).name for name in EVENT_TYPES}
         self._producer: AIOKafkaProducer | None = None
 
     async def start(self) -> None:
@@ -79,7 +81,7 @@ class EventPublisher:
 
     def _prepare(self, envelope: Envelope) -> tuple[str, bytes, bytes]:
         value = self._codec.encode(envelope)  # validates: raises before anything is sent
-        return self._catalog.for_event(envelope.name).name, key_of(envelope), value
+        return self._topic_of_event[envelope.name], key_of(envelope), value
 
     async def _send_all(self, prepared: list[tuple[str, bytes, bytes]]) -> list[tuple[str, int, int]]:
         producer = self._producer
@@ -105,7 +107,10 @@ class EventPublisher:
 
     async def publish_many(self, envelopes: Sequence[Envelope]) -> list[PublishResult]:
         """Send many envelopes in batches; all are validated before the first is sent. Returns
-        after every one is acknowledged, results in input order."""
+        after every one is acknowledged, results in input order.
+
+        On :class:`PublishError` some envelopes may already be stored: retry the same envelopes
+        (same ids); every consumer stage dedupes by envelope and message id."""
         prepared = [self._prepare(envelope) for envelope in envelopes]
         acked = await self._send_all(prepared)
         return [PublishResult(t, p, o, e) for (t, p, o), e in zip(acked, envelopes, strict=True)]
