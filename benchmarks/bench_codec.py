@@ -127,7 +127,7 @@ def cases(codec: AvroEnvelopeCodec, envelope: Envelope) -> list[tuple[str, str, 
     schema = codec._schema  # the parsed schema the codec writes with
     datum = envelope_to_avro(envelope)
     body = framed[HEADER_SIZE:]
-    record = schemaless_reader(BytesIO(body), schema, None, return_record_name=True)
+    record: dict[str, Any] = schemaless_reader(BytesIO(body), schema, None, return_record_name=True)  # type: ignore[assignment]
     max_payload = make_codec()._max_payload_bytes
     dumps, loads = orjson.dumps, orjson.loads
 

@@ -42,7 +42,7 @@ class Settings(BaseSettings):
     kafka_max_batch_bytes: int = Field(default=256 * 1024, ge=1024)
     kafka_request_timeout_ms: int = Field(default=10_000, ge=100)
     kafka_send_timeout_s: float = Field(
-        default=15.0, gt=0, description="Upper bound for one publish, retries included; never a hang."
+        default=15.0, gt=0, description="Upper bound for one publish_many batch, retries included; never a hang."
     )
     kafka_connect_timeout_s: float = Field(default=10.0, gt=0)
     kafka_compression: Literal["none", "gzip"] = "none"

@@ -10,6 +10,7 @@ from aiokafka.errors import KafkaConnectionError, KafkaError
 
 from chat_events.errors import BrokerUnavailableError
 from chat_events.kafka.connection import KafkaTarget, client_options
+from chat_events.producers.partitioner import CachedMurmur2Partitioner
 from chat_events.settings import Settings
 
 
@@ -23,6 +24,7 @@ def build_producer(settings: Settings, target: KafkaTarget) -> AIOKafkaProducer:
         max_batch_size=settings.kafka_max_batch_bytes,
         compression_type=None if settings.kafka_compression == "none" else settings.kafka_compression,
         retry_backoff_ms=100,
+        partitioner=CachedMurmur2Partitioner(),
     )
 
 

@@ -101,9 +101,22 @@ class EventPublisher:
         return [(m.topic, m.partition, m.offset) for m in metadata]
 
     async def publish(self, envelope: Envelope) -> PublishResult:
-        """Validate, encode and send one envelope; return after the broker acknowledged it."""
-        ((topic, partition, offset),) = await self._send_all([self._prepare(envelope)])
-        return PublishResult(topic, partition, offset, envelope)
+        """Validate, encode and send one envelope; return after the broker acknowledged it.
+
+        Bounded in time without a timer per call: ``send()`` waits for buffer space and the
+        broker's answer is awaited on aiokafka's own future, which fails with
+        ``KafkaTimeoutError`` when its batch made no progress for ``kafka_request_timeout_ms``.
+        """
+        producer = self._producer
+        if producer is None:
+            raise PublishError("publisher is not started")
+        topic, key, value = self._prepare(envelope)
+        try:
+            future = await producer.send(topic, value, key=key)
+            metadata = await future
+        except KafkaError as exc:
+            raise PublishError(f"publish failed: {type(exc).__name__}: {exc}") from exc
+        return PublishResult(metadata.topic, metadata.partition, metadata.offset, envelope)
 
     async def publish_many(self, envelopes: Sequence[Envelope]) -> list[PublishResult]:
         """Send many envelopes in batches; all are validated before the first is sent. Returns
