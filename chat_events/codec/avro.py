@@ -103,7 +103,7 @@ class AvroEnvelopeCodec:
 
     def decode(self, data: bytes) -> Envelope:
         """Decode one framed envelope; raises :class:`EventDecodeError` for anything else."""
-        if not isinstance(data, bytes | bytearray | memoryview) or len(data) < HEADER_SIZE + 1:
+        if not isinstance(data, (bytes, bytearray, memoryview)) or len(data) < HEADER_SIZE + 1:
             raise EventDecodeError("not a Confluent-framed Avro record (too short)")
         magic, schema_id = _HEADER.unpack_from(data)
         if magic != MAGIC:

@@ -158,7 +158,7 @@ def validate_event(event: Event, *, max_payload_bytes: int) -> None:
         _check_user_disconnected(path, event)
     elif isinstance(event, UserChatRateLimited):
         _check_rate_limited(path, event)
-    if isinstance(event, UserConnected | UserDisconnected):
+    if isinstance(event, (UserConnected, UserDisconnected)):
         check_optional_id(f"{path}.edge_id", event.edge_id)
         check_optional_str(f"{path}.device_id", event.device_id)
 
