@@ -13,7 +13,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any, Protocol
 
-from chat_events.codec.schemas import Schema, canonical, load_current_schema, load_registered
+from chat_events.codec.schemas import Schema, canonical, load_registered
 from chat_events.errors import SchemaRegistryError
 
 CONFLUENT_CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"
@@ -104,7 +104,3 @@ def schema_source_for(registry_url: str | None, subjects: list[str], schema_dir:
     if registry_url:
         return ConfluentSchemaSource(registry_url, subjects)
     return LocalSchemaSource(schema_dir)
-
-
-def current_schema(schema_dir: Path | None = None) -> Schema:
-    return load_current_schema(schema_dir)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import fields
 from datetime import datetime
 from typing import Any
 
@@ -192,8 +191,3 @@ def validate_envelope(envelope: Envelope, *, max_payload_bytes: int) -> None:
     else:
         check_optional_id("userId", envelope.user_id)
     validate_event(event, max_payload_bytes=max_payload_bytes)
-
-
-def event_field_names(event_cls: type[Event]) -> tuple[str, ...]:
-    """Field names of an event class, in contract order."""
-    return tuple(f.name for f in fields(event_cls))
