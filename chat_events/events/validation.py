@@ -105,7 +105,7 @@ def check_id_list(path: str, value: Any, *, max_items: int) -> None:
 
 def check_timestamp(path: str, value: Any) -> None:
     check_str(path, value, max_len=40)
-    if "T" not in value or not (value.endswith("Z") or value[-6] in "+-"):
+    if "T" not in value or not (value.endswith("Z") or (len(value) >= 6 and value[-6] in "+-")):
         _fail(path, "must be an RFC 3339 date-time with a time zone, e.g. 2019-08-24T14:15:22Z")
     try:
         datetime.fromisoformat(value)

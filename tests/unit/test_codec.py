@@ -7,7 +7,7 @@ import struct
 import pytest
 from hypothesis import given, settings
 
-from chat_events.codec import AvroEnvelopeCodec, build_codec
+from chat_events.codec import build_codec
 from chat_events.errors import EventDecodeError
 from chat_events.events import Envelope, PersonalChatSent, envelope_from_json, envelope_to_json
 from chat_events.settings import Settings
@@ -119,6 +119,3 @@ def test_truncated_record_is_rejected() -> None:
     with pytest.raises(EventDecodeError):
         CODEC.decode(CODEC.encode(PINNED)[:-3])
 
-
-def test_codec_is_an_avro_envelope_codec() -> None:
-    assert isinstance(CODEC, AvroEnvelopeCodec)

@@ -61,6 +61,7 @@ BAD_ENVELOPES: list[tuple[str, Envelope, str]] = [
     ("name mismatch", replace(GOOD, name="userConnected"), "name"),
     ("timestamp without zone", replace(GOOD, timestamp="2019-08-24T14:15:22"), "timestamp"),
     ("timestamp garbage", replace(GOOD, timestamp="yesterday"), "timestamp"),
+    ("timestamp too short", replace(GOOD, timestamp="T1"), "timestamp"),
     ("client id wrong type", replace(GOOD, client_id=5), "clientId"),
     ("user event without user", replace(DISCONNECT, user_id=None), "userId"),
     (
