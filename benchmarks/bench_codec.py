@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import platform
 import sys
 import time
@@ -41,6 +40,7 @@ import fastavro
 import orjson
 from fastavro import schemaless_reader, schemaless_writer
 
+from benchmarks.report import emit
 from chat_events.codec.avro import HEADER_SIZE, AvroEnvelopeCodec, envelope_from_avro, envelope_to_avro
 from chat_events.codec.factory import build_codec
 from chat_events.events import (
@@ -361,13 +361,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     result = run(args.n, args.repeats, set(args.only) if args.only else None)
     result["wall_seconds"] = round(time.perf_counter() - started, 1)
-    print(format_text(result))
-    if args.markdown:
-        print()
-        print(format_markdown(result))
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    print(f"\n(wall time {result['wall_seconds']} s)", file=sys.stderr)
+    emit(result, format_text, format_markdown, markdown=args.markdown, json_path=args.json)
     return 0
 
 

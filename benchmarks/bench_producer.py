@@ -31,7 +31,6 @@ import argparse
 import asyncio
 import contextlib
 import gc
-import json
 import os
 import platform
 import random
@@ -50,6 +49,7 @@ import fastavro
 from aiokafka import AIOKafkaProducer
 
 from benchmarks.bench_codec import make_envelope
+from benchmarks.report import emit
 from chat_events.codec.factory import build_codec
 from chat_events.events import Envelope
 from chat_events.kafka.admin import ensure_topics
@@ -451,13 +451,7 @@ def main(argv: list[str] | None = None) -> int:
         results, work = asyncio.run(measure(settings, target, args))
     result = summarise(results, work, settings, target, args)
     result["wall_seconds"] = round(time.perf_counter() - started, 1)
-    print(format_text(result))
-    if args.markdown:
-        print()
-        print(format_markdown(result))
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    print(f"\n(wall time {result['wall_seconds']} s)", file=sys.stderr)
+    emit(result, format_text, format_markdown, markdown=args.markdown, json_path=args.json)
     return 0
 
 
