@@ -118,4 +118,3 @@ def test_trailing_bytes_are_rejected() -> None:
 def test_truncated_record_is_rejected() -> None:
     with pytest.raises(EventDecodeError):
         CODEC.decode(CODEC.encode(PINNED)[:-3])
-
