@@ -53,3 +53,18 @@ class BrokerUnavailableError(PublishError):
     """No broker could be reached at the configured bootstrap servers."""
 
     code = "broker_unavailable"
+
+
+class StoreUnavailableError(ChatEventsError):
+    """The store did not answer (timeout, node down, database locked): retry later."""
+
+    code = "store_unavailable"
+    retriable = True
+
+
+class SeqConflictError(ChatEventsError):
+    """A seq the caller assigned is already taken by another row. The caller's counters are
+    stale (e.g. another worker owned the partition a moment ago): reload them and retry."""
+
+    code = "seq_conflict"
+    retriable = True

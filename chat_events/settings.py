@@ -73,12 +73,77 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default=Path(".chat-events"), description="Embedded store and broker state.")
     embedded_broker_port: int = Field(default=9092, ge=0, le=65535, description="0 = any free port.")
 
+    # --- Store ------------------------------------------------------------------------------
+    store_backend: Literal["embedded", "cassandra"] = Field(
+        default="embedded",
+        description="'embedded' = a SQLite file under CHAT_DATA_DIR; 'cassandra' = CHAT_CASSANDRA_*.",
+    )
+    store_sync: Literal["normal", "full"] = Field(
+        default="normal",
+        description="Embedded store durability: 'normal' survives a killed process, 'full' also "
+        "a power loss (fsync per commit).",
+    )
+    cassandra_contact_points: str | None = Field(
+        default=None, description="Comma-separated Cassandra hosts; setting it selects the Cassandra store."
+    )
+    cassandra_port: int = Field(default=9042, ge=1, le=65535)
+    cassandra_keyspace: str = Field(default="chat_events", pattern=r"^[a-z][a-z0-9_]{0,47}$")
+    cassandra_local_dc: str | None = None
+    cassandra_username: str | None = None
+    cassandra_password: SecretStr | None = None
+    cassandra_consistency: Literal["ONE", "LOCAL_ONE", "LOCAL_QUORUM", "QUORUM", "EACH_QUORUM", "ALL"] = (
+        "LOCAL_QUORUM"
+    )
+    cassandra_replication: str = Field(
+        default="{'class': 'SimpleStrategy', 'replication_factor': 1}",
+        description="Keyspace replication map used by `chat-events store init`.",
+    )
+    cassandra_request_timeout_s: float = Field(default=10.0, gt=0)
+
+    # --- Worker (stream processors) ------------------------------------------------------
+    worker_app_id: str = Field(default="chat-events-worker", description="Consumer group of the workers.")
+    worker_batch_max: int = Field(default=500, ge=1, le=100_000, description="Records per stage batch.")
+    worker_batch_within_ms: int = Field(
+        default=5, ge=1, le=10_000, description="Longest wait to fill a batch (adds to per-hop latency)."
+    )
+    fanout_write_max_members: int = Field(
+        default=1000,
+        ge=2,
+        description="Groups up to this size get an inbox copy per member (write fan-out); larger "
+        "ones are read-fan-out rooms.",
+    )
+    edge_heartbeat_timeout_ms: int = Field(
+        default=15_000, ge=100, description="An edge silent this long is dead; its sessions are expired."
+    )
+    rate_limit_window_ms: int = Field(default=60_000, ge=1000, description="Window for rate-limit accounting.")
+    worker_session_timeout_s: float = Field(
+        default=10.0, gt=0, description="A worker silent this long (e.g. killed) loses its partitions."
+    )
+    worker_rebalance_timeout_s: float = Field(
+        default=5.0, gt=0, description="How long a rebalance waits for members to rejoin."
+    )
+    worker_retry_max_backoff_s: float = Field(default=5.0, gt=0, description="Cap of the retry backoff.")
+
     @field_validator("kafka_bootstrap_servers")
     @classmethod
     def _blank_is_unset(cls, value: str | None) -> str | None:
         if value is None or not value.strip():
             return None
         return value.strip()
+
+    @field_validator("cassandra_contact_points")
+    @classmethod
+    def _blank_contact_points(cls, value: str | None) -> str | None:
+        return value.strip() if value and value.strip() else None
+
+    @property
+    def store_kind(self) -> Literal["embedded", "cassandra"]:
+        """Cassandra when contact points are set, or when explicitly chosen."""
+        return "cassandra" if self.cassandra_contact_points else self.store_backend
+
+    @property
+    def store_path(self) -> Path:
+        return self.data_dir / "store.sqlite3"
 
     @field_validator("topic_prefix")
     @classmethod

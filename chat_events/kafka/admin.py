@@ -76,3 +76,22 @@ async def ensure_topics(
         raise BrokerUnavailableError(f"topic administration failed: {exc}") from exc
     finally:
         await admin.close()
+
+
+async def delete_topics(settings: Settings, target: KafkaTarget, names: list[str]) -> list[str]:
+    """Delete the topics among ``names`` that exist; returns those deleted. Idempotent."""
+    admin = AIOKafkaAdminClient(**client_options(settings, target))
+    try:
+        await asyncio.wait_for(admin.start(), settings.kafka_connect_timeout_s)
+    except (KafkaConnectionError, TimeoutError, OSError) as exc:
+        await admin.close()
+        raise BrokerUnavailableError(f"cannot reach Kafka at {target.bootstrap_servers}: {exc}") from exc
+    try:
+        doomed = [name for name in names if name in set(await admin.list_topics())]
+        if doomed:
+            await admin.delete_topics(doomed, timeout_ms=settings.kafka_request_timeout_ms)
+        return doomed
+    except KafkaError as exc:
+        raise BrokerUnavailableError(f"topic deletion failed: {exc}") from exc
+    finally:
+        await admin.close()

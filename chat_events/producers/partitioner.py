@@ -28,3 +28,8 @@ class CachedMurmur2Partitioner:
         if key is None:
             return random.choice(available or all_partitions)
         return all_partitions[_positive_murmur2(key) % len(all_partitions)]
+
+
+def partition_for(key: bytes, partitions: int) -> int:
+    """The partition a keyed record lands on in a topic of ``partitions`` partitions."""
+    return _positive_murmur2(key) % partitions

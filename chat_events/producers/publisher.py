@@ -83,14 +83,20 @@ class EventPublisher:
         value = self._codec.encode(envelope)  # validates: raises before anything is sent
         return self._topic_of_event[envelope.name], key_of(envelope), value
 
-    async def _send_all(self, prepared: list[tuple[str, bytes, bytes]]) -> list[tuple[str, int, int]]:
+    async def _send_all(
+        self, prepared: list[tuple[str, bytes, bytes]], partitions: Sequence[int | None] | None = None
+    ) -> list[tuple[str, int, int]]:
         producer = self._producer
         if producer is None:
             raise PublishError("publisher is not started")
         timeout = self._settings.kafka_send_timeout_s
         try:
             async with asyncio.timeout(timeout):
-                futures = [await producer.send(topic, value, key=key) for topic, key, value in prepared]
+                parts = partitions if partitions is not None else [None] * len(prepared)
+                futures = [
+                    await producer.send(topic, value, key=key, partition=partition)
+                    for (topic, key, value), partition in zip(prepared, parts, strict=True)
+                ]
                 metadata = await asyncio.gather(*futures)
         except TimeoutError as exc:
             raise PublishError(
@@ -127,6 +133,21 @@ class EventPublisher:
         prepared = [self._prepare(envelope) for envelope in envelopes]
         acked = await self._send_all(prepared)
         return [PublishResult(t, p, o, e) for (t, p, o), e in zip(acked, envelopes, strict=True)]
+
+    async def send_routed(self, routed: Sequence[tuple[str, bytes, Envelope, int | None]]) -> None:
+        """Send envelopes to explicit ``(topic, key, envelope, partition)`` destinations (the
+        stream processors route by their own rules: per-edge topics, every partition...).
+        Validates all first; returns once the broker acknowledged every one."""
+        prepared = [(topic, key, self._codec.encode(envelope)) for topic, key, envelope, _ in routed]
+        await self._send_all(prepared, [partition for *_, partition in routed])
+
+    async def partitions_of(self, topic: str) -> list[int]:
+        """The partition ids of ``topic`` (from cluster metadata)."""
+        producer = self._producer
+        if producer is None:
+            raise PublishError("publisher is not started")
+        partitions = await producer.partitions_for(topic)
+        return sorted(partitions)
 
     # --- typed API ------------------------------------------------------------------------
 

@@ -1,0 +1,72 @@
+"""Rows of the store that are not events themselves (a stored message is a
+:class:`~chat_events.events.types.ChatMessage`). Plain values; no IO.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InboxEntry:
+    """One message in one user's inbox. ``user_seq`` is dense and strictly increasing per user
+    and is never reused: ``(user_id, message_id)`` maps to exactly one ``user_seq``."""
+
+    user_id: str
+    user_seq: int
+    message_id: str
+    conversation_id: str
+    conversation_seq: int
+    sender_id: str
+    created_at_ms: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConversationState:
+    """One row of a user's conversation list.
+
+    ``unread`` counts messages from others with ``conversation seq > read_seq``; it is changed
+    only together with the inbox write that causes it (one atomic write), so replays cannot
+    make it drift.
+    """
+
+    user_id: str
+    conversation_id: str
+    last_message_id: str
+    last_seq: int
+    last_user_seq: int
+    last_activity_ms: int
+    read_seq: int = 0
+    unread: int = 0
+    pinned: bool = False
+    muted: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Session:
+    """One connected device of a user, held by one edge node."""
+
+    user_id: str
+    session_id: str
+    edge_id: str
+    device_id: str | None = None
+    since_ms: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Group:
+    group_id: str
+    name: str
+    owner_id: str
+    created_at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    """A page of rows plus whether more rows follow in the same direction."""
+
+    items: tuple[T, ...]
+    has_more: bool

@@ -1,0 +1,173 @@
+"""The store port: everything the stream processors and the edge read or write durably.
+
+Two adapters implement it (embedded SQLite, Cassandra) and one contract suite
+(``tests/contract/``) holds both to the same behaviour.
+
+Rules every adapter keeps:
+
+* **Idempotent writes.** Every write is an upsert keyed by its natural key; writing the same
+  rows twice leaves the store as after the first write. Stages may see a record twice.
+* **No deletes.** Recall/delete of a message, leaving a group, unblocking and ending a session
+  are status updates (Cassandra tombstones are the reason).
+* **Single writer per key.** Per-conversation seqs are assigned by the one worker that owns the
+  conversation's partition, per-user seqs by the one that owns the user's partition; the store
+  stores what it is given and reports maxima, it does not allocate.
+* Methods are batch-shaped (a stream stage handles a batch of records in one call).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping, Sequence
+from types import TracebackType
+
+from chat_events.events.types import ChatMessage
+from chat_events.store.models import ConversationState, Group, InboxEntry, Page, Session
+
+
+class MessageStore(ABC):
+    """Durable chat state. ``await open()`` before use (or ``async with``), ``close()`` after."""
+
+    async def __aenter__(self) -> MessageStore:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    @abstractmethod
+    async def open(self) -> None: ...
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+    # --- messages (by conversation, ordered by seq) ---------------------------------------
+
+    @abstractmethod
+    async def find_messages(self, message_ids: Iterable[str]) -> dict[str, ChatMessage]:
+        """The stored messages among ``message_ids`` (the message-id lookup; a replay reuses
+        the seq found here)."""
+
+    @abstractmethod
+    async def find_client_messages(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], ChatMessage]:
+        """Stored messages by ``(sender_id, client_msg_id)``: a retried send is the same message."""
+
+    @abstractmethod
+    async def max_conversation_seqs(self, conversation_ids: Iterable[str]) -> dict[str, int]:
+        """Highest stored seq per conversation (0 when it has none)."""
+
+    @abstractmethod
+    async def save_messages(self, messages: Sequence[ChatMessage]) -> None:
+        """Upsert messages by ``message_id`` (and write the lookups). Re-saving a stored message
+        with the same seq is a no-op; giving a stored message id a different seq, or a taken
+        ``(conversation, seq)`` to another message, raises :class:`SeqConflictError`."""
+
+    @abstractmethod
+    async def get_message(self, message_id: str) -> ChatMessage | None: ...
+
+    @abstractmethod
+    async def conversation_messages(
+        self, conversation_id: str, *, after_seq: int | None = None, before_seq: int | None = None, limit: int = 50
+    ) -> Page[ChatMessage]:
+        """Messages with ``seq > after_seq`` ascending, or with ``seq < before_seq`` descending
+        (newest first). Exactly one of the two bounds is given."""
+
+    @abstractmethod
+    async def set_message_status(self, message_id: str, status: str) -> ChatMessage | None:
+        """Recall/delete/edit marker as a status update; returns the updated message."""
+
+    # --- per-user inbox (ordered by user seq) ---------------------------------------------
+
+    @abstractmethod
+    async def find_inbox_entries(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], InboxEntry]:
+        """Existing entries by ``(user_id, message_id)``: a replay reuses the user seq found here."""
+
+    @abstractmethod
+    async def max_user_seqs(self, user_ids: Iterable[str]) -> dict[str, int]:
+        """Highest user seq per user (0 when the inbox is empty)."""
+
+    @abstractmethod
+    async def get_conversations(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], ConversationState]:
+        """Conversation-list rows by ``(user_id, conversation_id)``."""
+
+    @abstractmethod
+    async def save_inbox(self, entries: Sequence[InboxEntry], conversations: Sequence[ConversationState]) -> None:
+        """Write inbox entries and the conversation rows they changed as one unit: either all of
+        it is visible after a crash or none of it (so unread counts cannot drift)."""
+
+    @abstractmethod
+    async def inbox_after(self, user_id: str, after_seq: int, limit: int = 100) -> Page[InboxEntry]:
+        """Entries with ``user_seq > after_seq``, ascending."""
+
+    @abstractmethod
+    async def list_conversations(self, user_id: str, limit: int = 50) -> list[ConversationState]:
+        """A user's conversations, most recent activity first."""
+
+    @abstractmethod
+    async def mark_read(self, user_id: str, conversation_id: str, seq: int) -> ConversationState | None:
+        """Advance ``read_seq`` (never backwards) and recount ``unread`` from the inbox."""
+
+    @abstractmethod
+    async def set_conversation_flags(
+        self, user_id: str, conversation_id: str, *, pinned: bool | None = None, muted: bool | None = None
+    ) -> ConversationState | None: ...
+
+    # --- groups ---------------------------------------------------------------------------
+
+    @abstractmethod
+    async def save_group(self, group: Group, member_ids: Iterable[str]) -> None:
+        """Create (or re-create identically) a group with its initial members."""
+
+    @abstractmethod
+    async def get_group(self, group_id: str) -> Group | None: ...
+
+    @abstractmethod
+    async def set_group_member(self, group_id: str, user_id: str, *, active: bool, at_ms: int) -> None:
+        """Join (``active``) or leave; a status update, last writer by ``at_ms`` wins."""
+
+    @abstractmethod
+    async def group_members(self, group_ids: Iterable[str]) -> dict[str, frozenset[str]]:
+        """Active members per group (an unknown group maps to the empty set)."""
+
+    # --- blocks ---------------------------------------------------------------------------
+
+    @abstractmethod
+    async def set_block(self, blocker_id: str, blocked_id: str, *, active: bool, at_ms: int) -> None:
+        """Block (``active``) or unblock; a status update, last writer by ``at_ms`` wins."""
+
+    @abstractmethod
+    async def blockers_of(self, user_ids: Iterable[str]) -> dict[str, frozenset[str]]:
+        """Per user, the users who currently block them."""
+
+    # --- sessions -------------------------------------------------------------------------
+
+    @abstractmethod
+    async def save_session(self, session: Session) -> None: ...
+
+    @abstractmethod
+    async def end_session(self, user_id: str, session_id: str, *, at_ms: int) -> None: ...
+
+    @abstractmethod
+    async def sessions_of(self, user_ids: Iterable[str]) -> dict[str, tuple[Session, ...]]:
+        """Active sessions per user, oldest first (users without any map to ``()``)."""
+
+    @abstractmethod
+    async def sessions_on_edge(self, edge_id: str) -> list[Session]:
+        """Active sessions held by one edge node (to expire them when the edge goes silent)."""
+
+    @abstractmethod
+    async def active_edge_ids(self) -> list[str]:
+        """Edges holding at least one active session (so a worker that starts after an edge
+        died can still expire that edge's sessions)."""
+
+    # --- rate-limit accounting ------------------------------------------------------------
+
+    @abstractmethod
+    async def record_rate_limited(self, user_id: str, window_start_ms: int, event_id: str, action: str) -> None:
+        """Count one userChatRateLimited event (idempotent by ``event_id``)."""
+
+    @abstractmethod
+    async def rate_limited_counts(self, user_id: str, since_ms: int = 0) -> Mapping[int, int]:
+        """Events per window start for one user, windows starting at or after ``since_ms``."""

@@ -1,0 +1,110 @@
+"""Tables of the embedded store: the same logical tables as ``schemas/cassandra.cql``, in SQLite.
+
+Versioned with ``PRAGMA user_version``; a newer file than the code understands is refused.
+"""
+
+from __future__ import annotations
+
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS messages (
+    message_id      TEXT PRIMARY KEY,
+    conversation_id TEXT NOT NULL,
+    seq             INTEGER NOT NULL,
+    sender_id       TEXT NOT NULL,
+    target_type     TEXT NOT NULL,
+    target_id       TEXT NOT NULL,
+    message_type    TEXT NOT NULL,
+    payload         TEXT NOT NULL,
+    client_msg_id   TEXT,
+    mentions        TEXT NOT NULL,          -- JSON array
+    sent_at_ms      INTEGER NOT NULL,
+    stored_at_ms    INTEGER NOT NULL,
+    status          TEXT NOT NULL,
+    UNIQUE (conversation_id, seq)
+);
+CREATE UNIQUE INDEX IF NOT EXISTS messages_by_client_id
+    ON messages (sender_id, client_msg_id) WHERE client_msg_id IS NOT NULL;
+
+CREATE TABLE IF NOT EXISTS inbox (
+    user_id          TEXT NOT NULL,
+    user_seq         INTEGER NOT NULL,
+    message_id       TEXT NOT NULL,
+    conversation_id  TEXT NOT NULL,
+    conversation_seq INTEGER NOT NULL,
+    sender_id        TEXT NOT NULL,
+    created_at_ms    INTEGER NOT NULL,
+    PRIMARY KEY (user_id, user_seq),
+    UNIQUE (user_id, message_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS inbox_by_conversation ON inbox (user_id, conversation_id, conversation_seq);
+
+CREATE TABLE IF NOT EXISTS conversations (
+    user_id          TEXT NOT NULL,
+    conversation_id  TEXT NOT NULL,
+    last_message_id  TEXT NOT NULL,
+    last_seq         INTEGER NOT NULL,
+    last_user_seq    INTEGER NOT NULL,
+    last_activity_ms INTEGER NOT NULL,
+    read_seq         INTEGER NOT NULL,
+    unread           INTEGER NOT NULL,
+    pinned           INTEGER NOT NULL,
+    muted            INTEGER NOT NULL,
+    PRIMARY KEY (user_id, conversation_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS conversations_by_activity ON conversations (user_id, last_activity_ms);
+
+CREATE TABLE IF NOT EXISTS groups (
+    group_id      TEXT PRIMARY KEY,
+    name          TEXT NOT NULL,
+    owner_id      TEXT NOT NULL,
+    created_at_ms INTEGER NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS group_members (
+    group_id      TEXT NOT NULL,
+    user_id       TEXT NOT NULL,
+    active        INTEGER NOT NULL,
+    updated_at_ms INTEGER NOT NULL,
+    PRIMARY KEY (group_id, user_id)
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS blocks (
+    blocker_id    TEXT NOT NULL,
+    blocked_id    TEXT NOT NULL,
+    active        INTEGER NOT NULL,
+    updated_at_ms INTEGER NOT NULL,
+    PRIMARY KEY (blocker_id, blocked_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS blocks_by_blocked ON blocks (blocked_id, active);
+
+CREATE TABLE IF NOT EXISTS sessions (
+    user_id    TEXT NOT NULL,
+    session_id TEXT NOT NULL,
+    edge_id    TEXT NOT NULL,
+    device_id  TEXT,
+    since_ms   INTEGER NOT NULL,
+    active     INTEGER NOT NULL,
+    ended_at_ms INTEGER,
+    PRIMARY KEY (user_id, session_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS sessions_by_edge ON sessions (edge_id, active);
+
+CREATE TABLE IF NOT EXISTS rate_limited (
+    user_id         TEXT NOT NULL,
+    window_start_ms INTEGER NOT NULL,
+    event_id        TEXT NOT NULL,
+    action          TEXT NOT NULL,
+    PRIMARY KEY (user_id, window_start_ms, event_id)
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS device_tokens (
+    user_id       TEXT NOT NULL,
+    device_id     TEXT NOT NULL,
+    platform      TEXT NOT NULL,
+    token         TEXT NOT NULL,
+    updated_at_ms INTEGER NOT NULL,
+    PRIMARY KEY (user_id, device_id)
+) WITHOUT ROWID;
+"""

@@ -1,0 +1,90 @@
+"""Sessions and presence: pure transitions, plus the edge-liveness monitor.
+
+A user is *online* while they have at least one session. Presence changes only on the first
+session opening and the last one closing; replays of a connect or disconnect change nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Literal
+
+from chat_events.store.models import Session
+
+Presence = Literal["online", "offline"]
+
+
+@dataclass(frozen=True, slots=True)
+class SessionChange:
+    sessions: tuple[Session, ...]
+    presence: Presence | None
+    """``"online"``/``"offline"`` when the user's presence flipped, else None."""
+
+
+def connect(sessions: tuple[Session, ...], session: Session) -> SessionChange:
+    """Add (or refresh) ``session``; online if it is the user's first."""
+    others = tuple(s for s in sessions if s.session_id != session.session_id)
+    return SessionChange((*others, session), "online" if not sessions else None)
+
+
+def disconnect(sessions: tuple[Session, ...], session_id: str) -> SessionChange:
+    """Remove ``session_id``; offline if it was the user's last. Unknown ids change nothing."""
+    remaining = tuple(s for s in sessions if s.session_id != session_id)
+    flipped = len(remaining) < len(sessions) and not remaining
+    return SessionChange(remaining, "offline" if flipped else None)
+
+
+class EdgeMonitor:
+    """Last heartbeat per edge, by the monitor's own clock (not the edge's), so a worker that
+    lags behind its input cannot declare an edge dead from old timestamps: an edge is seen
+    when its heartbeat is *processed*.
+
+    Edges not heard from since the monitor (re)started get a full timeout of grace from
+    :meth:`reset`, so a restarted worker does not expire everyone at once.
+    """
+
+    def __init__(self, default_timeout_ms: int) -> None:
+        self._default_timeout_ms = default_timeout_ms
+        self._seen: dict[str, tuple[float, int]] = {}
+        self._stopped: set[str] = set()
+        self._expired: set[str] = set()
+
+    def heartbeat(self, edge_id: str, *, now_ms: float, interval_ms: int, stopping: bool = False) -> None:
+        timeout = max(self._default_timeout_ms, 3 * interval_ms)
+        self._seen[edge_id] = (now_ms, timeout)
+        self._expired.discard(edge_id)
+        if stopping:
+            self._stopped.add(edge_id)
+        else:
+            self._stopped.discard(edge_id)
+
+    def touch(self, edge_ids: Iterable[str], *, now_ms: float) -> None:
+        """Edges known from stored sessions: start their clock if it is not running."""
+        for edge_id in edge_ids:
+            if edge_id not in self._seen and edge_id not in self._expired:
+                self._seen[edge_id] = (now_ms, self._default_timeout_ms)
+
+    def due(self, *, now_ms: float) -> list[str]:
+        """Edges that said they are stopping or whose heartbeat is overdue; each is reported
+        once (until it sends a heartbeat again)."""
+        dead = sorted(
+            edge
+            for edge, (seen, timeout) in self._seen.items()
+            if edge in self._stopped or now_ms - seen > timeout
+        )
+        for edge in dead:
+            del self._seen[edge]
+            self._stopped.discard(edge)
+            self._expired.add(edge)
+        return dead
+
+    def rearm(self, edge_ids: Iterable[str]) -> None:
+        """Report ``edge_ids`` as due again (their expiry could not be completed)."""
+        for edge_id in edge_ids:
+            self._expired.discard(edge_id)
+            self._seen[edge_id] = (float("-inf"), self._default_timeout_ms)
+
+    def reset(self, *, now_ms: float) -> None:
+        self._seen = {edge: (now_ms, timeout) for edge, (_, timeout) in self._seen.items()}
+        self._expired.clear()

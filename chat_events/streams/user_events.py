@@ -1,0 +1,171 @@
+"""Sessions stage: ``chat.user-events`` (keyed by user) -> sessions, presence, blocks,
+rate-limit accounting, and edge liveness.
+
+* userConnected / userDisconnected keep ``user -> sessions {session, edge, device, since}`` in
+  the store and emit ``userPresenceChanged`` to ``chat.presence`` when the first session opens
+  or the last one closes.
+* edgeHeartbeat is published by every edge to *every* partition of this topic, so each
+  partition's owner tracks every edge in line with that partition's session events. An edge
+  that goes silent (or says it is stopping) has its sessions ended: the owner publishes a
+  forced userDisconnected for each session whose user it owns, and this stage then processes
+  those like any other disconnect.
+* userBlocked / userUnblocked set the block as a status (the fan-out reads it).
+* userChatRateLimited is counted per user and window for moderation and analytics.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+
+from chat_events.events.factory import new_envelope
+from chat_events.events.types import (
+    EdgeHeartbeat,
+    Envelope,
+    UserBlocked,
+    UserChatRateLimited,
+    UserConnected,
+    UserDisconnected,
+    UserPresenceChanged,
+    UserUnblocked,
+)
+from chat_events.store.models import Session
+from chat_events.store.port import MessageStore
+from chat_events.streams.presence import EdgeMonitor, SessionChange, connect, disconnect
+from chat_events.streams.records import Incoming, Output, Reject, StageResult, output_envelope_id, timestamp_ms
+
+log = logging.getLogger(__name__)
+
+EDGE_TIMEOUT_CODE = 1001
+"""userDisconnected.code for sessions ended because their edge stopped answering (going away)."""
+
+
+class UserEventsStage:
+    name = "sessions"
+    accepts = frozenset(
+        {
+            UserConnected.EVENT_NAME,
+            UserDisconnected.EVENT_NAME,
+            EdgeHeartbeat.EVENT_NAME,
+            UserBlocked.EVENT_NAME,
+            UserUnblocked.EVENT_NAME,
+            UserChatRateLimited.EVENT_NAME,
+        }
+    )
+
+    def __init__(
+        self,
+        store: MessageStore,
+        *,
+        presence_topic: str,
+        user_events_topic: str,
+        rate_limit_window_ms: int,
+        edge_timeout_ms: int,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._store = store
+        self._presence_topic = presence_topic
+        self._user_events_topic = user_events_topic
+        self._window_ms = rate_limit_window_ms
+        self._clock = clock
+        self.monitor = EdgeMonitor(edge_timeout_ms)
+
+    def reset(self) -> None:
+        """Stateless apart from the edge monitor, which survives retries on purpose."""
+
+    def _now_ms(self) -> float:
+        return self._clock() * 1000
+
+    async def handle(self, batch: Sequence[Incoming]) -> StageResult:
+        result = StageResult()
+        session_users = {
+            i.envelope.user_id
+            for i in batch
+            if i.envelope.user_id and i.envelope.name in (UserConnected.EVENT_NAME, UserDisconnected.EVENT_NAME)
+        }
+        sessions = dict(await self._store.sessions_of(session_users)) if session_users else {}
+        for item in batch:
+            envelope, event = item.envelope, item.envelope.payload
+            if isinstance(event, EdgeHeartbeat):
+                self.monitor.heartbeat(
+                    event.edge_id, now_ms=self._now_ms(), interval_ms=event.interval_ms, stopping=event.stopping
+                )
+                continue
+            user_id = envelope.user_id
+            if not user_id:
+                result.rejects.append(Reject(item.record, "invalid_event", f"{envelope.name} needs userId"))
+                continue
+            at_ms = timestamp_ms(envelope.timestamp)
+            if isinstance(event, UserConnected | UserDisconnected):
+                if not envelope.session_id or (isinstance(event, UserConnected) and not event.edge_id):
+                    reason = f"{envelope.name} needs sessionId" + (" and edge_id" if isinstance(event, UserConnected) else "")
+                    result.rejects.append(Reject(item.record, "invalid_event", reason))
+                    continue
+                change = await self._apply_session(envelope, event, sessions.get(user_id, ()), at_ms)
+                sessions[user_id] = change.sessions
+                if change.presence:
+                    result.outputs.append(self._presence(item, user_id, change))
+            elif isinstance(event, UserBlocked | UserUnblocked):
+                active = isinstance(event, UserBlocked)
+                await self._store.set_block(user_id, event.blocked_id, active=active, at_ms=at_ms)
+            elif isinstance(event, UserChatRateLimited):
+                window_start = at_ms - at_ms % self._window_ms
+                await self._store.record_rate_limited(user_id, window_start, envelope.id, event.action)
+        return result
+
+    async def _apply_session(
+        self, envelope: Envelope, event: UserConnected | UserDisconnected, current: tuple[Session, ...], at_ms: int
+    ) -> SessionChange:
+        user_id, session_id = envelope.user_id or "", envelope.session_id or ""
+        if isinstance(event, UserConnected):
+            session = Session(
+                user_id=user_id, session_id=session_id, edge_id=event.edge_id or "", device_id=event.device_id,
+                since_ms=at_ms,
+            )
+            await self._store.save_session(session)
+            self.monitor.touch([session.edge_id], now_ms=self._now_ms())
+            return connect(current, session)
+        await self._store.end_session(user_id, session_id, at_ms=at_ms)
+        return disconnect(current, session_id)
+
+    def _presence(self, item: Incoming, user_id: str, change: SessionChange) -> Output:
+        assert change.presence is not None
+        event = UserPresenceChanged(
+            status=change.presence, sessions=len(change.sessions), changed_at_ms=timestamp_ms(item.envelope.timestamp)
+        )
+        envelope = new_envelope(
+            event,
+            user_id=user_id,
+            trace_id=item.envelope.trace_id,
+            envelope_id=output_envelope_id(item.envelope.id, self.name, "presence"),
+        )
+        return Output(self._presence_topic, user_id.encode(), envelope)
+
+    async def expire_silent_edges(self, owns_user: Callable[[str], bool]) -> tuple[list[Output], list[str]]:
+        """Forced userDisconnected for every session (of a user this worker owns) on an edge
+        whose heartbeat is overdue or that announced it is stopping. Returns the envelopes to
+        publish and the dead edges (whose delivery topics can go)."""
+        dead = self.monitor.due(now_ms=self._now_ms())
+        outputs: list[Output] = []
+        for edge_id in dead:
+            sessions = [s for s in await self._store.sessions_on_edge(edge_id) if owns_user(s.user_id)]
+            log.warning("edge %s is silent: ending %d sessions", edge_id, len(sessions))
+            for session in sessions:
+                event = UserDisconnected(
+                    reason="edge_timeout", code=EDGE_TIMEOUT_CODE, forced=True, edge_id=edge_id,
+                    device_id=session.device_id,
+                )
+                envelope = new_envelope(
+                    event,
+                    user_id=session.user_id,
+                    session_id=session.session_id,
+                    envelope_id=output_envelope_id(session.session_id, self.name, f"expired/{edge_id}"),
+                )
+                outputs.append(Output(self._user_events_topic, session.user_id.encode(), envelope))
+        return outputs, dead
+
+    async def watch_stored_edges(self) -> None:
+        """Start the clock for edges known only from stored sessions (e.g. an edge that died
+        while no worker ran): without a heartbeat they expire after one timeout."""
+        self.monitor.touch(await self._store.active_edge_ids(), now_ms=self._now_ms())

@@ -1,0 +1,59 @@
+"""``chat-events worker``: run the stream processors until stopped.
+
+Creates the topics (idempotent), opens the store and one publisher, and runs the Faust worker
+in this process's event loop. SIGINT/SIGTERM stop it cleanly: in-flight batches are abandoned
+*unacknowledged* (their records are replayed by whoever owns the partitions next), never
+half-acknowledged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Callable
+
+import faust
+
+from chat_events.codec.factory import build_codec
+from chat_events.kafka.admin import ensure_topics
+from chat_events.kafka.connection import resolve_target
+from chat_events.producers.publisher import EventPublisher
+from chat_events.settings import Settings
+from chat_events.store.factory import open_store
+from chat_events.streams.app import build_app
+
+log = logging.getLogger(__name__)
+
+
+async def run_worker(
+    settings: Settings, *, stop: asyncio.Event | None = None, on_ready: Callable[[faust.App], None] | None = None
+) -> None:
+    """Run until ``stop`` is set (or SIGINT/SIGTERM when ``stop`` is None)."""
+    target = resolve_target(settings)
+    await ensure_topics(settings, target)
+    codec = build_codec(settings)
+    stop = stop or _signal_event()
+    async with open_store(settings) as store, EventPublisher(settings, target, codec) as publisher:
+        app = build_app(settings, target, store=store, publisher=publisher, codec=codec)
+        worker = faust.Worker(app, loop=asyncio.get_running_loop(), loglevel="WARNING", override_logging=False)
+        await worker.start()
+        try:
+            waiting = asyncio.ensure_future(stop.wait())
+            await asyncio.wait([waiting, asyncio.ensure_future(app.chat_assigned.wait())],
+                               return_when=asyncio.FIRST_COMPLETED)
+            if not stop.is_set():
+                log.warning("worker %s consuming from %s", settings.worker_app_id, target.bootstrap_servers)
+                if on_ready is not None:
+                    on_ready(app)
+            await waiting
+        finally:
+            await worker.stop()
+
+
+def _signal_event() -> asyncio.Event:
+    event = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, event.set)
+    return event
