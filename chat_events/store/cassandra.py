@@ -1,0 +1,252 @@
+"""The Cassandra adapter of the store port (tables: ``schemas/cassandra.cql``).
+
+Built from :class:`Settings` by :func:`chat_events.store.factory.open_store`; it connects in
+``open()`` and prepares every statement once there. Requests go out with ``execute_async`` and
+are awaited through :func:`result_of`, so the event loop never blocks on the driver.
+
+Consistency without lightweight transactions: the port promises one writer per key (the
+worker owning the Kafka partition), so read-then-write is safe and no ``IF NOT EXISTS`` / LWT
+round trips are paid. Two writers racing on one conversation could both pass the seq checks;
+guarding against that would need LWT on ``messages_by_id`` (Paxos, ~4 round trips a write),
+which the consumer group's one-owner-per-partition makes unnecessary.
+
+Commit order of ``save_messages``: the big ``messages`` rows first, then one LOGGED batch per
+group of messages with their ``messages_by_id`` / ``messages_by_client_id`` rows and the raised
+``conversation_seqs``. A ``messages_by_id`` row is therefore the commit marker: readers find
+messages through it or below the conversation's committed maximum, never a half-written one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
+from functools import partial
+
+from cassandra.query import UNSET_VALUE
+
+from chat_events.events.types import ChatMessage
+from chat_events.settings import Settings
+from chat_events.store import cassandra_rows as rows
+from chat_events.store.cassandra_driver import CqlSession, Row, gather_bounded
+from chat_events.store.cassandra_plan import (
+    BUCKET_SIZE,
+    StoredMessages,
+    Write,
+    bucket,
+    buckets_down,
+    buckets_up,
+    merge_conversation,
+    message_commits,
+    new_inbox_entries,
+    new_messages,
+)
+from chat_events.store.cassandra_rows import SESSION_TTL_S
+from chat_events.store.cassandra_social import SocialTables
+from chat_events.store.models import ConversationState, InboxEntry, Page
+from chat_events.store.port import MessageStore
+
+__all__ = ["BUCKET_SIZE", "SESSION_TTL_S", "CassandraStore", "bucket"]
+
+
+class CassandraStore(SocialTables, MessageStore):
+    """:class:`MessageStore` on Apache Cassandra (or any CQL-compatible cluster). Groups,
+    blocks, sessions and rate limits come from :class:`SocialTables`."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._db = CqlSession(settings, rows.STATEMENTS)
+        self._edges_registered = {}
+
+    async def open(self) -> None:
+        await self._db.open()
+
+    async def close(self) -> None:
+        await self._db.close()
+
+    # --- messages -------------------------------------------------------------------------
+
+    async def find_messages(self, message_ids: Iterable[str]) -> dict[str, ChatMessage]:
+        found_refs = await self._db.each("by_id_get", [(i,) for i in dict.fromkeys(message_ids)])
+        refs = [found[0] for found in found_refs if found]
+        places = [(r["conversation_id"], bucket(r["seq"]), r["seq"]) for r in refs]
+        out: dict[str, ChatMessage] = {}
+        for ref, found in zip(refs, await self._db.each("msg_get", places), strict=True):
+            if found and found[0]["message_id"] == ref["message_id"]:
+                out[ref["message_id"]] = rows.message_from_row(found[0])
+        return out
+
+    async def find_client_messages(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], ChatMessage]:
+        wanted = [key for key in dict.fromkeys(keys) if key[1]]
+        found_refs = await self._db.each("by_client_get", wanted)
+        refs = {(r["sender_id"], r["client_msg_id"]): r["message_id"] for f in found_refs for r in f}
+        found = await self.find_messages(refs.values())
+        return {key: found[mid] for key, mid in refs.items() if mid in found}
+
+    async def max_conversation_seqs(self, conversation_ids: Iterable[str]) -> dict[str, int]:
+        return await self._maxima("conv_seq_get", conversation_ids)
+
+    async def _maxima(self, statement: str, ids: Iterable[str]) -> dict[str, int]:
+        """``max_seq`` per id from ``conversation_seqs`` / ``user_seqs`` (0 when absent)."""
+        keys = list(dict.fromkeys(ids))
+        found = await self._db.each(statement, [(key,) for key in keys])
+        return {key: (f[0]["max_seq"] or 0) if f else 0 for key, f in zip(keys, found, strict=True)}
+
+    async def save_messages(self, messages: Sequence[ChatMessage]) -> None:
+        """See the port. The seq checks read ``messages_by_id``, the ``messages`` rows at the
+        given seqs and ``messages_by_client_id`` first (one writer per conversation makes that
+        safe without LWT), then new rows are written and committed (module docstring)."""
+        if not messages:
+            return
+        seqs: dict[tuple[str, int], list[int]] = {}
+        for m in messages:
+            seqs.setdefault((m.conversation_id, bucket(m.seq)), []).append(m.seq)
+        clients = [(m.sender_id, m.client_msg_id) for m in messages if m.client_msg_id]
+        by_id, at_seq, by_client, max_seqs = await asyncio.gather(
+            self._db.each("by_id_get", [(i,) for i in dict.fromkeys(m.message_id for m in messages)]),
+            self._db.each("msg_at_seqs", [(c, b, sorted(set(s))) for (c, b), s in seqs.items()]),
+            self._db.each("by_client_get", list(dict.fromkeys(clients))),
+            self.max_conversation_seqs(m.conversation_id for m in messages),
+        )
+        conversations = [c for c, _ in seqs]
+        stored = StoredMessages(
+            by_id={r["message_id"]: (r["conversation_id"], r["seq"]) for f in by_id for r in f},
+            at_seq={(c, r["seq"]): r["message_id"] for c, f in zip(conversations, at_seq, strict=True) for r in f},
+            by_client={(r["sender_id"], r["client_msg_id"]): r["message_id"] for f in by_client for r in f},
+            max_seqs=max_seqs,
+        )
+        new = new_messages(messages, stored)
+        if not new:
+            return
+        await gather_bounded([partial(self._db.rows, "msg_insert", *rows.message_values(m)) for m in new])
+        for batch in message_commits(new, max_seqs):  # in order: each batch commits a seq prefix
+            await self._db.batch(batch)
+
+    async def get_message(self, message_id: str) -> ChatMessage | None:
+        return (await self.find_messages([message_id])).get(message_id)
+
+    async def conversation_messages(
+        self, conversation_id: str, *, after_seq: int | None = None, before_seq: int | None = None, limit: int = 50
+    ) -> Page[ChatMessage]:
+        """See the port. Walks the conversation's buckets from the bound outwards with
+        ``LIMIT limit + 1`` (the extra row says whether more follow), never past the committed
+        maximum, so a row whose commit batch has not landed is not shown."""
+        if (after_seq is None) == (before_seq is None):
+            raise ValueError("give exactly one of after_seq / before_seq")
+        want = max(limit, 0) + 1
+        top = (await self.max_conversation_seqs([conversation_id]))[conversation_id]
+        found: list[Row] = []
+        if after_seq is not None:
+            for b in buckets_up(after_seq + 1, top):
+                found += await self._db.rows("msg_after", conversation_id, b, after_seq, top, want - len(found))
+                if len(found) >= want:
+                    break
+        elif before_seq is not None:
+            bound = min(before_seq, top + 1)
+            for b in buckets_down(bound - 1):
+                found += await self._db.rows("msg_before", conversation_id, b, bound, want - len(found))
+                if len(found) >= want:
+                    break
+        items = tuple(rows.message_from_row(r) for r in found[: max(limit, 0)])
+        return Page(items, has_more=len(found) > max(limit, 0))
+
+    async def set_message_status(self, message_id: str, status: str) -> ChatMessage | None:
+        message = await self.get_message(message_id)
+        if message is None:
+            return None
+        await self._db.rows("msg_set_status", status, message.conversation_id, bucket(message.seq), message.seq)
+        return replace(message, status=status)
+
+    # --- inbox ----------------------------------------------------------------------------
+
+    async def find_inbox_entries(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], InboxEntry]:
+        found = await self._db.each("inbox_by_msg_get", list(dict.fromkeys(keys)))
+        return {(e.user_id, e.message_id): e for f in found for e in map(rows.inbox_from_row, f)}
+
+    async def max_user_seqs(self, user_ids: Iterable[str]) -> dict[str, int]:
+        return await self._maxima("user_seq_get", user_ids)
+
+    async def get_conversations(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], ConversationState]:
+        found = await self._db.each("conv_get", list(dict.fromkeys(keys)))
+        return {(c.user_id, c.conversation_id): c for f in found for c in map(rows.conversation_from_row, f)}
+
+    async def save_inbox(self, entries: Sequence[InboxEntry], conversations: Sequence[ConversationState]) -> None:
+        """See the port. All rows of one user (entries in three tables, conversation rows, the
+        raised ``user_seqs``) go into one LOGGED batch, so a user's unread counts and inbox
+        cannot disagree after a crash. Users are packed together into as few batches as
+        Cassandra's batch size limit allows; when a call fits one batch it is all-or-nothing."""
+        if not entries and not conversations:
+            return
+        seqs: dict[tuple[str, int], list[int]] = {}
+        for e in entries:
+            seqs.setdefault((e.user_id, bucket(e.user_seq)), []).append(e.user_seq)
+        by_message, at_seq, stored, max_seqs = await asyncio.gather(
+            self.find_inbox_entries((e.user_id, e.message_id) for e in entries),
+            self._db.each("inbox_at_seqs", [(u, b, sorted(set(s))) for (u, b), s in seqs.items()]),
+            self.get_conversations((c.user_id, c.conversation_id) for c in conversations),
+            self.max_user_seqs(e.user_id for e in entries),
+        )
+        users = [u for u, _ in seqs]
+        new = new_inbox_entries(
+            entries,
+            {key: e.user_seq for key, e in by_message.items()},
+            {(u, r["user_seq"]): r["message_id"] for u, f in zip(users, at_seq, strict=True) for r in f},
+        )
+        units: dict[str, list[Write]] = {}
+        for e in new:
+            units.setdefault(e.user_id, []).extend(rows.inbox_writes(e))
+        final: dict[tuple[str, str], ConversationState] = {}
+        for c in conversations:  # one write per row: a batch gives every statement one timestamp
+            key = (c.user_id, c.conversation_id)
+            final[key] = merge_conversation(final.get(key, stored.get(key)), c) or c
+        for key, c in final.items():
+            write = rows.conversation_insert(c) if key not in stored else rows.conversation_activity(c)
+            units.setdefault(c.user_id, []).append(write)
+        tops: dict[str, int] = {}
+        for e in new:
+            tops[e.user_id] = max(tops.get(e.user_id, 0), e.user_seq)
+        for user, top in tops.items():
+            if top > max_seqs.get(user, 0):
+                units[user].append(("user_seq_set", (user, top)))
+        await self._db.batches(units.values())
+
+    async def inbox_after(self, user_id: str, after_seq: int, limit: int = 100) -> Page[InboxEntry]:
+        want = max(limit, 0) + 1
+        top = (await self.max_user_seqs([user_id]))[user_id]
+        found: list[Row] = []
+        for b in buckets_up(after_seq + 1, top):
+            found += await self._db.rows("inbox_after", user_id, b, after_seq, want - len(found))
+            if len(found) >= want:
+                break
+        items = tuple(rows.inbox_from_row(r) for r in found[: max(limit, 0)])
+        return Page(items, has_more=len(found) > max(limit, 0))
+
+    async def list_conversations(self, user_id: str, limit: int = 50) -> list[ConversationState]:
+        """See the port: the user's partition is read whole and sorted here (last activity
+        first, then conversation id), since activity cannot be a clustering column."""
+        found = [rows.conversation_from_row(r) for r in await self._db.rows("conv_list", user_id)]
+        found.sort(key=lambda c: (-c.last_activity_ms, c.conversation_id))
+        return found[: max(limit, 0)]
+
+    async def mark_read(self, user_id: str, conversation_id: str, seq: int) -> ConversationState | None:
+        """See the port. The recount reads ``inbox_by_conversation`` after the new read position
+        (the entries still unread plus the user's own), so it costs O(unread)."""
+        row = (await self.get_conversations([(user_id, conversation_id)])).get((user_id, conversation_id))
+        if row is None:
+            return None
+        read_seq = max(row.read_seq, seq)
+        after = await self._db.rows("inbox_by_conv_after", user_id, conversation_id, read_seq)
+        unread = sum(1 for r in after if r["sender_id"] != user_id)
+        await self._db.rows("conv_read", read_seq, unread, user_id, conversation_id)
+        return replace(row, read_seq=read_seq, unread=unread)
+
+    async def set_conversation_flags(
+        self, user_id: str, conversation_id: str, *, pinned: bool | None = None, muted: bool | None = None
+    ) -> ConversationState | None:
+        row = (await self.get_conversations([(user_id, conversation_id)])).get((user_id, conversation_id))
+        if row is None or (pinned is None and muted is None):
+            return row
+        values = (UNSET_VALUE if pinned is None else pinned, UNSET_VALUE if muted is None else muted)
+        await self._db.rows("conv_flags", *values, user_id, conversation_id)
+        return replace(
+            row, pinned=row.pinned if pinned is None else pinned, muted=row.muted if muted is None else muted
+        )

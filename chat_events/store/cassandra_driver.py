@@ -1,0 +1,230 @@
+"""cassandra-driver plumbing of the Cassandra store: the cluster built from :class:`Settings`,
+the bridge from the driver's ``ResponseFuture`` to asyncio, and the mapping of driver errors.
+
+The driver completes requests on its own IO thread and calls the future's callbacks there;
+:func:`result_of` hands the result to the event loop with ``call_soon_threadsafe``, so no
+coroutine ever blocks on ``ResponseFuture.result()``. Every page of a paged result is fetched
+the same way (``start_fetching_next_page`` from the callback).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from functools import partial
+from typing import Any, TypeVar
+
+from cassandra import (
+    ConsistencyLevel,
+    OperationTimedOut,
+    ReadTimeout,
+    RequestValidationException,
+    Unavailable,
+    UnresolvableContactPoints,
+    WriteTimeout,
+)
+from cassandra.auth import PlainTextAuthProvider
+from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, NoHostAvailable
+from cassandra.connection import ConnectionException
+from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
+from cassandra.protocol import IsBootstrappingErrorMessage, OverloadedErrorMessage
+from cassandra.query import BatchStatement, BatchType, dict_factory
+
+from chat_events.errors import ChatEventsError, ConfigurationError, StoreUnavailableError
+from chat_events.settings import Settings
+from chat_events.store.cassandra_plan import Write, pack
+
+T = TypeVar("T")
+Row = dict[str, Any]
+
+CONCURRENCY = 64
+"""Requests one store call keeps in flight at most (the driver multiplexes them per connection)."""
+
+UNAVAILABLE: tuple[type[BaseException], ...] = (
+    NoHostAvailable,
+    OperationTimedOut,
+    Unavailable,
+    ReadTimeout,
+    WriteTimeout,
+    ConnectionException,
+    OverloadedErrorMessage,
+    IsBootstrappingErrorMessage,
+    UnresolvableContactPoints,  # DNS not (yet) answering for the contact points
+)
+"""Driver errors that mean "the cluster did not answer in time": retriable."""
+
+
+def contact_points(settings: Settings) -> list[str]:
+    return [host.strip() for host in (settings.cassandra_contact_points or "").split(",") if host.strip()]
+
+
+def build_cluster(settings: Settings) -> Any:
+    """A :class:`cassandra.cluster.Cluster` for ``settings`` (not connected yet).
+
+    The load-balancing policy, consistency, timeout and row factory sit in the default
+    execution profile (the driver refuses the legacy ``Cluster(load_balancing_policy=...)``
+    keyword once profiles are used); the policy is token-aware over DC-aware round robin, so
+    each request goes straight to a replica in the local data centre.
+    """
+    points = contact_points(settings)
+    if not points:
+        raise ConfigurationError("CHAT_CASSANDRA_CONTACT_POINTS is not set")
+    profile = ExecutionProfile(
+        load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy(local_dc=settings.cassandra_local_dc or "")),
+        consistency_level=getattr(ConsistencyLevel, settings.cassandra_consistency),
+        request_timeout=settings.cassandra_request_timeout_s,
+        row_factory=dict_factory,
+    )
+    auth = None
+    if settings.cassandra_username:
+        password = settings.cassandra_password.get_secret_value() if settings.cassandra_password else ""
+        auth = PlainTextAuthProvider(username=settings.cassandra_username, password=password)
+    return Cluster(
+        contact_points=points,
+        port=settings.cassandra_port,
+        auth_provider=auth,
+        execution_profiles={EXEC_PROFILE_DEFAULT: profile},
+        connect_timeout=settings.cassandra_request_timeout_s,
+    )
+
+
+def map_error(exc: BaseException) -> ChatEventsError | None:
+    """The chat-events error for a driver error, or ``None`` for anything else (a bug)."""
+    if isinstance(exc, ChatEventsError):
+        return exc
+    if isinstance(exc, UNAVAILABLE):
+        return StoreUnavailableError(f"cassandra: {type(exc).__name__}: {exc}")
+    if isinstance(exc, RequestValidationException):  # unconfigured table, bad credentials, ...
+        return ConfigurationError(f"cassandra: {type(exc).__name__}: {exc} (has `chat-events store init` run?)")
+    return None
+
+
+def _settle(done: asyncio.Future[list[Row]], rows: list[Row] | None, exc: BaseException | None) -> None:
+    if done.done():  # the awaiting task was cancelled
+        return
+    if exc is not None:
+        done.set_exception(exc)
+    else:
+        done.set_result(rows or [])
+
+
+async def result_of(response_future: Any) -> list[Row]:
+    """Every row of a driver ``ResponseFuture`` (all pages), awaited without blocking the loop.
+    Driver errors are re-raised as :class:`StoreUnavailableError` / :class:`ConfigurationError`."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[list[Row]] = loop.create_future()
+    rows: list[Row] = []
+
+    def hand_over(result: list[Row] | None, exc: BaseException | None) -> None:
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
+            loop.call_soon_threadsafe(_settle, done, result, exc)
+
+    def on_page(page: Iterable[Row] | None) -> None:  # driver IO thread (or here, if already done)
+        try:
+            if page:
+                rows.extend(page)
+            if response_future.has_more_pages:
+                response_future.start_fetching_next_page()  # on_page runs again for it
+                return
+        except BaseException as exc:
+            hand_over(None, exc)
+            return
+        hand_over(rows, None)
+
+    def on_error(exc: BaseException) -> None:
+        hand_over(None, exc)
+
+    response_future.add_callbacks(on_page, on_error)
+    try:
+        return await done
+    except Exception as exc:
+        mapped = map_error(exc)
+        if mapped is None or mapped is exc:
+            raise
+        raise mapped from exc
+
+
+async def gather_bounded(calls: Iterable[Callable[[], Awaitable[T]]], limit: int = CONCURRENCY) -> list[T]:
+    """Run ``calls`` with at most ``limit`` in flight; results in order. Every call is awaited
+    to its end before the first error (if any) is raised, so no failure goes unobserved."""
+    gate = asyncio.Semaphore(limit)
+
+    async def one(call: Callable[[], Awaitable[T]]) -> T:
+        async with gate:
+            return await call()
+
+    out: list[T] = []
+    for result in await asyncio.gather(*(one(call) for call in calls), return_exceptions=True):
+        if isinstance(result, BaseException):
+            raise result
+        out.append(result)
+    return out
+
+
+class CqlSession:
+    """A connected driver session with its statements prepared (once, in :meth:`open`), and
+    the few ways the store talks to it. Nothing connects before :meth:`open`."""
+
+    def __init__(self, settings: Settings, statements: Mapping[str, str]) -> None:
+        self._settings = settings
+        self._statements = dict(statements)
+        self._cluster: Any = None
+        self._session: Any = None
+        self._prepared: dict[str, Any] = {}
+
+    async def open(self) -> None:
+        if self._session is not None:
+            return
+        try:
+            self._cluster, self._session, self._prepared = await asyncio.to_thread(self._connect)
+        except Exception as exc:
+            mapped = map_error(exc)
+            if mapped is None or mapped is exc:
+                raise
+            raise mapped from exc
+
+    def _connect(self) -> tuple[Any, Any, dict[str, Any]]:  # blocking: runs on a worker thread
+        cluster = build_cluster(self._settings)
+        try:
+            session = cluster.connect(self._settings.cassandra_keyspace)
+            prepared: dict[str, Any] = {}
+            for name, text in self._statements.items():
+                statement = session.prepare(text)
+                statement.is_idempotent = True  # upserts and reads only: safe to retry
+                prepared[name] = statement
+        except BaseException:
+            cluster.shutdown()
+            raise
+        return cluster, session, prepared
+
+    async def close(self) -> None:
+        cluster, self._cluster, self._session = self._cluster, None, None
+        if cluster is not None:
+            await asyncio.to_thread(cluster.shutdown)
+
+    def _live(self) -> Any:
+        if self._session is None:
+            raise StoreUnavailableError("the store is not open")
+        return self._session
+
+    async def rows(self, name: str, *values: Any) -> list[Row]:
+        """Every row of one prepared statement (a write returns ``[]``)."""
+        return await result_of(self._live().execute_async(self._prepared[name], values))
+
+    async def each(self, name: str, keys: Iterable[tuple[Any, ...]]) -> list[list[Row]]:
+        """One statement per key, concurrently (token-aware: each goes to a replica of its key)."""
+        return await gather_bounded([partial(self.rows, name, *key) for key in keys])
+
+    async def batch(self, writes: Sequence[Write]) -> None:
+        """One LOGGED batch: applied entirely or not at all (the batchlog replays it)."""
+        session = self._live()
+        batch = BatchStatement(batch_type=BatchType.LOGGED)
+        batch.is_idempotent = True
+        for name, values in writes:
+            batch.add(self._prepared[name], values)
+        await result_of(session.execute_async(batch))
+
+    async def batches(self, units: Iterable[Sequence[Write]]) -> None:
+        """Atomic units packed into LOGGED batches under the size limit, run concurrently."""
+        await gather_bounded([partial(self.batch, batch) for batch in pack(units)])

@@ -1,0 +1,127 @@
+"""The Cassandra adapter's own logic without a server: the store contract suite run against
+:class:`CassandraStore` over the in-memory stand-in of ``fake_cql`` (statements parsed and
+applied against the tables of ``schemas/cassandra.cql``, results paged through the real
+asyncio bridge), and the pure write planning (seq checks, commit batches, packing)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import replace
+
+import pytest
+
+import tests.contract.test_store_contract as contract
+from chat_events.errors import SeqConflictError
+from chat_events.settings import Settings
+from chat_events.store import cassandra_driver, cassandra_rows
+from chat_events.store.cassandra import CassandraStore
+from chat_events.store.cassandra_plan import (
+    StoredMessages,
+    message_commits,
+    new_inbox_entries,
+    new_messages,
+    pack,
+    write_size,
+)
+from tests.unit.fake_cql import Engine, FakeBatch, FakeCluster
+
+CONTRACT = sorted(name for name in dir(contract) if name.startswith("test_"))
+
+
+@pytest.fixture
+async def fake(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[tuple[CassandraStore, Engine, FakeCluster]]:
+    engine = Engine()
+    cluster = FakeCluster(engine, page_size=7)
+    monkeypatch.setattr(cassandra_driver, "build_cluster", lambda settings: cluster)
+    monkeypatch.setattr(cassandra_driver, "BatchStatement", FakeBatch)
+    store = CassandraStore(Settings(cassandra_contact_points="127.0.0.1"))
+    async with store:
+        yield store, engine, cluster
+    assert cluster.shut_down
+
+
+@pytest.mark.parametrize("name", CONTRACT)
+async def test_store_contract_on_the_stand_in(name: str, fake: tuple[CassandraStore, Engine, FakeCluster]) -> None:
+    await getattr(contract, name)(fake[0])
+
+
+async def test_statements_are_prepared_once_and_marked_idempotent(
+    fake: tuple[CassandraStore, Engine, FakeCluster],
+) -> None:
+    store, _, _ = fake
+    prepared = store._db._prepared
+    assert prepared and all(p.is_idempotent for p in prepared.values())
+    await store.open()  # already open: nothing is prepared again
+    assert store._db._prepared is prepared
+
+
+async def test_a_crashed_commit_leaves_no_visible_message_and_no_taken_seq(
+    fake: tuple[CassandraStore, Engine, FakeCluster],
+) -> None:
+    store = fake[0]
+    first, second = contract.message(1), contract.message(2)
+    await store.save_messages([first])
+    # the messages row of `second` is written, its commit batch is not (a crash between them)
+    await store._db.rows("msg_insert", *cassandra_rows.message_values(second))
+    assert await store.get_message(second.message_id) is None
+    assert await store.max_conversation_seqs([contract.CONV]) == {contract.CONV: 1}
+    assert [m.seq for m in (await store.conversation_messages(contract.CONV, after_seq=0)).items] == [1]
+    assert [m.seq for m in (await store.conversation_messages(contract.CONV, before_seq=10)).items] == [1]
+    other = contract.message(2)  # the worker, not finding `second`, gives seq 2 to another message
+    await store.save_messages([other])
+    assert (await store.conversation_messages(contract.CONV, after_seq=1)).items == (other,)
+
+
+def test_new_messages_follow_the_embedded_store() -> None:
+    a, b = contract.message(1, client_msg_id="n1"), contract.message(2)
+    nothing = StoredMessages(by_id={}, at_seq={}, by_client={}, max_seqs={})
+    assert new_messages([a, b, a], nothing) == [a, b]  # a repeat within the batch is a replay
+    stored = StoredMessages(by_id={a.message_id: (a.conversation_id, 1)}, at_seq={}, by_client={}, max_seqs={})
+    assert new_messages([a, b], stored) == [b]
+    with pytest.raises(SeqConflictError):
+        new_messages([replace(a, seq=3)], stored)
+    with pytest.raises(SeqConflictError):
+        new_messages([a, replace(b, seq=1)], nothing)  # (conversation, 1) taken within the batch
+    with pytest.raises(SeqConflictError):  # a retried send under a new id
+        new_messages([a, replace(contract.message(3), client_msg_id="n1")], nothing)
+    conv = a.conversation_id
+    taken = StoredMessages(by_id={}, at_seq={(conv, 2): "x"}, by_client={}, max_seqs={conv: 2})
+    with pytest.raises(SeqConflictError):
+        new_messages([b], taken)
+    orphan = replace(taken, max_seqs={conv: 1})  # row above the committed maximum
+    assert new_messages([b], orphan) == [b]
+
+
+def test_commit_batches_raise_the_conversation_maximum_in_seq_order() -> None:
+    messages = [contract.message(seq, client_msg_id=f"n{seq}") for seq in range(1, 401)]
+    batches = message_commits(list(reversed(messages)), {contract.CONV: 0}, budget=4096)
+    assert len(batches) > 3
+    committed = 0
+    for batch in batches:
+        seqs = [values[2] for name, values in batch if name == "by_id_insert"]
+        raised = [values[1] for name, values in batch if name == "conv_seq_set"]
+        assert min(seqs) == committed + 1 and raised == [max(seqs)]
+        committed = max(seqs)
+        assert sum(write_size(w) for w in batch) <= 4096
+    assert committed == 400
+    assert all(name != "conv_seq_set" for name, _ in message_commits(messages[:3], {contract.CONV: 9})[0])
+
+
+def test_packing_never_splits_a_unit() -> None:
+    units = [[("a", ("x" * 100,))] * n for n in (1, 5, 2, 30, 1)]
+    batches = pack(units, budget=700)
+    assert [len(b) for b in batches] == [1, 5, 2, 30, 1]  # 120 bytes a write; the 30-write unit alone
+    assert [len(b) for b in pack([[("a", ("x" * 100,))]] * 3, budget=700)] == [3]
+    flat = [w for b in batches for w in b]
+    assert flat == [w for u in units for w in u]
+    assert pack([]) == []
+
+
+def test_new_inbox_entries() -> None:
+    m1, m2 = contract.message(1), contract.message(2)
+    e1, e2 = contract.entry("bob", 1, m1), contract.entry("bob", 2, m2)
+    assert new_inbox_entries([e1, e2], {("bob", m1.message_id): 1}, {("bob", 1): m1.message_id}) == [e2]
+    with pytest.raises(SeqConflictError):
+        new_inbox_entries([replace(e1, user_seq=5)], {("bob", m1.message_id): 1}, {})
+    with pytest.raises(SeqConflictError):
+        new_inbox_entries([replace(e2, user_seq=1)], {}, {("bob", 1): m1.message_id})
