@@ -7,13 +7,28 @@ from datetime import UTC, datetime
 from hypothesis import strategies as st
 
 from chat_events.events import (
+    MESSAGE_STATUSES,
     MESSAGE_TYPES,
+    ChatMessage,
+    EdgeHeartbeat,
     Envelope,
+    GroupCreated,
+    GroupMemberJoined,
+    GroupMemberLeft,
+    MessageDispatched,
+    MessageFannedOut,
+    MessageStored,
+    OfflinePushRequested,
     PersonalChatSent,
+    RecordDeadLettered,
+    UserBlocked,
     UserChatRateLimited,
     UserConnected,
     UserDisconnected,
+    UserPresenceChanged,
+    UserUnblocked,
     conversation_id_of,
+    direct_conversation_id,
 )
 from chat_events.events.factory import CONTRACT_VERSION
 from chat_events.events.types import PARENT_NAMESPACE, USER_EVENTS, Event
@@ -26,6 +41,11 @@ timestamps = st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(220
     lambda d: d.strftime("%Y-%m-%dT%H:%M:%S.") + f"{d.microsecond // 1000:03d}Z"
 )
 int32 = st.integers(min_value=-(2**31), max_value=2**31 - 1)
+non_negative_int32 = st.integers(min_value=0, max_value=2**31 - 1)
+non_negative_int64 = st.integers(min_value=0, max_value=2**63 - 1)
+positive_int64 = st.integers(min_value=1, max_value=2**63 - 1)
+edge_ids = st.from_regex(r"[a-z0-9][a-z0-9._-]{0,63}", fullmatch=True)
+topic_names = st.from_regex(r"[A-Za-z0-9._-]{1,60}", fullmatch=True)
 
 
 @st.composite
@@ -49,13 +69,13 @@ def personal_chat_sent(draw: st.DrawFn) -> PersonalChatSent:
     return event
 
 
-user_connected = st.builds(UserConnected, edge_id=st.none() | ids, device_id=optional_texts)
+user_connected = st.builds(UserConnected, edge_id=st.none() | edge_ids, device_id=optional_texts)
 user_disconnected = st.builds(
     UserDisconnected,
     reason=st.text(min_size=1, max_size=40),
     code=int32,
     forced=st.booleans(),
-    edge_id=st.none() | ids,
+    edge_id=st.none() | edge_ids,
     device_id=optional_texts,
 )
 rate_limited = st.builds(
@@ -65,13 +85,120 @@ rate_limited = st.builds(
     window_ms=st.integers(min_value=1, max_value=2**63 - 1),
     retry_after_ms=st.integers(min_value=0, max_value=2**63 - 1),
 )
-events: st.SearchStrategy[Event] = st.one_of(personal_chat_sent(), user_connected, user_disconnected, rate_limited)
+
+
+@st.composite
+def chat_messages(draw: st.DrawFn) -> ChatMessage:
+    target_type = draw(st.sampled_from(["user", "group"]))
+    sender_id, target_id = draw(ids), draw(ids)
+    status = draw(st.sampled_from(sorted(MESSAGE_STATUSES)))
+    removed = status in ("recalled", "deleted")
+    return ChatMessage(
+        message_id=draw(uuids),
+        conversation_id=direct_conversation_id(sender_id, target_id) if target_type == "user" else target_id,
+        seq=draw(positive_int64),
+        sender_id=sender_id,
+        target_type=target_type,
+        target_id=target_id,
+        message_type=draw(st.sampled_from(sorted(MESSAGE_TYPES))),
+        payload=draw(st.text(min_size=0 if removed else 1, max_size=300)),
+        client_msg_id=draw(st.none() | st.text(min_size=1, max_size=40)),
+        mentions=tuple(draw(st.lists(ids, max_size=3))),
+        sent_at_ms=draw(non_negative_int64),
+        stored_at_ms=draw(non_negative_int64),
+        status=status,
+    )
+
+
+message_stored = st.builds(MessageStored, message=chat_messages())
+message_fanned_out = st.builds(MessageFannedOut, recipient_id=ids, message=chat_messages())
+message_dispatched = st.builds(
+    MessageDispatched, recipient_id=ids, user_seq=positive_int64, edge_id=edge_ids, message=chat_messages()
+)
+
+
+@st.composite
+def offline_push_requested(draw: st.DrawFn) -> OfflinePushRequested:
+    message = draw(chat_messages())
+    return OfflinePushRequested(
+        recipient_id=draw(ids),
+        user_seq=draw(positive_int64),
+        message_id=message.message_id,
+        conversation_id=message.conversation_id,
+        sender_id=message.sender_id,
+        message_type=message.message_type,
+        preview=draw(st.text(max_size=200)),
+        unread=draw(non_negative_int32),
+    )
+
+
+@st.composite
+def presence_changed(draw: st.DrawFn) -> UserPresenceChanged:
+    online = draw(st.booleans())
+    return UserPresenceChanged(
+        status="online" if online else "offline",
+        sessions=draw(st.integers(min_value=1, max_value=2**31 - 1)) if online else 0,
+        changed_at_ms=draw(non_negative_int64),
+    )
+
+
+edge_heartbeat = st.builds(
+    EdgeHeartbeat,
+    edge_id=edge_ids,
+    interval_ms=st.integers(min_value=1, max_value=2**31 - 1),
+    started_at_ms=non_negative_int64,
+    sessions=non_negative_int32,
+    stopping=st.booleans(),
+)
+user_blocked = st.builds(UserBlocked, blocked_id=ids)
+user_unblocked = st.builds(UserUnblocked, blocked_id=ids)
+group_created = st.builds(
+    GroupCreated,
+    group_id=ids,
+    name=st.text(min_size=1, max_size=200),
+    owner_id=ids,
+    member_ids=st.lists(ids, max_size=5).map(tuple),
+)
+group_member_joined = st.builds(GroupMemberJoined, group_id=ids, member_id=ids, added_by=st.none() | ids)
+group_member_left = st.builds(GroupMemberLeft, group_id=ids, member_id=ids, removed_by=st.none() | ids)
+record_dead_lettered = st.builds(
+    RecordDeadLettered,
+    source_topic=topic_names,
+    source_partition=non_negative_int32,
+    source_offset=non_negative_int64,
+    stage=st.text(min_size=1, max_size=30),
+    error_code=st.text(min_size=1, max_size=30),
+    reason=st.text(min_size=1, max_size=200),
+    key=st.none() | st.binary(max_size=50),
+    value=st.binary(max_size=300),
+)
+
+events: st.SearchStrategy[Event] = st.one_of(
+    personal_chat_sent(),
+    user_connected,
+    user_disconnected,
+    rate_limited,
+    message_stored,
+    message_fanned_out,
+    message_dispatched,
+    offline_push_requested(),
+    presence_changed(),
+    edge_heartbeat,
+    user_blocked,
+    user_unblocked,
+    group_created,
+    group_member_joined,
+    group_member_left,
+    record_dead_lettered,
+)
 
 
 @st.composite
 def envelopes(draw: st.DrawFn) -> Envelope:
     event = draw(events)
     user_id = draw(ids) if event.EVENT_NAME in USER_EVENTS else draw(st.none() | ids)
+    if isinstance(event, UserBlocked | UserUnblocked):
+        user_id = draw(ids.filter(lambda i: i != event.blocked_id))
     return Envelope(
         payload=event,
         id=draw(uuids),

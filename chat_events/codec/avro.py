@@ -8,7 +8,6 @@ Encoding validates first (:mod:`chat_events.events.validation`), so callers only
 
 from __future__ import annotations
 
-import dataclasses
 import struct
 from io import BytesIO
 from typing import Any
@@ -18,7 +17,15 @@ from fastavro import parse_schema, schemaless_reader, schemaless_writer
 from chat_events.codec.registry import SchemaSource
 from chat_events.codec.schemas import Schema
 from chat_events.errors import ChatEventsError, EventDecodeError
-from chat_events.events.types import ENVELOPE_WIRE_NAMES, EVENT_TYPES, Envelope, Event
+from chat_events.events.types import (
+    ENVELOPE_WIRE_NAMES,
+    EVENT_TYPES,
+    RECORD_TYPES,
+    ChatMessage,
+    Envelope,
+    Event,
+    field_shapes,
+)
 from chat_events.events.validation import validate_envelope
 
 MAGIC = 0
@@ -26,27 +33,52 @@ _HEADER = struct.Struct(">bI")
 HEADER_SIZE = _HEADER.size
 UNION_NAMESPACE = "chat.events"
 
-_EVENT_FIELDS: dict[str, tuple[tuple[str, bool], ...]] = {
-    name: tuple((f.name, "tuple" in str(f.type)) for f in dataclasses.fields(cls)) for name, cls in EVENT_TYPES.items()
+_EVENT_SHAPES = {name: field_shapes(cls) for name, cls in EVENT_TYPES.items()}
+_EVENT_FIELDS: dict[str, tuple[str, ...]] = {
+    name: tuple(field for field, _ in shapes) for name, shapes in _EVENT_SHAPES.items()
 }
 _TUPLE_FIELDS: dict[str, tuple[str, ...]] = {
-    name: tuple(field for field, is_tuple in spec if is_tuple) for name, spec in _EVENT_FIELDS.items()
+    name: tuple(field for field, shape in shapes if shape == "tuple") for name, shapes in _EVENT_SHAPES.items()
 }
+_RECORD_FIELDS: dict[str, tuple[str, ...]] = {
+    name: tuple(field for field, shape in shapes if shape == "record") for name, shapes in _EVENT_SHAPES.items()
+}
+"""Fields holding a nested :class:`ChatMessage` (the only nested record type), per event."""
+_MESSAGE_FIELDS = tuple(field for field, _ in field_shapes(ChatMessage))
+_MESSAGE_TUPLE_FIELDS = tuple(field for field, shape in field_shapes(ChatMessage) if shape == "tuple")
 _ENVELOPE_ITEMS = tuple(ENVELOPE_WIRE_NAMES.items())
+if set(RECORD_TYPES) != {ChatMessage.RECORD_NAME}:  # pragma: no cover - a new record needs a converter
+    raise RuntimeError("the Avro codec converts ChatMessage only; teach it the new record type")
+
+
+def _message_to_avro(message: ChatMessage) -> dict[str, Any]:
+    return {name: getattr(message, name) for name in _MESSAGE_FIELDS}
+
+
+def _message_from_avro(body: dict[str, Any]) -> ChatMessage:
+    for field in _MESSAGE_TUPLE_FIELDS:
+        body[field] = tuple(body[field])
+    return ChatMessage(**body)
 
 
 def envelope_to_avro(envelope: Envelope) -> dict[str, Any]:
-    """The Avro datum of an envelope; the payload union branch is picked by name."""
+    """The Avro datum of an envelope; the payload union branch is picked by name. Nested records
+    become dicts field by field (no ``dataclasses.asdict``: this is the publish hot path)."""
     event = envelope.payload
-    body = {name: getattr(event, name) for name, _ in _EVENT_FIELDS[event.EVENT_NAME]}
+    name = event.EVENT_NAME
+    body = {field: getattr(event, field) for field in _EVENT_FIELDS[name]}
+    for field in _RECORD_FIELDS[name]:
+        body[field] = _message_to_avro(body[field])
     record: dict[str, Any] = {wire: getattr(envelope, attr) for attr, wire in _ENVELOPE_ITEMS}
-    record["payload"] = (f"{UNION_NAMESPACE}.{event.EVENT_NAME}", body)
+    record["payload"] = (f"{UNION_NAMESPACE}.{name}", body)
     return record
 
 
 def _event_from_avro(name: str, body: dict[str, Any]) -> Event:
     for field in _TUPLE_FIELDS[name]:
         body[field] = tuple(body[field])
+    for field in _RECORD_FIELDS[name]:
+        body[field] = _message_from_avro(body[field])
     return EVENT_TYPES[name](**body)
 
 

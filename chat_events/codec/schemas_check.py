@@ -20,7 +20,7 @@ from chat_events.codec.schemas import (
     load_manifest,
     load_registered,
 )
-from chat_events.events.types import ENVELOPE_WIRE_NAMES, EVENT_TYPES
+from chat_events.events.types import ENVELOPE_WIRE_NAMES, EVENT_TYPES, RECORD_TYPES, field_shapes
 from chat_events.topics import TOPICS
 
 
@@ -65,8 +65,49 @@ def _check_working(
     return current
 
 
+def _record_definitions(node: Any, out: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Every record defined anywhere in a schema, by its short name (records used again later are
+    referenced by name, so each is defined once)."""
+    if isinstance(node, list):
+        for item in node:
+            _record_definitions(item, out)
+    elif isinstance(node, dict):
+        if node.get("type") == "record":
+            out[str(node["name"]).rsplit(".", 1)[-1]] = node
+            for f in node.get("fields", []):
+                _record_definitions(f["type"], out)
+        else:
+            for key in ("type", "items", "values"):
+                if key in node:
+                    _record_definitions(node[key], out)
+    return out
+
+
+def _type_record_name(avro_type: Any) -> str | None:
+    """The short record name an Avro field type is (inline definition or reference), else None."""
+    if isinstance(avro_type, dict) and avro_type.get("type") == "record":
+        return str(avro_type["name"]).rsplit(".", 1)[-1]
+    if isinstance(avro_type, str):
+        return avro_type.rsplit(".", 1)[-1]
+    return None
+
+
+def _compare_fields(name: str, record: dict[str, Any], cls: type, report: SchemaReport) -> None:
+    avro_fields = [f["name"] for f in record["fields"]]
+    python_fields = [f.name for f in dataclasses.fields(cls)]
+    if avro_fields != python_fields:
+        report.problems.append(f"{name}: Avro fields {avro_fields} != Python fields {python_fields}")
+        return
+    avro_types = {f["name"]: f["type"] for f in record["fields"]}
+    python_types = {f.name: str(f.type) for f in dataclasses.fields(cls)}
+    for attr, shape in field_shapes(cls):
+        if shape == "record" and _type_record_name(avro_types[attr]) != python_types[attr]:
+            report.problems.append(f"{name}.{attr}: Avro type is not the {python_types[attr]} record")
+
+
 def _check_types(schema: Schema, report: SchemaReport) -> None:
-    """The Python event types and the Avro records must have the same fields."""
+    """The Python event types and the Avro records (nested records included) must have the same
+    fields."""
     fields_by_name = {f["name"]: f for f in schema["fields"]}
     envelope_fields = set(fields_by_name) - {"payload"}
     if envelope_fields != set(ENVELOPE_WIRE_NAMES.values()):
@@ -78,12 +119,15 @@ def _check_types(schema: Schema, report: SchemaReport) -> None:
         report.problems.append(f"payload union {sorted(branches)} differs from event types {sorted(EVENT_TYPES)}")
     for name, cls in EVENT_TYPES.items():
         record = branches.get(name)
-        if record is None:
-            continue
-        avro_fields = [f["name"] for f in record["fields"]]
-        python_fields = [f.name for f in dataclasses.fields(cls)]
-        if avro_fields != python_fields:
-            report.problems.append(f"{name}: Avro fields {avro_fields} != Python fields {python_fields}")
+        if record is not None:
+            _compare_fields(name, record, cls, report)
+    definitions = _record_definitions(fields_by_name["payload"]["type"], {})
+    for name, record_cls in RECORD_TYPES.items():
+        definition = definitions.get(name)
+        if definition is None:
+            report.problems.append(f"record {name} is not defined in the Avro schema")
+        else:
+            _compare_fields(name, definition, record_cls, report)
     report.lines.append("event types: match the Avro records")
 
 
@@ -97,7 +141,7 @@ def _check_asyncapi(path: Path, report: SchemaReport) -> None:
         return
     channels = document.get("channels") or {}
     addresses = {channel.get("address"): channel for channel in channels.values()}
-    declared = {spec.name: spec for spec in TOPICS}
+    declared = {spec.address: spec for spec in TOPICS}
     if set(addresses) != set(declared):
         report.problems.append(f"asyncapi channels {sorted(map(str, addresses))} != declared topics {sorted(declared)}")
     messages = (document.get("components") or {}).get("messages") or {}

@@ -8,7 +8,7 @@ A group's conversation id is the group id itself.
 
 from __future__ import annotations
 
-from chat_events.events.types import PersonalChatSent
+from chat_events.events.types import ChatMessage, PersonalChatSent
 
 DIRECT_PREFIX = "dm:"
 
@@ -19,8 +19,9 @@ def direct_conversation_id(user_a: str, user_b: str) -> str:
     return f"{DIRECT_PREFIX}{low}:{high}"
 
 
-def conversation_id_of(event: PersonalChatSent) -> str:
-    """The conversation a message belongs to (derived; ignores the event's own claim)."""
+def conversation_id_of(event: PersonalChatSent | ChatMessage) -> str:
+    """The conversation a message belongs to (derived from sender and target; ignores the
+    message's own ``conversation_id`` claim)."""
     if event.target_type == "user":
         return direct_conversation_id(event.sender_id, event.target_id)
     return event.target_id

@@ -7,8 +7,9 @@ are snake_case as in the seed; envelope fields are snake_case here and camelCase
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 MESSAGE_TYPES = frozenset({"text", "face", "voice", "image", "file", "location", "command", "custom"})
 """Message types of the gim protocol: face = emoji/sticker, command = a client/bot command."""
@@ -78,15 +79,268 @@ class UserChatRateLimited:
     retry_after_ms: int
 
 
-Event = PersonalChatSent | UserConnected | UserDisconnected | UserChatRateLimited
+MESSAGE_STATUSES = frozenset({"normal", "edited", "recalled", "deleted"})
+"""Life-cycle states of a stored message."""
+
+PRESENCE_STATUSES = frozenset({"online", "offline"})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChatMessage:
+    """A message as stored: not an event, the record several events carry (Avro ``ChatMessage``).
+
+    ``seq`` is the message's position in its conversation (1, 2, ...), assigned by the storage
+    stage; ``conversation_id`` is derived from sender and target as for
+    :class:`PersonalChatSent`. ``payload`` may be empty only once the message is recalled or
+    deleted.
+    """
+
+    RECORD_NAME: ClassVar[str] = "ChatMessage"
+
+    message_id: str
+    conversation_id: str
+    seq: int
+    sender_id: str
+    target_type: str
+    target_id: str
+    message_type: str
+    payload: str
+    client_msg_id: str | None = None
+    mentions: tuple[str, ...] = ()
+    sent_at_ms: int = 0
+    stored_at_ms: int = 0
+    status: str = "normal"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MessageStored:
+    """A message was durably stored with its conversation ``seq`` (the message's source of truth)."""
+
+    EVENT_NAME: ClassVar[str] = "messageStored"
+    NAMESPACE: ClassVar[str] = "chat.message"
+
+    message: ChatMessage
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MessageFannedOut:
+    """A stored message was put in one recipient's inbox (one event per recipient)."""
+
+    EVENT_NAME: ClassVar[str] = "messageFannedOut"
+    NAMESPACE: ClassVar[str] = "chat.message"
+
+    recipient_id: str
+    message: ChatMessage
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MessageDispatched:
+    """A message is sent to the edge node holding a recipient's session, with the recipient's own
+    inbox sequence number ``user_seq`` (1, 2, ... per recipient)."""
+
+    EVENT_NAME: ClassVar[str] = "messageDispatched"
+    NAMESPACE: ClassVar[str] = "chat.message"
+
+    recipient_id: str
+    user_seq: int
+    edge_id: str
+    message: ChatMessage
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OfflinePushRequested:
+    """A recipient has no live session: a push notification should be sent."""
+
+    EVENT_NAME: ClassVar[str] = "offlinePushRequested"
+    NAMESPACE: ClassVar[str] = "chat.message"
+
+    recipient_id: str
+    user_seq: int
+    message_id: str
+    conversation_id: str
+    sender_id: str
+    message_type: str
+    preview: str
+    unread: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UserPresenceChanged:
+    """A user went online (first session) or offline (last session gone); the user is ``userId``."""
+
+    EVENT_NAME: ClassVar[str] = "userPresenceChanged"
+    NAMESPACE: ClassVar[str] = "chat.user"
+
+    status: str
+    sessions: int
+    changed_at_ms: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EdgeHeartbeat:
+    """An edge node is alive (every ``interval_ms``) or, with ``stopping``, shutting down cleanly."""
+
+    EVENT_NAME: ClassVar[str] = "edgeHeartbeat"
+    NAMESPACE: ClassVar[str] = "chat.edge"
+
+    edge_id: str
+    interval_ms: int
+    started_at_ms: int
+    sessions: int
+    stopping: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UserBlocked:
+    """The user ``userId`` blocked ``blocked_id``: messages from it are no longer delivered."""
+
+    EVENT_NAME: ClassVar[str] = "userBlocked"
+    NAMESPACE: ClassVar[str] = "chat.user"
+
+    blocked_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UserUnblocked:
+    """The user ``userId`` lifted the block on ``blocked_id``."""
+
+    EVENT_NAME: ClassVar[str] = "userUnblocked"
+    NAMESPACE: ClassVar[str] = "chat.user"
+
+    blocked_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GroupCreated:
+    """A group was created with its initial members (the owner among them)."""
+
+    EVENT_NAME: ClassVar[str] = "groupCreated"
+    NAMESPACE: ClassVar[str] = "chat.group"
+
+    group_id: str
+    name: str
+    owner_id: str
+    member_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GroupMemberJoined:
+    """A member joined a group (by themselves, or ``added_by`` another member)."""
+
+    EVENT_NAME: ClassVar[str] = "groupMemberJoined"
+    NAMESPACE: ClassVar[str] = "chat.group"
+
+    group_id: str
+    member_id: str
+    added_by: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GroupMemberLeft:
+    """A member left a group (by themselves, or ``removed_by`` another member)."""
+
+    EVENT_NAME: ClassVar[str] = "groupMemberLeft"
+    NAMESPACE: ClassVar[str] = "chat.group"
+
+    group_id: str
+    member_id: str
+    removed_by: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RecordDeadLettered:
+    """A stage could not process a record: the record's key and value, verbatim, and why."""
+
+    EVENT_NAME: ClassVar[str] = "recordDeadLettered"
+    NAMESPACE: ClassVar[str] = "chat.ops"
+
+    source_topic: str
+    source_partition: int
+    source_offset: int
+    stage: str
+    error_code: str
+    reason: str
+    key: bytes | None = None
+    value: bytes = b""
+
+
+Event = (
+    PersonalChatSent
+    | UserConnected
+    | UserDisconnected
+    | UserChatRateLimited
+    | MessageStored
+    | MessageFannedOut
+    | MessageDispatched
+    | OfflinePushRequested
+    | UserPresenceChanged
+    | EdgeHeartbeat
+    | UserBlocked
+    | UserUnblocked
+    | GroupCreated
+    | GroupMemberJoined
+    | GroupMemberLeft
+    | RecordDeadLettered
+)
 
 EVENT_TYPES: dict[str, type[Event]] = {
-    cls.EVENT_NAME: cls for cls in (PersonalChatSent, UserConnected, UserDisconnected, UserChatRateLimited)
+    cls.EVENT_NAME: cls
+    for cls in (
+        PersonalChatSent,
+        UserConnected,
+        UserDisconnected,
+        UserChatRateLimited,
+        MessageStored,
+        MessageFannedOut,
+        MessageDispatched,
+        OfflinePushRequested,
+        UserPresenceChanged,
+        EdgeHeartbeat,
+        UserBlocked,
+        UserUnblocked,
+        GroupCreated,
+        GroupMemberJoined,
+        GroupMemberLeft,
+        RecordDeadLettered,
+    )
 }
-"""Event name -> event class. The names are the Avro union branch names."""
+"""Event name -> event class. The names are the Avro union branch names (in union order)."""
 
-USER_EVENTS = frozenset({"userConnected", "userDisconnected", "userChatRateLimited"})
-"""Events about one user's sessions; their envelope must carry ``userId`` (it is their key)."""
+RECORD_TYPES: dict[str, type[ChatMessage]] = {ChatMessage.RECORD_NAME: ChatMessage}
+"""Nested (non-event) Avro record name -> its class; events hold them in fields."""
+
+USER_EVENTS = frozenset(
+    {
+        "userConnected",
+        "userDisconnected",
+        "userChatRateLimited",
+        "userPresenceChanged",
+        "userBlocked",
+        "userUnblocked",
+    }
+)
+"""Events about one user; their envelope must carry ``userId`` (it is their key)."""
+
+FieldShape = Literal["value", "tuple", "record", "bytes"]
+
+
+def field_shapes(cls: type) -> tuple[tuple[str, FieldShape], ...]:
+    """``(field name, shape)`` of an event or record class, in declaration order: ``tuple`` (an
+    Avro array), ``record`` (a nested :data:`RECORD_TYPES` record), ``bytes`` (Avro bytes, maybe
+    null) or ``value`` (carried as is). Codecs precompute their conversions from this."""
+    out: list[tuple[str, FieldShape]] = []
+    for f in dataclasses.fields(cls):
+        annotation = str(f.type)
+        shape: FieldShape = "value"
+        if annotation.startswith("tuple["):
+            shape = "tuple"
+        elif annotation in RECORD_TYPES:
+            shape = "record"
+        elif annotation.split(" | ")[0] == "bytes":
+            shape = "bytes"
+        out.append((f.name, shape))
+    return tuple(out)
+
 
 PARENT_NAMESPACE = "chat"
 

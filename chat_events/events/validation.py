@@ -11,20 +11,36 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from chat_events.edges import EDGE_ID_PATTERN
 from chat_events.errors import EventValidationError
-from chat_events.events.conversations import conversation_id_of
+from chat_events.events.conversations import DIRECT_PREFIX, conversation_id_of
 from chat_events.events.types import (
     ENVELOPE_WIRE_NAMES,
     EVENT_TYPES,
+    MESSAGE_STATUSES,
     MESSAGE_TYPES,
+    PRESENCE_STATUSES,
     TARGET_TYPES,
     USER_EVENTS,
+    ChatMessage,
+    EdgeHeartbeat,
     Envelope,
     Event,
+    GroupCreated,
+    GroupMemberJoined,
+    GroupMemberLeft,
+    MessageDispatched,
+    MessageFannedOut,
+    MessageStored,
+    OfflinePushRequested,
     PersonalChatSent,
+    RecordDeadLettered,
+    UserBlocked,
     UserChatRateLimited,
     UserConnected,
     UserDisconnected,
+    UserPresenceChanged,
+    UserUnblocked,
 )
 
 ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,127}")
@@ -34,6 +50,15 @@ MAX_TEXT = 1024
 """Longest metadata string (reasons, client ids, trace ids...)."""
 MAX_MEMBERS = 100_000
 MAX_MENTIONS = 1_000
+MAX_CONVERSATION_ID = 300
+MAX_CLIENT_MSG_ID = 128
+MAX_PREVIEW = 200
+"""Longest push preview, in characters."""
+MAX_GROUP_NAME = 200
+MAX_DEAD_LETTER_BYTES = 1_000_000
+"""Most bytes of key + value a dead-lettered record may carry (the envelope must still fit under
+Kafka's default 1 MiB ``message.max.bytes``); a stage truncates larger records before reporting."""
+TOPIC_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,249}")
 INT32 = (-(2**31), 2**31 - 1)
 INT64 = (-(2**63), 2**63 - 1)
 
@@ -113,26 +138,133 @@ def check_timestamp(path: str, value: Any) -> None:
         _fail(path, "must be an RFC 3339 date-time with a time zone, e.g. 2019-08-24T14:15:22Z")
 
 
+def check_enum(path: str, value: Any, allowed: frozenset[str]) -> None:
+    if not isinstance(value, str) or value not in allowed:
+        _fail(path, f"must be one of {sorted(allowed)}, got {value!r}")
+
+
+def check_edge_id(path: str, value: Any) -> None:
+    """An edge id (see :mod:`chat_events.edges`): it names the edge's topic."""
+    if not isinstance(value, str):
+        _fail(path, f"must be an edge id string, got {type(value).__name__}")
+    if not EDGE_ID_PATTERN.fullmatch(value):
+        _fail(path, "must be 1-64 characters of lower-case letters, digits, '.', '_', '-'")
+
+
+def check_bytes(path: str, value: Any, *, max_len: int) -> None:
+    if not isinstance(value, bytes):
+        _fail(path, f"must be bytes, got {type(value).__name__}")
+    if len(value) > max_len:
+        _fail(path, f"{len(value)} bytes exceeds the limit of {max_len} bytes")
+
+
+def check_payload_text(path: str, value: Any, max_payload_bytes: int, *, allow_empty: bool = False) -> None:
+    """A message body: a string of at most ``max_payload_bytes`` UTF-8 bytes."""
+    check_str(path, value, max_len=max_payload_bytes, allow_empty=allow_empty)
+    size = len(value.encode("utf-8", "surrogatepass"))
+    if size > max_payload_bytes:
+        _fail(path, f"{size} bytes exceeds the limit of {max_payload_bytes} bytes")
+
+
+def check_conversation_id(path: str, value: Any) -> None:
+    """``dm:<a>:<b>`` with two ids in sorted order (a 1:1 conversation), or a group id."""
+    check_str(path, value, max_len=MAX_CONVERSATION_ID)
+    if value.startswith(DIRECT_PREFIX):
+        parts = value[len(DIRECT_PREFIX) :].split(":")
+        if len(parts) != 2 or not all(ID_PATTERN.fullmatch(p) for p in parts) or parts[0] > parts[1]:
+            _fail(path, "must be dm:<a>:<b> of two ids in sorted order, or a group id")
+    elif not ID_PATTERN.fullmatch(value):
+        _fail(path, "must be dm:<a>:<b> of two ids in sorted order, or a group id")
+
+
 def _check_personal_chat_sent(path: str, event: PersonalChatSent, max_payload_bytes: int) -> None:
     check_uuid(f"{path}.message_id", event.message_id)
     check_id(f"{path}.sender_id", event.sender_id)
     check_id(f"{path}.target_id", event.target_id)
-    check_str(f"{path}.payload", event.payload, max_len=max_payload_bytes)
-    size = len(event.payload.encode("utf-8", "surrogatepass"))
-    if size > max_payload_bytes:
-        _fail(f"{path}.payload", f"{size} bytes exceeds the limit of {max_payload_bytes} bytes")
+    check_payload_text(f"{path}.payload", event.payload, max_payload_bytes)
     if event.target_type not in TARGET_TYPES:
         _fail(f"{path}.target_type", f"must be one of {sorted(TARGET_TYPES)}, got {event.target_type!r}")
     check_id_list(f"{path}.target_members", event.target_members, max_items=MAX_MEMBERS)
     if event.conversation_id is not None:
-        check_str(f"{path}.conversation_id", event.conversation_id, max_len=300)
+        check_str(f"{path}.conversation_id", event.conversation_id, max_len=MAX_CONVERSATION_ID)
         if event.conversation_id != conversation_id_of(event):
             _fail(f"{path}.conversation_id", f"does not match the target (expected {conversation_id_of(event)!r})")
     if event.message_type not in MESSAGE_TYPES:
         _fail(f"{path}.message_type", f"must be one of {sorted(MESSAGE_TYPES)}, got {event.message_type!r}")
     if event.client_msg_id is not None:
-        check_str(f"{path}.client_msg_id", event.client_msg_id, max_len=128)
+        check_str(f"{path}.client_msg_id", event.client_msg_id, max_len=MAX_CLIENT_MSG_ID)
     check_id_list(f"{path}.mentions", event.mentions, max_items=MAX_MENTIONS)
+
+
+def check_chat_message(path: str, message: Any, max_payload_bytes: int) -> None:
+    """A stored message (:class:`ChatMessage`) nested at ``path``."""
+    if not isinstance(message, ChatMessage):
+        _fail(path, f"must be a ChatMessage, got {type(message).__name__}")
+    check_uuid(f"{path}.message_id", message.message_id)
+    check_int(f"{path}.seq", message.seq, bounds=INT64, minimum=1)
+    check_id(f"{path}.sender_id", message.sender_id)
+    check_enum(f"{path}.target_type", message.target_type, TARGET_TYPES)
+    check_id(f"{path}.target_id", message.target_id)
+    check_str(f"{path}.conversation_id", message.conversation_id, max_len=MAX_CONVERSATION_ID)
+    if message.conversation_id != conversation_id_of(message):
+        _fail(f"{path}.conversation_id", f"does not match the target (expected {conversation_id_of(message)!r})")
+    check_enum(f"{path}.message_type", message.message_type, MESSAGE_TYPES)
+    check_enum(f"{path}.status", message.status, MESSAGE_STATUSES)
+    removed = message.status in ("recalled", "deleted")
+    check_payload_text(f"{path}.payload", message.payload, max_payload_bytes, allow_empty=removed)
+    if message.client_msg_id is not None:
+        check_str(f"{path}.client_msg_id", message.client_msg_id, max_len=MAX_CLIENT_MSG_ID)
+    check_id_list(f"{path}.mentions", message.mentions, max_items=MAX_MENTIONS)
+    check_int(f"{path}.sent_at_ms", message.sent_at_ms, bounds=INT64, minimum=0)
+    check_int(f"{path}.stored_at_ms", message.stored_at_ms, bounds=INT64, minimum=0)
+
+
+def _check_offline_push(path: str, event: OfflinePushRequested) -> None:
+    check_id(f"{path}.recipient_id", event.recipient_id)
+    check_int(f"{path}.user_seq", event.user_seq, bounds=INT64, minimum=1)
+    check_uuid(f"{path}.message_id", event.message_id)
+    check_conversation_id(f"{path}.conversation_id", event.conversation_id)
+    check_id(f"{path}.sender_id", event.sender_id)
+    check_enum(f"{path}.message_type", event.message_type, MESSAGE_TYPES)
+    check_str(f"{path}.preview", event.preview, max_len=MAX_PREVIEW, allow_empty=True)
+    check_int(f"{path}.unread", event.unread, minimum=0)
+
+
+def _check_presence(path: str, event: UserPresenceChanged) -> None:
+    check_enum(f"{path}.status", event.status, PRESENCE_STATUSES)
+    check_int(f"{path}.sessions", event.sessions, minimum=0)
+    if (event.status == "online") != (event.sessions > 0):
+        _fail(f"{path}.sessions", f"must be {'at least 1' if event.status == 'online' else '0'} when {event.status}")
+    check_int(f"{path}.changed_at_ms", event.changed_at_ms, bounds=INT64, minimum=0)
+
+
+def _check_heartbeat(path: str, event: EdgeHeartbeat) -> None:
+    check_edge_id(f"{path}.edge_id", event.edge_id)
+    check_int(f"{path}.interval_ms", event.interval_ms, minimum=1)
+    check_int(f"{path}.started_at_ms", event.started_at_ms, bounds=INT64, minimum=0)
+    check_int(f"{path}.sessions", event.sessions, minimum=0)
+    check_bool(f"{path}.stopping", event.stopping)
+
+
+def _check_group_created(path: str, event: GroupCreated) -> None:
+    check_id(f"{path}.group_id", event.group_id)
+    check_str(f"{path}.name", event.name, max_len=MAX_GROUP_NAME)
+    check_id(f"{path}.owner_id", event.owner_id)
+    check_id_list(f"{path}.member_ids", event.member_ids, max_items=MAX_MEMBERS)
+
+
+def _check_dead_lettered(path: str, event: RecordDeadLettered) -> None:
+    check_str(f"{path}.source_topic", event.source_topic, max_len=249)
+    if not TOPIC_PATTERN.fullmatch(event.source_topic):
+        _fail(f"{path}.source_topic", "must be a Kafka topic name (1-249 characters of [A-Za-z0-9._-])")
+    check_int(f"{path}.source_partition", event.source_partition, minimum=0)
+    check_int(f"{path}.source_offset", event.source_offset, bounds=INT64, minimum=0)
+    check_str(f"{path}.stage", event.stage, max_len=64)
+    check_str(f"{path}.error_code", event.error_code, max_len=64)
+    check_str(f"{path}.reason", event.reason)
+    if event.key is not None:
+        check_bytes(f"{path}.key", event.key, max_len=MAX_DEAD_LETTER_BYTES)
+    check_bytes(f"{path}.value", event.value, max_len=MAX_DEAD_LETTER_BYTES - len(event.key or b""))
 
 
 def _check_user_disconnected(path: str, event: UserDisconnected) -> None:
@@ -153,12 +285,43 @@ def validate_event(event: Event, *, max_payload_bytes: int) -> None:
     path = f"payload.{event.EVENT_NAME}"
     if isinstance(event, PersonalChatSent):
         _check_personal_chat_sent(path, event, max_payload_bytes)
+    elif isinstance(event, MessageStored):
+        check_chat_message(f"{path}.message", event.message, max_payload_bytes)
+    elif isinstance(event, MessageFannedOut):
+        check_id(f"{path}.recipient_id", event.recipient_id)
+        check_chat_message(f"{path}.message", event.message, max_payload_bytes)
+    elif isinstance(event, MessageDispatched):
+        check_id(f"{path}.recipient_id", event.recipient_id)
+        check_int(f"{path}.user_seq", event.user_seq, bounds=INT64, minimum=1)
+        check_edge_id(f"{path}.edge_id", event.edge_id)
+        check_chat_message(f"{path}.message", event.message, max_payload_bytes)
+    elif isinstance(event, OfflinePushRequested):
+        _check_offline_push(path, event)
     elif isinstance(event, UserDisconnected):
         _check_user_disconnected(path, event)
     elif isinstance(event, UserChatRateLimited):
         _check_rate_limited(path, event)
+    elif isinstance(event, UserPresenceChanged):
+        _check_presence(path, event)
+    elif isinstance(event, EdgeHeartbeat):
+        _check_heartbeat(path, event)
+    elif isinstance(event, (UserBlocked, UserUnblocked)):
+        check_id(f"{path}.blocked_id", event.blocked_id)
+    elif isinstance(event, GroupCreated):
+        _check_group_created(path, event)
+    elif isinstance(event, GroupMemberJoined):
+        check_id(f"{path}.group_id", event.group_id)
+        check_id(f"{path}.member_id", event.member_id)
+        check_optional_id(f"{path}.added_by", event.added_by)
+    elif isinstance(event, GroupMemberLeft):
+        check_id(f"{path}.group_id", event.group_id)
+        check_id(f"{path}.member_id", event.member_id)
+        check_optional_id(f"{path}.removed_by", event.removed_by)
+    elif isinstance(event, RecordDeadLettered):
+        _check_dead_lettered(path, event)
     if isinstance(event, (UserConnected, UserDisconnected)):
-        check_optional_id(f"{path}.edge_id", event.edge_id)
+        if event.edge_id is not None:
+            check_edge_id(f"{path}.edge_id", event.edge_id)
         check_optional_str(f"{path}.device_id", event.device_id)
 
 
@@ -191,3 +354,5 @@ def validate_envelope(envelope: Envelope, *, max_payload_bytes: int) -> None:
     else:
         check_optional_id("userId", envelope.user_id)
     validate_event(event, max_payload_bytes=max_payload_bytes)
+    if isinstance(event, (UserBlocked, UserUnblocked)) and event.blocked_id == envelope.user_id:
+        _fail(f"payload.{event.EVENT_NAME}.blocked_id", "cannot be the blocking user (userId) itself")

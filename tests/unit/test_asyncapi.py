@@ -19,7 +19,15 @@ import yaml
 from chat_events.events import envelope_from_json, envelope_to_json, validate_envelope
 from chat_events.events.types import EVENT_TYPES
 from chat_events.settings import Settings
-from chat_events.topics import TOPICS, TopicSpec, key_of, topic_of_event
+from chat_events.topics import (
+    EDGE_DELIVERY,
+    TOPICS,
+    TopicSpec,
+    edge_topic_name,
+    key_of,
+    topic_of_event,
+    topics_of_event,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC_PATH = ROOT / "asyncapi.yaml"
@@ -81,13 +89,33 @@ def test_spec_version_and_info_match_the_package() -> None:
 
 
 def test_channels_are_exactly_the_declared_topics() -> None:
-    assert set(_channels_by_address()) == {t.name for t in TOPICS}
+    """Template topics (one per edge) are parameterised channels: ``chat.edge.{edgeId}``."""
+    assert set(_channels_by_address()) == {t.address for t in TOPICS}
     assert len(SPEC["channels"]) == len(TOPICS)
 
 
 @pytest.mark.parametrize("topic", TOPICS, ids=lambda t: t.name)
+def test_channel_parameters_are_exactly_the_address_placeholders(topic: TopicSpec) -> None:
+    channel = _channels_by_address()[topic.address]
+    placeholders = set(re.findall(r"\{([^}]+)\}", topic.address))
+    assert set(channel.get("parameters") or {}) == placeholders
+    assert bool(placeholders) == topic.per_edge
+    for name in placeholders:
+        parameter = channel["parameters"][name]
+        assert parameter.get("description")
+        for example in parameter.get("examples", []):
+            assert topic.name.replace("{edge_id}", example) == edge_topic_name(example)
+
+
+def test_the_edge_template_resolves_to_real_topic_names() -> None:
+    assert EDGE_DELIVERY.address == "chat.edge.{edgeId}"
+    example = _channels_by_address()[EDGE_DELIVERY.address]["parameters"]["edgeId"]["examples"][0]
+    assert edge_topic_name(example, "acme.") == f"acme.chat.edge.{example}"
+
+
+@pytest.mark.parametrize("topic", TOPICS, ids=lambda t: t.name)
 def test_channel_carries_exactly_the_topic_events(topic: TopicSpec) -> None:
-    channel = _channels_by_address()[topic.name]
+    channel = _channels_by_address()[topic.address]
     assert channel.get("description")
     names = {_resolve(message)["name"] for message in channel["messages"].values()}
     assert names == set(topic.events)
@@ -96,7 +124,7 @@ def test_channel_carries_exactly_the_topic_events(topic: TopicSpec) -> None:
 
 @pytest.mark.parametrize("topic", TOPICS, ids=lambda t: t.name)
 def test_channel_kafka_binding_matches_the_topic_declaration(topic: TopicSpec) -> None:
-    binding = _resolve(_channels_by_address()[topic.name]["bindings"])["kafka"]
+    binding = _resolve(_channels_by_address()[topic.address]["bindings"])["kafka"]
     assert binding["partitions"] == Settings.model_fields["topic_partitions"].default
     assert binding["replicas"] == Settings.model_fields["topic_replication_factor"].default
     config = binding["topicConfiguration"]
@@ -135,7 +163,7 @@ def test_operations_send_and_receive_on_every_channel() -> None:
         assert operation["messages"], operation_id
         for message in operation["messages"]:
             assert message["$ref"].startswith(channel_ref + "/messages/"), f"{operation_id}: {message['$ref']}"
-    assert actions == {t.name: {"send", "receive"} for t in TOPICS}
+    assert actions == {t.address: {"send", "receive"} for t in TOPICS}
 
 
 def test_servers_embedded_and_production() -> None:
@@ -161,8 +189,9 @@ def test_example_is_a_valid_envelope_in_json_form(message_name: str, example: di
     validate_envelope(envelope, max_payload_bytes=32768)
     assert envelope.name == message_name
     assert envelope_to_json(envelope) == data, "examples must be exactly the JSON form, every field present"
-    topic = topic_of_event(message_name)
-    assert message_name in _channels_by_address()[topic.name]["messages"]
+    for topic in topics_of_event(message_name):
+        assert message_name in _channels_by_address()[topic.address]["messages"]
+    assert topic_of_event(message_name) == topics_of_event(message_name)[0]
     key = key_of(envelope).decode()
     assert f"key: {key})" in example["summary"], f"the summary should state the record key {key!r}"
 

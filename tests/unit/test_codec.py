@@ -9,7 +9,14 @@ from hypothesis import given, settings
 
 from chat_events.codec import build_codec
 from chat_events.errors import EventDecodeError
-from chat_events.events import Envelope, PersonalChatSent, envelope_from_json, envelope_to_json
+from chat_events.events import (
+    ChatMessage,
+    Envelope,
+    MessageDispatched,
+    PersonalChatSent,
+    envelope_from_json,
+    envelope_to_json,
+)
 from chat_events.settings import Settings
 from tests.strategies import envelopes
 
@@ -34,13 +41,57 @@ PINNED = Envelope(
     user_id="alice",
     trace_id="t1",
 )
-PINNED_HEX = (
-    "00000000024830623666396130652d386135332d346433382d396431612d336432653166306334623561022070657273"
+PINNED_BODY_HEX = (
+    "4830623666396130652d386135332d346433382d396431612d336432653166306334623561022070657273"
     "6f6e616c4368617453656e741a636861742e706572736f6e616c02086368617430323031392d30382d32345431343a31"
     "353a32322e3030305a00020a616c696365020474310000004864376439643966642d343738662d343065362d62363531"
     "2d3439623766313938373861320a616c69636506626f6204686908757365720206626f62000218646d3a616c6963653a"
     "626f6208746578740000"
 )
+"""The Avro binary of PINNED: unchanged since schema v2 (new union branches are appended)."""
+PINNED_HEX = "00" + "00000003" + PINNED_BODY_HEX
+"""As written now: Confluent frame with schema id 3 (v3 added the stream processors' events)."""
+V2_PINNED_HEX = "00" + "00000002" + PINNED_BODY_HEX
+"""The same envelope as the v2 writer wrote it (the pinned bytes before v3)."""
+
+PINNED_DISPATCH = Envelope(
+    payload=MessageDispatched(
+        recipient_id="bob",
+        user_seq=7,
+        edge_id="edge-1-0a1b2c3d",
+        message=ChatMessage(
+            message_id="6f1c2a8e-3b4d-4e5f-8a9b-0c1d2e3f4a5b",
+            conversation_id="dm:alice:bob",
+            seq=42,
+            sender_id="alice",
+            target_type="user",
+            target_id="bob",
+            message_type="text",
+            payload="hi",
+            client_msg_id="c1",
+            mentions=("bob",),
+            sent_at_ms=1566656122000,
+            stored_at_ms=1566656122005,
+        ),
+    ),
+    id="0b6f9a0e-8a53-4d38-9d1a-3d2e1f0c4b5a",
+    version=1,
+    name="messageDispatched",
+    namespace="chat.message",
+    parent_namespace="chat",
+    timestamp="2019-08-24T14:15:22.005Z",
+    user_id="bob",
+    trace_id="t1",
+)
+PINNED_DISPATCH_HEX = (
+    "00000000034830623666396130652d386135332d346433382d396431612d33643265316630633462356102226d657373"
+    "6167654469737061746368656418636861742e6d65737361676502086368617430323031392d30382d32345431343a31"
+    "353a32322e3030355a000206626f620204743100000c06626f620e1e656467652d312d30613162326333644836663163"
+    "326138652d336234642d346535662d386139622d30633164326533663461356218646d3a616c6963653a626f62540a61"
+    "6c696365087573657206626f620874657874046869020463310206626f6200a0b2dabf985baab2dabf985b0c6e6f726d"
+    "616c"
+)
+"""A v3 event with the nested ChatMessage record (union branch 6), as written under schema id 3."""
 
 
 @given(envelopes())
@@ -59,7 +110,7 @@ def test_frame_is_confluent_magic_byte_and_schema_id() -> None:
     data = CODEC.encode(PINNED)
     magic, schema_id = struct.unpack(">bI", data[:5])
     assert magic == 0
-    assert schema_id == CODEC.writer_id == 2
+    assert schema_id == CODEC.writer_id == 3
 
 
 def test_pinned_bytes() -> None:
@@ -67,6 +118,16 @@ def test_pinned_bytes() -> None:
     data = CODEC.encode(PINNED)
     assert data.hex() == PINNED_HEX
     assert CODEC.decode(bytes.fromhex(PINNED_HEX)) == PINNED
+
+
+def test_pinned_bytes_of_a_nested_record_event() -> None:
+    assert CODEC.encode(PINNED_DISPATCH).hex() == PINNED_DISPATCH_HEX
+    assert CODEC.decode(bytes.fromhex(PINNED_DISPATCH_HEX)) == PINNED_DISPATCH
+
+
+def test_v2_written_pinned_bytes_still_decode() -> None:
+    """Records already in topics, written under schema id 2, decode with the v3 reader."""
+    assert CODEC.decode(bytes.fromhex(V2_PINNED_HEX)) == PINNED
 
 
 def test_json_form_is_the_seed_shape() -> None:

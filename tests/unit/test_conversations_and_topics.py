@@ -6,11 +6,38 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chat_events.events import PersonalChatSent, direct_conversation_id, new_envelope
+from chat_events.events import (
+    EVENT_TYPES,
+    ChatMessage,
+    EdgeHeartbeat,
+    Event,
+    GroupCreated,
+    GroupMemberJoined,
+    GroupMemberLeft,
+    MessageDispatched,
+    MessageFannedOut,
+    MessageStored,
+    OfflinePushRequested,
+    PersonalChatSent,
+    RecordDeadLettered,
+    UserBlocked,
+    UserPresenceChanged,
+    UserUnblocked,
+    direct_conversation_id,
+    new_envelope,
+)
 from chat_events.events.conversations import conversation_id_of
 from chat_events.events.types import UserConnected
 from chat_events.settings import Settings
-from chat_events.topics import TOPICS, TopicCatalog, key_of, topic_of_event
+from chat_events.topics import (
+    EDGE_DELIVERY,
+    TOPICS,
+    TopicCatalog,
+    edge_topic_name,
+    key_of,
+    topic_of_event,
+    topics_of_event,
+)
 
 ids = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,20}", fullmatch=True)
 
@@ -51,11 +78,141 @@ def test_user_event_without_user_has_no_key() -> None:
         key_of(new_envelope(UserConnected()))
 
 
-def test_every_event_has_exactly_one_topic() -> None:
-    names = [event for spec in TOPICS for event in spec.events]
-    assert len(names) == len(set(names))
+def test_every_event_has_a_topic_and_only_message_stored_has_two() -> None:
+    assert {event for spec in TOPICS for event in spec.events} == set(EVENT_TYPES)
+    for name in EVENT_TYPES:
+        specs = topics_of_event(name)
+        assert topic_of_event(name) is specs[0]
+        assert len(specs) == (2 if name == "messageStored" else 1), name
+    assert [s.name for s in topics_of_event("messageStored")] == ["chat.message-stored", "chat.room-messages"]
     assert topic_of_event("personalChatSent").name == "chat.personal-chat"
     assert topic_of_event("userChatRateLimited").name == "chat.user-events"
+    assert topic_of_event("messageDispatched") is EDGE_DELIVERY
+
+
+@pytest.mark.parametrize(
+    ("event", "topic"),
+    [
+        ("messageFannedOut", "chat.inbox"),
+        ("offlinePushRequested", "chat.push"),
+        ("userPresenceChanged", "chat.presence"),
+        ("edgeHeartbeat", "chat.user-events"),
+        ("userBlocked", "chat.user-events"),
+        ("userUnblocked", "chat.user-events"),
+        ("groupCreated", "chat.group-events"),
+        ("groupMemberJoined", "chat.group-events"),
+        ("groupMemberLeft", "chat.group-events"),
+        ("recordDeadLettered", "chat.dead-letter"),
+    ],
+)
+def test_new_events_primary_topic(event: str, topic: str) -> None:
+    assert topic_of_event(event).name == topic
+
+
+MESSAGE = ChatMessage(
+    message_id=str(uuid.uuid4()),
+    conversation_id="team-1",
+    seq=5,
+    sender_id="alice",
+    target_type="group",
+    target_id="team-1",
+    message_type="text",
+    payload="hi",
+)
+KEYED: list[tuple[Event, str | None, bytes]] = [
+    (MessageStored(message=MESSAGE), "alice", b"team-1"),
+    (MessageFannedOut(recipient_id="bob", message=MESSAGE), "alice", b"bob"),
+    (MessageDispatched(recipient_id="bob", user_seq=3, edge_id="edge-1-00ff00ff", message=MESSAGE), None, b"bob"),
+    (
+        OfflinePushRequested(
+            recipient_id="carol",
+            user_seq=9,
+            message_id=MESSAGE.message_id,
+            conversation_id="team-1",
+            sender_id="alice",
+            message_type="text",
+            preview="hi",
+            unread=1,
+        ),
+        "alice",
+        b"carol",
+    ),
+    (UserPresenceChanged(status="online", sessions=1, changed_at_ms=1), "dave", b"dave"),
+    (
+        EdgeHeartbeat(edge_id="edge-1-00ff00ff", interval_ms=5000, started_at_ms=1, sessions=0),
+        "erin",
+        b"edge-1-00ff00ff",
+    ),
+    (UserBlocked(blocked_id="mallory"), "alice", b"alice"),
+    (UserUnblocked(blocked_id="mallory"), "alice", b"alice"),
+    (GroupCreated(group_id="team-1", name="Team", owner_id="alice", member_ids=("alice",)), "alice", b"team-1"),
+    (GroupMemberJoined(group_id="team-1", member_id="bob", added_by="alice"), "alice", b"team-1"),
+    (GroupMemberLeft(group_id="team-1", member_id="bob"), "bob", b"team-1"),
+    (
+        RecordDeadLettered(
+            source_topic="acme.chat.inbox",
+            source_partition=1,
+            source_offset=2,
+            stage="dispatch",
+            error_code="invalid_event",
+            reason="bad",
+        ),
+        None,
+        b"acme.chat.inbox",
+    ),
+]
+
+
+@pytest.mark.parametrize(("event", "user_id", "key"), KEYED, ids=[e.EVENT_NAME for e, _, _ in KEYED])
+def test_key_of_every_new_event(event: Event, user_id: str | None, key: bytes) -> None:
+    assert key_of(new_envelope(event, user_id=user_id)) == key
+
+
+def test_every_event_type_has_a_key_rule_case() -> None:
+    assert {e.EVENT_NAME for e, _, _ in KEYED} | {
+        "personalChatSent",
+        "userConnected",
+        "userDisconnected",
+        "userChatRateLimited",
+    } == set(EVENT_TYPES)
+
+
+def test_user_keyed_new_events_need_the_user() -> None:
+    with pytest.raises(ValueError, match="userId"):
+        key_of(new_envelope(UserBlocked(blocked_id="mallory")))
+
+
+def test_catalog_leaves_the_per_edge_template_out() -> None:
+    catalog = TopicCatalog(Settings(topic_prefix="acme."))
+    names = [t.name for t in catalog.all()]
+    assert "acme.chat.edge.{edge_id}" not in names
+    assert not any("{" in name for name in names)
+    assert {t.spec.name for t in catalog.all()} == {s.name for s in TOPICS if not s.per_edge}
+    assert [s for s in TOPICS if s.per_edge] == [EDGE_DELIVERY]
+    assert len(names) == len(TOPICS) - 1
+    assert all(not t.spec.per_edge for t in catalog.envelope_topics())
+
+
+def test_catalog_resolves_edge_topics() -> None:
+    catalog = TopicCatalog(Settings(topic_prefix="acme.", topic_partitions=3))
+    topic = catalog.edge_topic("edge-1-0a1b2c3d")
+    assert (topic.name, topic.partitions, topic.spec) == ("acme.chat.edge.edge-1-0a1b2c3d", 3, EDGE_DELIVERY)
+    assert edge_topic_name("edge-1-0a1b2c3d") == "chat.edge.edge-1-0a1b2c3d"
+    assert catalog.by_name("acme.chat.edge.edge-1-0a1b2c3d") == topic
+    assert catalog.by_name("chat.edge.edge-1-0a1b2c3d") == topic
+    with pytest.raises(KeyError):
+        catalog.by_name("chat.edge.Not_Valid!")
+    with pytest.raises(ValueError, match="edge id"):
+        catalog.edge_topic("Edge 1")
+
+
+def test_catalog_topics_for_event() -> None:
+    catalog = TopicCatalog(Settings(topic_prefix="acme."))
+    assert [t.name for t in catalog.topics_for_event("messageStored")] == [
+        "acme.chat.message-stored",
+        "acme.chat.room-messages",
+    ]
+    assert catalog.for_event("messageStored").name == "acme.chat.message-stored"
 
 
 def test_catalog_applies_prefix_and_partitions() -> None:

@@ -18,6 +18,7 @@ from chat_events.codec.schemas import load_current_schema
 from chat_events.errors import EventDecodeError, SchemaRegistryError
 from chat_events.events import UserConnected, new_envelope
 from chat_events.settings import Settings
+from chat_events.topics import TOPICS
 
 
 class _Registry(BaseHTTPRequestHandler):
@@ -70,7 +71,10 @@ def registry_url() -> Iterator[str]:
 def test_codec_registers_under_topic_subjects_and_frames_the_registry_id(registry_url: str) -> None:
     codec = build_codec(Settings(schema_registry_url=registry_url, topic_prefix="acme."))
     assert codec.writer_id == 100
-    assert set(_Registry.subjects) == {"acme.chat.personal-chat-value", "acme.chat.user-events-value"}
+    declared = {f"acme.{spec.name}-value" for spec in TOPICS if not spec.per_edge}
+    assert set(_Registry.subjects) == declared
+    assert {"acme.chat.personal-chat-value", "acme.chat.user-events-value"} <= declared
+    assert not any("{" in subject for subject in _Registry.subjects), "no subject for the per-edge template"
     data = codec.encode(new_envelope(UserConnected(edge_id="e1"), user_id="alice"))
     assert data[:5] == b"\x00\x00\x00\x00\x64"
     # A second process (fresh cache) fetches the writer schema by id to decode.

@@ -16,21 +16,31 @@ from fastavro import parse_schema, schemaless_writer
 
 from chat_events.codec import build_codec
 from chat_events.codec.compat import backward_problems
-from chat_events.codec.schemas import default_schema_dir, load_current_schema, load_registered, register_current
+from chat_events.codec.schemas import (
+    RegisteredSchema,
+    default_schema_dir,
+    load_current_schema,
+    load_registered,
+    register_current,
+)
 from chat_events.codec.schemas_check import check_schemas
-from chat_events.events import PersonalChatSent, UserConnected, UserDisconnected
+from chat_events.events import EVENT_TYPES, PersonalChatSent, UserChatRateLimited, UserConnected, UserDisconnected
 from chat_events.settings import Settings
 
 CODEC = build_codec(Settings())
 V1 = next(r for r in load_registered() if r.version == 1)
+V2 = next(r for r in load_registered() if r.version == 2)
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _v1_bytes(record: dict[str, Any]) -> bytes:
+def _old_bytes(record: dict[str, Any], writer: RegisteredSchema = V1) -> bytes:
     buffer = BytesIO()
-    buffer.write(struct.pack(">bI", 0, V1.schema_id))
-    schemaless_writer(buffer, parse_schema(V1.schema), record)
+    buffer.write(struct.pack(">bI", 0, writer.schema_id))
+    schemaless_writer(buffer, parse_schema(writer.schema), record)
     return buffer.getvalue()
+
+
+_v1_bytes = _old_bytes
 
 
 V1_ENVELOPE = {
@@ -76,6 +86,63 @@ def test_old_session_events_decode_with_defaults() -> None:
         }
     )
     assert CODEC.decode(disconnected).payload == UserDisconnected(reason="bye", code=1000, forced=False)
+
+
+def test_v2_bytes_of_every_v2_event_decode_with_the_current_reader() -> None:
+    """Data written before v3 (schema id 2) still reads, field for field."""
+    message = {
+        "message_id": "d7d9d9fd-478f-40e6-b651-49b7f19878a2",
+        "sender_id": "alice",
+        "target_id": "team-1",
+        "payload": "hi all",
+        "target_type": "group",
+        "target_members": ["alice", "bob"],
+        "conversation_id": "team-1",
+        "message_type": "text",
+        "client_msg_id": "c-1",
+        "mentions": ["bob"],
+    }
+    sent = _old_bytes(
+        {**V1_ENVELOPE, "name": "personalChatSent", "payload": ("chat.events.personalChatSent", message)}, V2
+    )
+    assert CODEC.decode(sent).payload == PersonalChatSent(
+        **{**message, "target_members": ("alice", "bob"), "mentions": ("bob",)}
+    )
+    connected = _old_bytes(
+        {
+            **V1_ENVELOPE,
+            "name": "userConnected",
+            "payload": ("chat.events.userConnected", {"edge_id": "edge-1", "device_id": "phone"}),
+        },
+        V2,
+    )
+    assert CODEC.decode(connected).payload == UserConnected(edge_id="edge-1", device_id="phone")
+    limited = _old_bytes(
+        {
+            **V1_ENVELOPE,
+            "name": "userChatRateLimited",
+            "payload": (
+                "chat.events.userChatRateLimited",
+                {"action": "send", "limit": 5, "window_ms": 1000, "retry_after_ms": 10},
+            ),
+        },
+        V2,
+    )
+    assert CODEC.decode(limited).payload == UserChatRateLimited(
+        action="send", limit=5, window_ms=1000, retry_after_ms=10
+    )
+
+
+def test_v3_adds_the_stream_events_and_the_chat_message_record() -> None:
+    v3 = next(r for r in load_registered() if r.version == 3)
+    union = next(f for f in v3.schema["fields"] if f["name"] == "payload")["type"]
+    names = [r["name"] for r in union]
+    assert names[:4] == ["personalChatSent", "userConnected", "userDisconnected", "userChatRateLimited"]
+    assert set(names) == set(EVENT_TYPES)
+    stored = _payload_record(v3.schema, "messageStored")
+    assert stored["fields"][0]["type"]["name"] == "ChatMessage"
+    assert _payload_record(v3.schema, "messageDispatched")["fields"][-1]["type"] == "ChatMessage"
+    assert backward_problems(v3.schema, V2.schema) == []
 
 
 def test_every_registered_version_reads_every_older_one() -> None:
@@ -145,10 +212,11 @@ def test_unregistered_change_is_reported_then_registered(schema_copy: Path) -> N
     report = check_schemas(schema_copy)
     assert any("schemas register" in p for p in report.problems)
     assert any("Python fields" in p for p in report.problems)  # the dataclass must grow too
+    latest = len(load_registered(schema_copy))
     entry = register_current(schema_copy)
-    assert entry is not None and (entry.version, entry.schema_id) == (3, 3)
+    assert entry is not None and (entry.version, entry.schema_id) == (latest + 1, latest + 1)
     assert register_current(schema_copy) is None
-    assert [r.version for r in load_registered(schema_copy)] == [1, 2, 3]
+    assert [r.version for r in load_registered(schema_copy)] == list(range(1, latest + 2))
 
 
 def test_edited_snapshot_is_detected(schema_copy: Path) -> None:

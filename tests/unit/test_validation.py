@@ -11,10 +11,25 @@ import pytest
 from chat_events.codec import build_codec
 from chat_events.errors import EventValidationError
 from chat_events.events import (
+    ChatMessage,
+    EdgeHeartbeat,
     Envelope,
+    Event,
+    GroupCreated,
+    GroupMemberJoined,
+    GroupMemberLeft,
+    MessageDispatched,
+    MessageFannedOut,
+    MessageStored,
+    OfflinePushRequested,
     PersonalChatSent,
+    RecordDeadLettered,
+    UserBlocked,
     UserChatRateLimited,
+    UserConnected,
     UserDisconnected,
+    UserPresenceChanged,
+    UserUnblocked,
     envelope_from_json,
     envelope_to_json,
     new_envelope,
@@ -33,9 +48,69 @@ GOOD = new_envelope(MSG, user_id="alice")
 DISCONNECT = new_envelope(UserDisconnected(reason="client_closed", code=1000, forced=False), user_id="alice")
 LIMITED = new_envelope(UserChatRateLimited(action="send", limit=10, window_ms=1000, retry_after_ms=250), user_id="a")
 
+STORED_MSG = ChatMessage(
+    message_id=MSG.message_id,
+    conversation_id="dm:alice:bob",
+    seq=1,
+    sender_id="alice",
+    target_type="user",
+    target_id="bob",
+    message_type="text",
+    payload="hello",
+    sent_at_ms=1_700_000_000_000,
+    stored_at_ms=1_700_000_000_005,
+)
+STORED = new_envelope(MessageStored(message=STORED_MSG), user_id="alice")
+FANNED = new_envelope(MessageFannedOut(recipient_id="bob", message=STORED_MSG))
+DISPATCHED = new_envelope(
+    MessageDispatched(recipient_id="bob", user_seq=7, edge_id="edge-1-0a1b2c3d", message=STORED_MSG)
+)
+PUSH = new_envelope(
+    OfflinePushRequested(
+        recipient_id="bob",
+        user_seq=7,
+        message_id=MSG.message_id,
+        conversation_id="dm:alice:bob",
+        sender_id="alice",
+        message_type="text",
+        preview="alice: hello",
+        unread=2,
+    )
+)
+PRESENCE = new_envelope(UserPresenceChanged(status="online", sessions=1, changed_at_ms=1_700_000_000_000), user_id="a")
+HEARTBEAT = new_envelope(EdgeHeartbeat(edge_id="edge-1-0a1b2c3d", interval_ms=5000, started_at_ms=0, sessions=3))
+BLOCKED = new_envelope(UserBlocked(blocked_id="mallory"), user_id="alice")
+UNBLOCKED = new_envelope(UserUnblocked(blocked_id="mallory"), user_id="alice")
+GROUP = new_envelope(GroupCreated(group_id="g-1", name="Friends", owner_id="alice", member_ids=("alice", "bob")))
+JOINED = new_envelope(GroupMemberJoined(group_id="g-1", member_id="carol", added_by="alice"))
+LEFT = new_envelope(GroupMemberLeft(group_id="g-1", member_id="carol"))
+DEAD = new_envelope(
+    RecordDeadLettered(
+        source_topic="chat.personal-chat",
+        source_partition=0,
+        source_offset=12,
+        stage="store",
+        error_code="undecodable_event",
+        reason="corrupt",
+        key=b"dm:alice:bob",
+        value=b"\x00\x01",
+    )
+)
+NEW_EVENTS = (STORED, FANNED, DISPATCHED, PUSH, PRESENCE, HEARTBEAT, BLOCKED, UNBLOCKED, GROUP, JOINED, LEFT, DEAD)
+
 
 def _msg(**changes: Any) -> Envelope:
     return replace(GOOD, payload=replace(MSG, **changes))
+
+
+def _event(envelope: Envelope, **changes: Any) -> Envelope:
+    event: Event = replace(envelope.payload, **changes)  # type: ignore[arg-type]
+    return replace(envelope, payload=event)
+
+
+def _stored(envelope: Envelope = STORED, **changes: Any) -> Envelope:
+    """``envelope`` (one holding ``message``) with its ChatMessage changed."""
+    return _event(envelope, message=replace(STORED_MSG, **changes))
 
 
 BAD_ENVELOPES: list[tuple[str, Envelope, str]] = [
@@ -85,6 +160,87 @@ BAD_ENVELOPES: list[tuple[str, Envelope, str]] = [
         replace(LIMITED, payload=replace(LIMITED.payload, retry_after_ms=-1)),
         "payload.userChatRateLimited.retry_after_ms",
     ),
+    (
+        "session edge id not an edge id",
+        new_envelope(UserConnected(edge_id="Edge@1"), user_id="alice"),
+        "payload.userConnected.edge_id",
+    ),
+    # messageStored and the ChatMessage record
+    ("stored seq zero", _stored(seq=0), "payload.messageStored.message.seq"),
+    ("stored seq beyond int64", _stored(seq=2**63), "payload.messageStored.message.seq"),
+    ("stored message id not a uuid", _stored(message_id="m-1"), "payload.messageStored.message.message_id"),
+    (
+        "stored wrong conversation",
+        _stored(conversation_id="dm:alice:carol"),
+        "payload.messageStored.message.conversation_id",
+    ),
+    ("stored unknown status", _stored(status="archived"), "payload.messageStored.message.status"),
+    ("stored unknown target type", _stored(target_type="room"), "payload.messageStored.message.target_type"),
+    ("stored unknown message type", _stored(message_type="gif"), "payload.messageStored.message.message_type"),
+    ("stored empty payload", _stored(payload=""), "payload.messageStored.message.payload"),
+    ("stored oversize payload", _stored(payload="é" * 600), "payload.messageStored.message.payload"),
+    ("stored negative sent_at", _stored(sent_at_ms=-1), "payload.messageStored.message.sent_at_ms"),
+    ("stored mention not an id", _stored(mentions=("a b",)), "payload.messageStored.message.mentions[0]"),
+    ("stored message not a record", _event(STORED, message={"seq": 1}), "payload.messageStored.message"),
+    # messageFannedOut, messageDispatched
+    ("fanned-out bad recipient", _event(FANNED, recipient_id=""), "payload.messageFannedOut.recipient_id"),
+    ("fanned-out bad message", _stored(FANNED, seq=-5), "payload.messageFannedOut.message.seq"),
+    ("dispatched user_seq zero", _event(DISPATCHED, user_seq=0), "payload.messageDispatched.user_seq"),
+    ("dispatched upper-case edge", _event(DISPATCHED, edge_id="Edge-1"), "payload.messageDispatched.edge_id"),
+    ("dispatched edge id too long", _event(DISPATCHED, edge_id="e" * 65), "payload.messageDispatched.edge_id"),
+    # offlinePushRequested
+    ("push preview too long", _event(PUSH, preview="x" * 201), "payload.offlinePushRequested.preview"),
+    ("push negative unread", _event(PUSH, unread=-1), "payload.offlinePushRequested.unread"),
+    ("push message id not a uuid", _event(PUSH, message_id="x"), "payload.offlinePushRequested.message_id"),
+    ("push unsorted dm", _event(PUSH, conversation_id="dm:bob:alice"), "payload.offlinePushRequested.conversation_id"),
+    ("push unknown message type", _event(PUSH, message_type="gif"), "payload.offlinePushRequested.message_type"),
+    # userPresenceChanged
+    ("presence without user", replace(PRESENCE, user_id=None), "userId"),
+    ("presence unknown status", _event(PRESENCE, status="away"), "payload.userPresenceChanged.status"),
+    ("presence negative sessions", _event(PRESENCE, sessions=-1), "payload.userPresenceChanged.sessions"),
+    ("presence online without sessions", _event(PRESENCE, sessions=0), "payload.userPresenceChanged.sessions"),
+    (
+        "presence offline with sessions",
+        _event(PRESENCE, status="offline", sessions=2),
+        "payload.userPresenceChanged.sessions",
+    ),
+    ("presence time beyond int64", _event(PRESENCE, changed_at_ms=2**63), "payload.userPresenceChanged.changed_at_ms"),
+    # edgeHeartbeat
+    ("heartbeat interval zero", _event(HEARTBEAT, interval_ms=0), "payload.edgeHeartbeat.interval_ms"),
+    ("heartbeat bad edge id", _event(HEARTBEAT, edge_id="edge/1"), "payload.edgeHeartbeat.edge_id"),
+    ("heartbeat negative sessions", _event(HEARTBEAT, sessions=-1), "payload.edgeHeartbeat.sessions"),
+    ("heartbeat stopping not a bool", _event(HEARTBEAT, stopping="no"), "payload.edgeHeartbeat.stopping"),
+    # userBlocked, userUnblocked
+    ("block without blocker", replace(BLOCKED, user_id=None), "userId"),
+    ("block bad id", _event(BLOCKED, blocked_id="a:b"), "payload.userBlocked.blocked_id"),
+    ("block oneself", _event(BLOCKED, blocked_id="alice"), "payload.userBlocked.blocked_id"),
+    ("unblock without blocker", replace(UNBLOCKED, user_id=None), "userId"),
+    ("unblock bad id", _event(UNBLOCKED, blocked_id=""), "payload.userUnblocked.blocked_id"),
+    # group events
+    ("group empty name", _event(GROUP, name=""), "payload.groupCreated.name"),
+    ("group name too long", _event(GROUP, name="n" * 201), "payload.groupCreated.name"),
+    ("group member not an id", _event(GROUP, member_ids=("alice", "")), "payload.groupCreated.member_ids[1]"),
+    ("group members not a list", _event(GROUP, member_ids="alice"), "payload.groupCreated.member_ids"),
+    ("joined bad member", _event(JOINED, member_id="a b"), "payload.groupMemberJoined.member_id"),
+    ("joined bad adder", _event(JOINED, added_by=""), "payload.groupMemberJoined.added_by"),
+    ("left bad group", _event(LEFT, group_id=None), "payload.groupMemberLeft.group_id"),
+    ("left bad remover", _event(LEFT, removed_by=":"), "payload.groupMemberLeft.removed_by"),
+    # recordDeadLettered
+    ("dead letter bad topic", _event(DEAD, source_topic="a topic"), "payload.recordDeadLettered.source_topic"),
+    (
+        "dead letter negative partition",
+        _event(DEAD, source_partition=-1),
+        "payload.recordDeadLettered.source_partition",
+    ),
+    ("dead letter negative offset", _event(DEAD, source_offset=-1), "payload.recordDeadLettered.source_offset"),
+    ("dead letter value not bytes", _event(DEAD, value="x"), "payload.recordDeadLettered.value"),
+    ("dead letter key not bytes", _event(DEAD, key=bytearray(b"k")), "payload.recordDeadLettered.key"),
+    (
+        "dead letter too big",
+        _event(DEAD, key=b"k" * 10, value=b"v" * 999_995),
+        "payload.recordDeadLettered.value",
+    ),
+    ("dead letter empty stage", _event(DEAD, stage=""), "payload.recordDeadLettered.stage"),
 ]
 
 
@@ -98,8 +254,21 @@ def test_invalid_envelope_names_the_field(case: str, envelope: Envelope, field: 
 
 
 def test_valid_envelopes_encode() -> None:
-    for envelope in (GOOD, DISCONNECT, LIMITED):
+    for envelope in (GOOD, DISCONNECT, LIMITED, *NEW_EVENTS):
         assert CODEC.decode(CODEC.encode(envelope)) == envelope
+        assert envelope_from_json(envelope_to_json(envelope)) == envelope
+
+
+def test_removed_messages_may_have_an_empty_payload() -> None:
+    for status in ("recalled", "deleted"):
+        envelope = _stored(payload="", status=status)
+        assert CODEC.decode(CODEC.encode(envelope)) == envelope
+
+
+def test_dead_letter_bytes_are_base64_in_json() -> None:
+    body = envelope_to_json(DEAD)["payload"]["recordDeadLettered"]
+    assert (body["key"], body["value"]) == ("ZG06YWxpY2U6Ym9i", "AAE=")
+    assert envelope_to_json(_event(DEAD, key=None))["payload"]["recordDeadLettered"]["key"] is None
 
 
 def _json(**changes: Any) -> dict[str, Any]:
@@ -107,6 +276,10 @@ def _json(**changes: Any) -> dict[str, Any]:
     data.update(changes)
     return data
 
+
+_STORED_JSON = envelope_to_json(STORED)["payload"]["messageStored"]["message"]
+_DEAD_JSON = envelope_to_json(DEAD)["payload"]["recordDeadLettered"]
+_DEAD_VALUE = "payload.recordDeadLettered.value"
 
 BAD_JSON: list[tuple[str, Any, str]] = [
     ("not an object", [1, 2], ""),
@@ -130,6 +303,28 @@ BAD_JSON: list[tuple[str, Any, str]] = [
         "payload.personalChatSent.target_members",
     ),
     ("unknown envelope field", _json(color="red"), "color"),
+    (
+        "nested record not an object",
+        _json(payload={"messageStored": {"message": "hi"}}),
+        "payload.messageStored.message",
+    ),
+    (
+        "nested record unknown field",
+        _json(payload={"messageStored": {"message": {**_STORED_JSON, "color": "red"}}}),
+        "payload.messageStored.message.color",
+    ),
+    (
+        "nested record missing field",
+        _json(payload={"messageStored": {"message": {k: v for k, v in _STORED_JSON.items() if k != "seq"}}}),
+        "payload.messageStored.message.seq",
+    ),
+    (
+        "nested mentions not an array",
+        _json(payload={"messageStored": {"message": {**_STORED_JSON, "mentions": "bob"}}}),
+        "payload.messageStored.message.mentions",
+    ),
+    ("bytes not base64", _json(payload={"recordDeadLettered": {**_DEAD_JSON, "value": "not base64!"}}), _DEAD_VALUE),
+    ("bytes not a string", _json(payload={"recordDeadLettered": {**_DEAD_JSON, "value": [0, 1]}}), _DEAD_VALUE),
     ("missing id", {k: v for k, v in envelope_to_json(GOOD).items() if k != "id"}, "id"),
 ]
 
