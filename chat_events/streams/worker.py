@@ -36,19 +36,27 @@ async def run_worker(
     stop = stop or _signal_event()
     async with open_store(settings) as store, EventPublisher(settings, target, codec) as publisher:
         app = build_app(settings, target, store=store, publisher=publisher, codec=codec)
-        worker = faust.Worker(app, loop=asyncio.get_running_loop(), loglevel="WARNING", override_logging=False)
-        await worker.start()
+        worker = faust.Worker(
+            app, loop=asyncio.get_running_loop(), loglevel="WARNING", override_logging=False,
+            redirect_stdouts=False, quiet=True,
+        )
+        running = asyncio.ensure_future(worker.start())  # returns only when the worker stops
+        stopping = asyncio.ensure_future(stop.wait())
         try:
-            waiting = asyncio.ensure_future(stop.wait())
-            await asyncio.wait([waiting, asyncio.ensure_future(app.chat_assigned.wait())],
-                               return_when=asyncio.FIRST_COMPLETED)
-            if not stop.is_set():
+            assigned = asyncio.ensure_future(app.chat_assigned.wait())
+            await asyncio.wait([running, stopping, assigned], return_when=asyncio.FIRST_COMPLETED)
+            if assigned.done() and not stopping.done():
                 log.warning("worker %s consuming from %s", settings.worker_app_id, target.bootstrap_servers)
                 if on_ready is not None:
                     on_ready(app)
-            await waiting
+                await asyncio.wait([running, stopping], return_when=asyncio.FIRST_COMPLETED)
+            assigned.cancel()
         finally:
+            stopping.cancel()
             await worker.stop()
+            if running.done() and not running.cancelled() and running.exception() is not None:
+                raise running.exception()  # type: ignore[misc]
+            running.cancel()
 
 
 def _signal_event() -> asyncio.Event:
