@@ -91,9 +91,7 @@ class Settings(BaseSettings):
     cassandra_local_dc: str | None = None
     cassandra_username: str | None = None
     cassandra_password: SecretStr | None = None
-    cassandra_consistency: Literal["ONE", "LOCAL_ONE", "LOCAL_QUORUM", "QUORUM", "EACH_QUORUM", "ALL"] = (
-        "LOCAL_QUORUM"
-    )
+    cassandra_consistency: Literal["ONE", "LOCAL_ONE", "LOCAL_QUORUM", "QUORUM", "EACH_QUORUM", "ALL"] = "LOCAL_QUORUM"
     cassandra_replication: str = Field(
         default="{'class': 'SimpleStrategy', 'replication_factor': 1}",
         description="Keyspace replication map used by `chat-events store init`.",

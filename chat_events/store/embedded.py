@@ -122,7 +122,9 @@ class EmbeddedStore(MessageStore):
         ids = list(dict.fromkeys(message_ids))
         if not ids:
             return {}
-        found = await self._run(lambda: self._select(f"SELECT {rows.MESSAGE_COLS} FROM messages WHERE message_id IN ({{}})", ids))
+        found = await self._run(
+            lambda: self._select(f"SELECT {rows.MESSAGE_COLS} FROM messages WHERE message_id IN ({{}})", ids)
+        )
         return {m.message_id: m for m in map(rows.message_from_row, found)}
 
     async def find_client_messages(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], ChatMessage]:
@@ -178,7 +180,7 @@ class EmbeddedStore(MessageStore):
         if after_seq is not None:
             sql, bound = "seq > ? ORDER BY seq ASC", after_seq
         else:
-            sql, bound = "seq < ? ORDER BY seq DESC", before_seq
+            sql, bound = "seq < ? ORDER BY seq DESC", before_seq or 0
         query = f"SELECT {rows.MESSAGE_COLS} FROM messages WHERE conversation_id = ? AND {sql} LIMIT ?"
         found = await self._run(lambda: self._conn.execute(query, (conversation_id, bound, limit + 1)).fetchall())
         items = tuple(map(rows.message_from_row, found[:limit]))
@@ -310,8 +312,10 @@ class EmbeddedStore(MessageStore):
 
     async def set_group_member(self, group_id: str, user_id: str, *, active: bool, at_ms: int) -> None:
         def write(db: sqlite3.Connection) -> None:
-            db.execute(rows.UPSERT_STATUS.format(table="group_members", a="group_id", b="user_id"),
-                       (group_id, user_id, active, at_ms))
+            db.execute(
+                rows.UPSERT_STATUS.format(table="group_members", a="group_id", b="user_id"),
+                (group_id, user_id, active, at_ms),
+            )
 
         await self._run(self._write(write))
 
@@ -328,8 +332,10 @@ class EmbeddedStore(MessageStore):
 
     async def set_block(self, blocker_id: str, blocked_id: str, *, active: bool, at_ms: int) -> None:
         def write(db: sqlite3.Connection) -> None:
-            db.execute(rows.UPSERT_STATUS.format(table="blocks", a="blocker_id", b="blocked_id"),
-                       (blocker_id, blocked_id, active, at_ms))
+            db.execute(
+                rows.UPSERT_STATUS.format(table="blocks", a="blocker_id", b="blocked_id"),
+                (blocker_id, blocked_id, active, at_ms),
+            )
 
         await self._run(self._write(write))
 
@@ -353,7 +359,8 @@ class EmbeddedStore(MessageStore):
     async def end_session(self, user_id: str, session_id: str, *, at_ms: int) -> None:
         def write(db: sqlite3.Connection) -> None:
             db.execute(
-                "UPDATE sessions SET active = 0, ended_at_ms = ? WHERE user_id = ? AND session_id = ? AND since_ms <= ?",
+                "UPDATE sessions SET active = 0, ended_at_ms = ? "
+                "WHERE user_id = ? AND session_id = ? AND since_ms <= ?",
                 (at_ms, user_id, session_id, at_ms),
             )
 

@@ -28,8 +28,8 @@ from chat_events.producers.partitioner import partition_for
 from chat_events.producers.publisher import EventPublisher
 from chat_events.settings import Settings
 from chat_events.store.port import MessageStore
-from chat_events.streams.faust_transport import ChatFaustApp
 from chat_events.streams.fanout import FanoutStage
+from chat_events.streams.faust_transport import ChatFaustApp
 from chat_events.streams.groups import GroupsStage
 from chat_events.streams.inbox import InboxStage
 from chat_events.streams.persist import PersistStage
@@ -47,6 +47,7 @@ from chat_events.topics import (
     ROOM_MESSAGES,
     USER_EVENTS,
     TopicCatalog,
+    TopicSpec,
 )
 
 log = logging.getLogger(__name__)
@@ -74,7 +75,10 @@ class Stages:
 
 def build_stages(settings: Settings, store: MessageStore) -> Stages:
     catalog = TopicCatalog(settings)
-    name = lambda spec: catalog.resolve(spec).name  # noqa: E731
+
+    def name(spec: TopicSpec) -> str:
+        return catalog.resolve(spec).name
+
     return Stages(
         persist=PersistStage(store, stored_topic=name(MESSAGE_STORED), max_payload_bytes=settings.max_payload_bytes),
         fanout=FanoutStage(
@@ -102,7 +106,7 @@ def build_app(
     store: MessageStore,
     publisher: EventPublisher,
     codec: AvroEnvelopeCodec,
-) -> faust.App:
+) -> ChatFaustApp:
     """The worker app over opened ``store`` and started ``publisher``."""
     app = ChatFaustApp(
         settings.worker_app_id,
@@ -127,7 +131,7 @@ def build_app(
     stages = build_stages(settings, store)
     sink = PublisherSink(publisher)
     dead_letter = catalog.resolve(DEAD_LETTER).name
-    wiring: list[tuple[Stage, Any]] = [
+    wiring: list[tuple[Stage, TopicSpec]] = [
         (stages.persist, PERSONAL_CHAT),
         (stages.fanout, MESSAGE_STORED),
         (stages.inbox, INBOX),
@@ -154,7 +158,7 @@ def build_app(
 
     assigned_once = asyncio.Event()
 
-    async def on_assigned(sender: Any, assigned: Any, **_: Any) -> None:
+    async def on_assigned(sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
         """A rebalance may have moved keys from another worker: reload counters from the store."""
         assigned_once.set()
         stages.persist.reset()
@@ -162,9 +166,9 @@ def build_app(
         stages.sessions.monitor.reset(now_ms=time.monotonic() * 1000)
         await stages.sessions.watch_stored_edges()
 
-    app.on_partitions_assigned.connect(on_assigned)
+    app.on_partitions_assigned.connect(on_assigned)  # type: ignore[arg-type]  # mode types handlers as sync
 
-    @app.timer(EDGE_CHECK_INTERVAL_S)  # type: ignore[misc]
+    @app.timer(EDGE_CHECK_INTERVAL_S)  # type: ignore[untyped-decorator]
     async def expire_silent_edges() -> None:
         await _expire_edges(settings, target, stages.sessions, sink, owns_user, user_events.name, app)
 

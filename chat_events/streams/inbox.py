@@ -77,7 +77,9 @@ class InboxStage:
             conversation = conversations.get((entry.user_id, entry.conversation_id))
             muted = conversation.muted if conversation else False
             if wants_push(
-                recipient_id=event.recipient_id, sender_id=event.message.sender_id, online_sessions=len(edges),
+                recipient_id=event.recipient_id,
+                sender_id=event.message.sender_id,
+                online_sessions=len(edges),
                 muted=muted,
             ):
                 unread = conversation.unread if conversation else 1
@@ -86,8 +88,9 @@ class InboxStage:
 
     def _dispatch(self, item: Incoming, event: MessageFannedOut, user_seq: int, edge_id: str) -> Output:
         envelope = new_envelope(
-            MessageDispatched(recipient_id=event.recipient_id, user_seq=user_seq, edge_id=edge_id,
-                              message=event.message),
+            MessageDispatched(
+                recipient_id=event.recipient_id, user_seq=user_seq, edge_id=edge_id, message=event.message
+            ),
             user_id=event.recipient_id,
             trace_id=item.envelope.trace_id,
             span_context=item.envelope.span_context,

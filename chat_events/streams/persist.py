@@ -12,11 +12,11 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
+from chat_events.errors import EventValidationError
 from chat_events.events.conversations import conversation_id_of
 from chat_events.events.factory import new_envelope
 from chat_events.events.types import ChatMessage, MessageStored, PersonalChatSent
 from chat_events.events.validation import validate_envelope
-from chat_events.errors import EventValidationError
 from chat_events.store.port import MessageStore
 from chat_events.streams.records import Incoming, Output, Reject, StageResult, output_envelope_id, timestamp_ms
 from chat_events.streams.sequencing import SeqCounters

@@ -69,9 +69,7 @@ class EdgeMonitor:
         """Edges that said they are stopping or whose heartbeat is overdue; each is reported
         once (until it sends a heartbeat again)."""
         dead = sorted(
-            edge
-            for edge, (seen, timeout) in self._seen.items()
-            if edge in self._stopped or now_ms - seen > timeout
+            edge for edge, (seen, timeout) in self._seen.items() if edge in self._stopped or now_ms - seen > timeout
         )
         for edge in dead:
             del self._seen[edge]

@@ -33,10 +33,7 @@ def recipients_of(
     * Users who blocked the sender are removed (the sender's own copy stays).
     * The sender is always included, so their other devices receive what they sent.
     """
-    if target_type == "user":
-        others = {target_id}
-    else:
-        others = set(group_members)
+    others = {target_id} if target_type == "user" else set(group_members)
     others -= set(blockers_of_sender)
     others.discard(sender_id)
     return (sender_id, *sorted(others))

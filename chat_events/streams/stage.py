@@ -28,6 +28,7 @@ from chat_events.codec.avro import AvroEnvelopeCodec
 from chat_events.errors import ChatEventsError, EventDecodeError
 from chat_events.events.factory import new_envelope
 from chat_events.events.types import RecordDeadLettered
+from chat_events.events.validation import MAX_DEAD_LETTER_BYTES
 from chat_events.streams.records import Incoming, Output, Reject, SourceRecord, StageResult, output_envelope_id
 
 log = logging.getLogger(__name__)
@@ -93,8 +94,9 @@ class BatchProcessor:
         try:
             await self._retrying(lambda: self._sink.send_outputs(outputs), "send")
         except Exception as exc:  # e.g. an output the broker refuses (too large): park the inputs
-            log.error("%s: outputs refused (%s); dead-lettering the batch's %d records", self._stage.name, exc,
-                      len(records))
+            log.error(
+                "%s: outputs refused (%s); dead-lettering the batch's %d records", self._stage.name, exc, len(records)
+            )
             rejects = [Reject(record, error_code(exc), f"outputs refused: {exc}") for record in records]
             parked = [self._dead_letter(reject) for reject in rejects]
             await self._retrying(lambda: self._sink.send_outputs(parked), "send")
@@ -138,22 +140,27 @@ class BatchProcessor:
                 self._stage.reset()
                 if not is_retriable(exc):
                     raise
-                log.warning("%s: %s failed (%s: %s); retrying in %.2fs", self._stage.name, what,
-                            type(exc).__name__, exc, delay)
+                log.warning(
+                    "%s: %s failed (%s: %s); retrying in %.2fs", self._stage.name, what, type(exc).__name__, exc, delay
+                )
                 await self._sleep(delay)
                 delay = min(delay * 2, self._max_backoff_s)
 
     def _dead_letter(self, reject: Reject) -> Output:
         record = reject.record
+        room = MAX_DEAD_LETTER_BYTES - len(record.key or b"")
+        value, reason = record.value, reject.reason
+        if len(value) > room:  # keep the dead letter under Kafka's default 1 MiB record limit
+            value, reason = value[:room], f"{reason} (value truncated from {len(record.value)} bytes)"
         event = RecordDeadLettered(
             source_topic=record.topic,
             source_partition=record.partition,
             source_offset=record.offset,
             stage=self._stage.name,
             error_code=reject.error_code,
-            reason=reject.reason[:1000],
+            reason=reason[:1000],
             key=record.key,
-            value=record.value,
+            value=value,
         )
         source_id = f"{record.topic}/{record.partition}/{record.offset}"
         envelope = new_envelope(event, envelope_id=output_envelope_id(source_id, self._stage.name, "dead-letter"))

@@ -99,7 +99,9 @@ class UserEventsStage:
             at_ms = timestamp_ms(envelope.timestamp)
             if isinstance(event, UserConnected | UserDisconnected):
                 if not envelope.session_id or (isinstance(event, UserConnected) and not event.edge_id):
-                    reason = f"{envelope.name} needs sessionId" + (" and edge_id" if isinstance(event, UserConnected) else "")
+                    reason = f"{envelope.name} needs sessionId" + (
+                        " and edge_id" if isinstance(event, UserConnected) else ""
+                    )
                     result.rejects.append(Reject(item.record, "invalid_event", reason))
                     continue
                 change = await self._apply_session(envelope, event, sessions.get(user_id, ()), at_ms)
@@ -120,7 +122,10 @@ class UserEventsStage:
         user_id, session_id = envelope.user_id or "", envelope.session_id or ""
         if isinstance(event, UserConnected):
             session = Session(
-                user_id=user_id, session_id=session_id, edge_id=event.edge_id or "", device_id=event.device_id,
+                user_id=user_id,
+                session_id=session_id,
+                edge_id=event.edge_id or "",
+                device_id=event.device_id,
                 since_ms=at_ms,
             )
             await self._store.save_session(session)
@@ -153,7 +158,10 @@ class UserEventsStage:
             log.warning("edge %s is silent: ending %d sessions", edge_id, len(sessions))
             for session in sessions:
                 event = UserDisconnected(
-                    reason="edge_timeout", code=EDGE_TIMEOUT_CODE, forced=True, edge_id=edge_id,
+                    reason="edge_timeout",
+                    code=EDGE_TIMEOUT_CODE,
+                    forced=True,
+                    edge_id=edge_id,
                     device_id=session.device_id,
                 )
                 envelope = new_envelope(

@@ -22,12 +22,13 @@ from chat_events.producers.publisher import EventPublisher
 from chat_events.settings import Settings
 from chat_events.store.factory import open_store
 from chat_events.streams.app import build_app
+from chat_events.streams.faust_transport import ChatFaustApp
 
 log = logging.getLogger(__name__)
 
 
 async def run_worker(
-    settings: Settings, *, stop: asyncio.Event | None = None, on_ready: Callable[[faust.App], None] | None = None
+    settings: Settings, *, stop: asyncio.Event | None = None, on_ready: Callable[[ChatFaustApp], None] | None = None
 ) -> None:
     """Run until ``stop`` is set (or SIGINT/SIGTERM when ``stop`` is None)."""
     target = resolve_target(settings)
@@ -37,8 +38,12 @@ async def run_worker(
     async with open_store(settings) as store, EventPublisher(settings, target, codec) as publisher:
         app = build_app(settings, target, store=store, publisher=publisher, codec=codec)
         worker = faust.Worker(
-            app, loop=asyncio.get_running_loop(), loglevel="WARNING", override_logging=False,
-            redirect_stdouts=False, quiet=True,
+            app,
+            loop=asyncio.get_running_loop(),
+            loglevel="WARNING",
+            override_logging=False,
+            redirect_stdouts=False,
+            quiet=True,
         )
         running = asyncio.ensure_future(worker.start())  # returns only when the worker stops
         stopping = asyncio.ensure_future(stop.wait())

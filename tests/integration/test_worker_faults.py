@@ -39,7 +39,8 @@ def check_invariants(db_path: Path, sent: dict[str, tuple[str, str]]) -> None:
         conversation_seq = {m: seq for m, _, seq in messages}
 
         inbox = db.execute(
-            "SELECT user_id, user_seq, message_id, conversation_id, conversation_seq FROM inbox ORDER BY user_id, user_seq"
+            "SELECT user_id, user_seq, message_id, conversation_id, conversation_seq FROM inbox "
+            "ORDER BY user_id, user_seq"
         ).fetchall()
         expected = {(user, mid) for mid, pair in sent.items() for user in pair}
         assert len(inbox) == len(expected)  # one entry per (recipient, message): none twice, none lost
@@ -58,19 +59,21 @@ def check_invariants(db_path: Path, sent: dict[str, tuple[str, str]]) -> None:
         db.close()
 
 
-async def stored_count(db_path: Path, table: str) -> int:
+def stored_count(db_path: Path, table: str) -> int:
     if not db_path.exists():
         return 0
     db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=5)
     try:
-        return int(db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])  # noqa: S608 - fixed names
+        return int(db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
     except sqlite3.OperationalError:
         return 0
     finally:
         db.close()
 
 
-async def send_pairs(publisher: EventPublisher, n: int, users: list[str], chunk: int = 250) -> dict[str, tuple[str, str]]:
+async def send_pairs(
+    publisher: EventPublisher, n: int, users: list[str], chunk: int = 250
+) -> dict[str, tuple[str, str]]:
     """``n`` 1:1 messages among ``users`` in pairs, published in chunks; returns what was ACKed."""
     from chat_events.events.conversations import conversation_id_of
     from chat_events.events.factory import new_envelope
@@ -98,8 +101,13 @@ async def send_pairs(publisher: EventPublisher, n: int, users: list[str], chunk:
 
 
 async def test_kill_9_mid_run_loses_and_duplicates_nothing(kafka_target: KafkaTarget, tmp_path: Path) -> None:
-    settings = make_settings(kafka_target, tmp_path, worker_app_id=f"w-{uuid.uuid4().hex[:8]}",
-                             worker_session_timeout_s=6.0, worker_rebalance_timeout_s=3.0)
+    settings = make_settings(
+        kafka_target,
+        tmp_path,
+        worker_app_id=f"w-{uuid.uuid4().hex[:8]}",
+        worker_session_timeout_s=6.0,
+        worker_rebalance_timeout_s=3.0,
+    )
     await ensure_topics(settings, kafka_target)
     users = [f"u{i}-{uuid.uuid4().hex[:4]}" for i in range(40)]
     worker = WorkerProcess(settings, tmp_path / "worker.log")
@@ -107,15 +115,19 @@ async def test_kill_9_mid_run_loses_and_duplicates_nothing(kafka_target: KafkaTa
     try:
         async with EventPublisher(settings, kafka_target, build_codec(settings)) as publisher:
             sending = asyncio.ensure_future(send_pairs(publisher, 5000, users))
-            await wait_until(lambda: _at_least(settings.store_path, "inbox", 2000), timeout=120,
-                             what="a third of the run")
+            await wait_until(
+                lambda: _at_least(settings.store_path, "inbox", 2000), timeout=120, what="a third of the run"
+            )
             worker.kill9()
-            killed_at = await stored_count(settings.store_path, "inbox")
+            killed_at = stored_count(settings.store_path, "inbox")
             sent = await sending
             assert killed_at < 10_000, "the kill must land mid-run"
             worker.start()
-            await wait_until(lambda: _at_least(settings.store_path, "inbox", 10_000), timeout=180,
-                             what="every inbox entry after the restart")
+            await wait_until(
+                lambda: _at_least(settings.store_path, "inbox", 10_000),
+                timeout=180,
+                what="every inbox entry after the restart",
+            )
             await asyncio.sleep(1.0)  # anything replayed late would show up as a duplicate now
     finally:
         worker.stop()
@@ -123,7 +135,7 @@ async def test_kill_9_mid_run_loses_and_duplicates_nothing(kafka_target: KafkaTa
 
 
 async def _at_least(path: Path, table: str, n: int) -> bool:
-    return await stored_count(path, table) >= n
+    return stored_count(path, table) >= n
 
 
 async def test_broker_data_lost_seqs_continue_from_the_store(tmp_path: Path) -> None:

@@ -52,7 +52,10 @@ class Pipeline:
 async def pipeline(kafka_target: KafkaTarget, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Pipeline]:
     tmp: Path = tmp_path_factory.mktemp("pipeline")
     settings = make_settings(
-        kafka_target, tmp, worker_app_id=f"w-{uuid.uuid4().hex[:8]}", edge_heartbeat_timeout_ms=1500,
+        kafka_target,
+        tmp,
+        worker_app_id=f"w-{uuid.uuid4().hex[:8]}",
+        edge_heartbeat_timeout_ms=1500,
         fanout_write_max_members=60,
     )
     await ensure_topics(settings, kafka_target)
@@ -60,7 +63,10 @@ async def pipeline(kafka_target: KafkaTarget, tmp_path_factory: pytest.TempPathF
     worker.start()
     codec = build_codec(settings)
     try:
-        async with EventPublisher(settings, kafka_target, codec) as publisher, EmbeddedStore(settings.store_path) as store:
+        async with (
+            EventPublisher(settings, kafka_target, codec) as publisher,
+            EmbeddedStore(settings.store_path) as store,
+        ):
             yield Pipeline(settings, codec, publisher, store, worker, TopicCatalog(settings))
     finally:
         worker.stop()
@@ -76,8 +82,11 @@ async def inbox_of(p: Pipeline, user: str) -> list[tuple[int, str, int]]:
 
 
 async def connect_on_edge(p: Pipeline, user: str, edge_id: str) -> None:
-    await ensure_topics(p.settings, KafkaTarget(p.settings.kafka_bootstrap_servers or "", embedded=True),
-                        [p.catalog.edge_topic(edge_id)])
+    await ensure_topics(
+        p.settings,
+        KafkaTarget(p.settings.kafka_bootstrap_servers or "", embedded=True),
+        [p.catalog.edge_topic(edge_id)],
+    )
     await p.publisher.publish_user_connected(user_id=user, session_id=uid("s"), edge_id=edge_id, device_id="phone")
 
     async def online() -> bool:
@@ -178,8 +187,9 @@ async def test_blocked_sender_reaches_no_one_who_blocked_them(pipeline: Pipeline
 
     await wait_until(ready, what="block and group stored")
     await p.publisher.publish_personal_chat_sent(sender_id=alice, target_id=carol, payload="direct")
-    await p.publisher.publish_personal_chat_sent(sender_id=alice, target_id=group_id, target_type="group",
-                                                 payload="to the group")
+    await p.publisher.publish_personal_chat_sent(
+        sender_id=alice, target_id=group_id, target_type="group", payload="to the group"
+    )
     await p.publisher.publish_personal_chat_sent(sender_id=bob, target_id=carol, payload="from bob")
 
     async def settled() -> bool:
@@ -220,7 +230,9 @@ async def test_poison_and_unauthorised_records_go_to_dead_letter_and_the_stream_
     by_code = {d.error_code: d for d in await dead_letters()}
     undecodable = by_code["undecodable_event"]
     assert (undecodable.source_topic, undecodable.source_partition, undecodable.source_offset) == (
-        poison.topic, poison.partition, poison.offset
+        poison.topic,
+        poison.partition,
+        poison.offset,
     )
     assert undecodable.value == b"\x00\x00\x00\x00\x07garbage" and undecodable.stage == "persist"
     assert by_code["not_a_member"].stage == "fanout"
@@ -244,8 +256,11 @@ async def test_offline_recipient_gets_a_push(pipeline: Pipeline) -> None:
 
     async def pushes() -> list[OfflinePushRequested]:
         envelopes = await read_topic(p.settings, p.codec, p.topic(PUSH))
-        return [e.payload for e in envelopes if isinstance(e.payload, OfflinePushRequested)
-                and e.payload.recipient_id == dave]
+        return [
+            e.payload
+            for e in envelopes
+            if isinstance(e.payload, OfflinePushRequested) and e.payload.recipient_id == dave
+        ]
 
     await wait_until(lambda: _has(pushes, 1), what="a push for dave")
     [push] = await pushes()
@@ -261,8 +276,7 @@ async def test_sessions_presence_and_silent_edge_expiry(pipeline: Pipeline) -> N
 
     async def presence() -> list[str]:
         envelopes = await read_topic(p.settings, p.codec, p.topic(PRESENCE))
-        return [e.payload.status for e in envelopes
-                if isinstance(e.payload, UserPresenceChanged) and e.user_id == erin]
+        return [e.payload.status for e in envelopes if isinstance(e.payload, UserPresenceChanged) and e.user_id == erin]
 
     await wait_until(lambda: _has(presence, 1), what="erin online")
     # the edge stops sending heartbeats: after the timeout (1.5 s here) its sessions end

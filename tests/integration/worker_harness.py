@@ -82,7 +82,12 @@ class WorkerProcess:
             self.proc.wait(10)
 
 
-async def wait_until(check: Callable[[], Awaitable[bool]], *, timeout: float = 30.0, what: str = "condition") -> None:
+async def wait_until(
+    check: Callable[[], Awaitable[bool]],
+    *,
+    timeout: float = 30.0,  # noqa: ASYNC109 - a polling deadline, not a cancellation scope
+    what: str = "condition",
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if await check():
@@ -91,8 +96,9 @@ async def wait_until(check: Callable[[], Awaitable[bool]], *, timeout: float = 3
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
-async def heartbeat(publisher: EventPublisher, settings: Settings, edge_id: str, *, interval_ms: int = 500,
-                    stopping: bool = False) -> None:
+async def heartbeat(
+    publisher: EventPublisher, settings: Settings, edge_id: str, *, interval_ms: int = 500, stopping: bool = False
+) -> None:
     """What an edge does every interval: one heartbeat on every partition of chat.user-events."""
     topic = TopicCatalog(settings).resolve(USER_EVENTS).name
     envelope = new_envelope(
@@ -103,8 +109,9 @@ async def heartbeat(publisher: EventPublisher, settings: Settings, edge_id: str,
 
 
 @contextlib.asynccontextmanager
-async def edge_alive(publisher: EventPublisher, settings: Settings, edge_id: str, interval_ms: int = 300
-                     ) -> AsyncIterator[None]:
+async def edge_alive(
+    publisher: EventPublisher, settings: Settings, edge_id: str, interval_ms: int = 300
+) -> AsyncIterator[None]:
     """Heartbeats for ``edge_id`` every ``interval_ms`` while the block runs (a live edge)."""
 
     async def beat() -> None:
