@@ -23,7 +23,7 @@ def register(sub: Any) -> None:
     broker.set_defaults(handler=run_broker)
     up = sub.add_parser("up", help="start the whole system on the embedded default until Ctrl-C")
     up.add_argument("--port", type=int, default=None, help="broker port (default 9092; 0 = any)")
-    up.set_defaults(handler=run_broker)
+    up.set_defaults(handler=run_up)
 
 
 def _wait_for_stop() -> None:
@@ -53,4 +53,26 @@ def run_broker(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         broker.stop()
         print("embedded broker stopped", flush=True)
+    return 0
+
+
+def run_up(args: argparse.Namespace, settings: Settings) -> int:
+    """The embedded broker (a child process) plus the worker in this process, until Ctrl-C.
+    The edge joins here when it lands."""
+    from chat_events.streams.worker import run_worker
+
+    port = settings.embedded_broker_port if args.port is None else args.port
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    broker = EmbeddedBroker(port, log_path=settings.data_dir / "broker.log", state_dir=settings.data_dir)
+    bootstrap = broker.start()
+    try:
+        worker_settings = settings.model_copy(update={"kafka_bootstrap_servers": bootstrap, "kafka_idempotence": "off"})
+        print(f"embedded broker listening on {bootstrap} (pid {broker.pid}; memory only)", flush=True)
+        print(f"store: {settings.store_kind} ({settings.store_path}); starting the worker...", flush=True)
+        asyncio.run(
+            run_worker(worker_settings, on_ready=lambda _: print("worker ready; Ctrl-C stops everything", flush=True))
+        )
+    finally:
+        broker.stop()
+        print("stopped", flush=True)
     return 0
