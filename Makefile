@@ -37,6 +37,7 @@ test: install asyncapi-tools lint
 bench: install
 	$(BIN)/python -m benchmarks.bench_codec
 	$(BIN)/python -m benchmarks.bench_producer
+	$(BIN)/python -m benchmarks.bench_worker
 
 clean:
 	rm -rf $(VENV) tools/asyncapi/node_modules tools/asyncapi/out .chat-events
