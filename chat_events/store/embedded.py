@@ -116,6 +116,20 @@ class EmbeddedStore(MessageStore):
             out.extend(self._conn.execute(sql.format(_marks(len(part))) + suffix, part).fetchall())
         return out
 
+    def _select_pairs(
+        self, cols: str, table: str, a: str, b: str, keys: Sequence[tuple[str, str]]
+    ) -> list[tuple[Any, ...]]:
+        """Rows of ``table`` whose ``(a, b)`` is among ``keys``: one indexed query per chunk of
+        pairs (a join on a VALUES list; ``(a, b) IN (VALUES ...)`` would scan the table)."""
+        out: list[tuple[Any, ...]] = []
+        for part in _chunks(keys):
+            values = ",".join("(?, ?)" for _ in part)
+            sql = (
+                f"WITH k(ka, kb) AS (VALUES {values}) SELECT {cols} FROM k CROSS JOIN {table} ON {a} = ka AND {b} = kb"
+            )
+            out.extend(self._conn.execute(sql, [v for key in part for v in key]).fetchall())
+        return out
+
     # --- messages -------------------------------------------------------------------------
 
     async def find_messages(self, message_ids: Iterable[str]) -> dict[str, ChatMessage]:
@@ -132,11 +146,12 @@ class EmbeddedStore(MessageStore):
         if not wanted:
             return {}
 
-        def run() -> list[tuple[Any, ...]]:
-            sql = f"SELECT {rows.MESSAGE_COLS} FROM messages WHERE sender_id = ? AND client_msg_id = ?"
-            return [r for key in wanted for r in self._conn.execute(sql, key).fetchall()]
-
-        found = map(rows.message_from_row, await self._run(run))
+        found = map(
+            rows.message_from_row,
+            await self._run(
+                lambda: self._select_pairs(rows.MESSAGE_COLS, "messages", "sender_id", "client_msg_id", wanted)
+            ),
+        )
         return {(m.sender_id, m.client_msg_id or ""): m for m in found}
 
     async def max_conversation_seqs(self, conversation_ids: Iterable[str]) -> dict[str, int]:
@@ -200,11 +215,8 @@ class EmbeddedStore(MessageStore):
         if not wanted:
             return {}
 
-        def run() -> list[tuple[Any, ...]]:
-            sql = f"SELECT {rows.INBOX_COLS} FROM inbox WHERE user_id = ? AND message_id = ?"
-            return [r for key in wanted for r in self._conn.execute(sql, key).fetchall()]
-
-        return {(e.user_id, e.message_id): e for e in map(rows.inbox_from_row, await self._run(run))}
+        found = await self._run(lambda: self._select_pairs(rows.INBOX_COLS, "inbox", "user_id", "message_id", wanted))
+        return {(e.user_id, e.message_id): e for e in map(rows.inbox_from_row, found)}
 
     async def max_user_seqs(self, user_ids: Iterable[str]) -> dict[str, int]:
         ids = list(dict.fromkeys(user_ids))
@@ -219,11 +231,10 @@ class EmbeddedStore(MessageStore):
         if not wanted:
             return {}
 
-        def run() -> list[tuple[Any, ...]]:
-            sql = f"SELECT {rows.CONVERSATION_COLS} FROM conversations WHERE user_id = ? AND conversation_id = ?"
-            return [r for key in wanted for r in self._conn.execute(sql, key).fetchall()]
-
-        return {(c.user_id, c.conversation_id): c for c in map(rows.conversation_from_row, await self._run(run))}
+        found = await self._run(
+            lambda: self._select_pairs(rows.CONVERSATION_COLS, "conversations", "user_id", "conversation_id", wanted)
+        )
+        return {(c.user_id, c.conversation_id): c for c in map(rows.conversation_from_row, found)}
 
     async def save_inbox(self, entries: Sequence[InboxEntry], conversations: Sequence[ConversationState]) -> None:
         if not entries and not conversations:
