@@ -10,11 +10,15 @@ import asyncio
 import sqlite3
 import uuid
 from collections import defaultdict
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from chat_events.codec import build_codec
+from chat_events.events.conversations import conversation_id_of
+from chat_events.events.factory import new_envelope
+from chat_events.events.types import PersonalChatSent
 from chat_events.kafka.admin import ensure_topics
 from chat_events.kafka.connection import KafkaTarget
 from chat_events.kafka.embedded import EmbeddedBroker
@@ -75,10 +79,6 @@ async def send_pairs(
     publisher: EventPublisher, n: int, users: list[str], chunk: int = 250
 ) -> dict[str, tuple[str, str]]:
     """``n`` 1:1 messages among ``users`` in pairs, published in chunks; returns what was ACKed."""
-    from chat_events.events.conversations import conversation_id_of
-    from chat_events.events.factory import new_envelope
-    from chat_events.events.types import PersonalChatSent
-
     sent: dict[str, tuple[str, str]] = {}
     for start in range(0, n, chunk):
         envelopes = []
@@ -88,8 +88,6 @@ async def send_pairs(
             event = PersonalChatSent(
                 message_id=str(uuid.uuid4()), sender_id=sender, target_id=target, payload=f"m{i}", target_type="user"
             )
-            from dataclasses import replace
-
             envelopes.append(new_envelope(replace(event, conversation_id=conversation_id_of(event)), user_id=sender))
         await publisher.publish_many(envelopes)
         for envelope in envelopes:
