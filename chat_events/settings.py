@@ -121,6 +121,9 @@ class Settings(BaseSettings):
         default=5.0, gt=0, description="How long a rebalance waits for members to rejoin."
     )
     worker_retry_max_backoff_s: float = Field(default=5.0, gt=0, description="Cap of the retry backoff.")
+    worker_stop_timeout_s: float = Field(
+        default=15.0, gt=0, description="How long a stopping worker waits for its agents before abandoning them."
+    )
 
     @field_validator("kafka_bootstrap_servers")
     @classmethod

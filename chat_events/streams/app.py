@@ -113,6 +113,7 @@ def build_app(
         broker=[f"kafka://{server}" for server in target.bootstrap_servers.split(",")],
         autodiscover=False,
         web_enabled=False,
+        datadir=str(settings.data_dir / "faust"),  # Faust's default is ./<app id>-data in the cwd
         topic_partitions=settings.topic_partitions,
         topic_replication_factor=settings.topic_replication_factor,
         consumer_auto_offset_reset="earliest",

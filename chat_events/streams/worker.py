@@ -9,6 +9,7 @@ half-acknowledged.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 from collections.abc import Callable
@@ -37,7 +38,7 @@ async def run_worker(
     stop = stop or _signal_event()
     async with open_store(settings) as store, EventPublisher(settings, target, codec) as publisher:
         app = build_app(settings, target, store=store, publisher=publisher, codec=codec)
-        worker = faust.Worker(
+        worker = _QuietWorker(
             app,
             loop=asyncio.get_running_loop(),
             loglevel="WARNING",
@@ -58,10 +59,38 @@ async def run_worker(
             assigned.cancel()
         finally:
             stopping.cancel()
-            await worker.stop()
-            if running.done() and not running.cancelled() and running.exception() is not None:
-                raise running.exception()  # type: ignore[misc]
-            running.cancel()
+            await _stop_fully(worker, running, settings.worker_stop_timeout_s)
+
+
+class _QuietWorker(faust.Worker):
+    """A :class:`faust.Worker` that leaves signals to us.
+
+    mode's Worker replaces the loop's SIGINT/SIGTERM handlers with its own, which stop the
+    worker behind our back: ``run_worker`` then closed the store and the publisher while the
+    agents were still mid-batch, and the interpreter hung on the agents' orphaned tasks.
+    """
+
+    def install_signal_handlers(self) -> None:
+        return None
+
+
+async def _stop_fully(worker: faust.Worker, running: asyncio.Future[None], timeout_s: float) -> None:
+    """Stop the Faust worker and wait for it, before the caller closes the store and publisher.
+
+    In-flight batches are cancelled unacknowledged (replayed by the next owner). If stopping
+    takes longer than ``timeout_s`` we log and go on: the offsets are committed only after a
+    batch's effects, so abandoning the rest is safe.
+    """
+    try:
+        await asyncio.wait_for(worker.stop(), timeout_s)
+    except TimeoutError:
+        log.warning("the Faust worker did not stop within %.0fs; abandoning its tasks", timeout_s)
+    if not running.done():
+        running.cancel()
+    with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+        await asyncio.wait_for(asyncio.shield(running), 1.0)
+    if running.done() and not running.cancelled() and running.exception() is not None:
+        raise running.exception()  # type: ignore[misc]
 
 
 def _signal_event() -> asyncio.Event:

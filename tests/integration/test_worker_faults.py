@@ -7,6 +7,7 @@ no seq reused or skipped.
 from __future__ import annotations
 
 import asyncio
+import signal
 import sqlite3
 import uuid
 from collections import defaultdict
@@ -98,7 +99,11 @@ async def send_pairs(
     return sent
 
 
-async def test_kill_9_mid_run_loses_and_duplicates_nothing(kafka_target: KafkaTarget, tmp_path: Path) -> None:
+@pytest.mark.parametrize("how", ["kill -9", "SIGTERM", "SIGINT"])
+async def test_worker_stopped_mid_run_loses_and_duplicates_nothing(
+    kafka_target: KafkaTarget, tmp_path: Path, how: str
+) -> None:
+    """Killed hard, or asked to stop (which must end the process on its own, exit code 0)."""
     settings = make_settings(
         kafka_target,
         tmp_path,
@@ -116,7 +121,10 @@ async def test_kill_9_mid_run_loses_and_duplicates_nothing(kafka_target: KafkaTa
             await wait_until(
                 lambda: _at_least(settings.store_path, "inbox", 2000), timeout=120, what="a third of the run"
             )
-            worker.kill9()
+            if how == "kill -9":
+                worker.kill9()
+            else:
+                assert worker.terminate(sig=signal.Signals[how]) == 0
             killed_at = stored_count(settings.store_path, "inbox")
             sent = await sending
             assert killed_at < 10_000, "the kill must land mid-run"

@@ -71,6 +71,17 @@ class WorkerProcess:
         os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait(10)
 
+    def terminate(self, *, sig: signal.Signals = signal.SIGTERM, timeout: float = 30.0) -> int:
+        """Ask the worker to stop; return its exit code. A worker that hangs fails the test."""
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+            raise AssertionError(f"worker ignored {sig.name} for {timeout}s:\n{self.log()}") from None
+
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
             return
