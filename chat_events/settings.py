@@ -9,10 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Idempotence = Literal["auto", "on", "off"]
+DEV_AUTH_SECRET = "chat-events-development-secret-do-not-use"  # noqa: S105 - refused outside development
 
 
 class Settings(BaseSettings):
@@ -125,12 +126,58 @@ class Settings(BaseSettings):
         default=15.0, gt=0, description="How long a stopping worker waits for its agents before abandoning them."
     )
 
+    # --- Edge (WebSocket + HTTP) ---------------------------------------------------------
+    environment: Literal["development", "production"] = Field(
+        default="development",
+        description="'development' enables dev tokens (POST /v1/dev/token) and allows the default secret.",
+    )
+    auth_secret: SecretStr = Field(
+        default=SecretStr(DEV_AUTH_SECRET),
+        description="HMAC key that signs and verifies access tokens (HS256). Must be set, at least 32 "
+        "characters, outside development.",
+    )
+    token_ttl_s: int = Field(default=3600, ge=10, le=30 * 86400, description="Lifetime of dev tokens.")
+    allowed_origins: str = Field(
+        default="",
+        description="Comma-separated Origins allowed to open /ws (e.g. https://chat.example.com); '*' = any. "
+        "Requests without an Origin header (non-browser clients) are always allowed.",
+    )
+    edge_host: str = Field(default="127.0.0.1", description="Interface the edge listens on.")
+    edge_port: int = Field(default=8000, ge=0, le=65535, description="Port of the edge (HTTP and /ws).")
+    edge_name: str | None = Field(default=None, description="Readable prefix of the edge id (default: host name).")
+    edge_heartbeat_interval_ms: int = Field(
+        default=3000, ge=50, description="How often an edge tells the workers it is alive."
+    )
+    ws_max_frame_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    ws_heartbeat_s: int = Field(
+        default=30, ge=1, description="Clients send a heartbeat this often; silent for twice as long = closed."
+    )
+    ws_sign_in_timeout_s: float = Field(default=10.0, gt=0, description="Time to sign in after connecting.")
+    ws_outbound_queue: int = Field(
+        default=2000, ge=10, description="Frames queued for one slow socket before it is closed (1013)."
+    )
+    send_rate_per_s: float = Field(default=20.0, gt=0, description="Per-user send rate (token bucket refill).")
+    send_burst: int = Field(default=40, ge=1, description="Per-user send burst (token bucket size).")
+    max_connections_per_user: int = Field(default=10, ge=1, description="Open sockets per user on one edge.")
+    membership_cache_s: float = Field(
+        default=1.0, ge=0, description="How long an edge trusts a group's member list read from the store."
+    )
+
     @field_validator("kafka_bootstrap_servers")
     @classmethod
     def _blank_is_unset(cls, value: str | None) -> str | None:
         if value is None or not value.strip():
             return None
         return value.strip()
+
+    @model_validator(mode="after")
+    def _no_default_secret_outside_development(self) -> Settings:
+        secret = self.auth_secret.get_secret_value()
+        if self.environment != "development" and (secret == DEV_AUTH_SECRET or len(secret) < 32):
+            raise ValueError(
+                "CHAT_AUTH_SECRET must be set to a random value of at least 32 characters outside development"
+            )
+        return self
 
     @field_validator("cassandra_contact_points")
     @classmethod

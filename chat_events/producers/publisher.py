@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, replace
 from types import TracebackType
 
@@ -123,6 +123,31 @@ class EventPublisher:
         except KafkaError as exc:
             raise PublishError(f"publish failed: {type(exc).__name__}: {exc}") from exc
         return PublishResult(metadata.topic, metadata.partition, metadata.offset, envelope)
+
+    async def enqueue(self, envelope: Envelope) -> Awaitable[PublishResult]:
+        """Validate, encode and hand one envelope to the producer; the returned awaitable
+        resolves once the broker acknowledged it (or raises :class:`PublishError`).
+
+        Envelopes enqueued one after another from one task keep that order in their partition,
+        even when their acknowledgements are awaited concurrently: the edge pipelines a
+        socket's sends this way without reordering them."""
+        producer = self._producer
+        if producer is None:
+            raise PublishError("publisher is not started")
+        topic, key, value = self._prepare(envelope)
+        try:
+            future = await producer.send(topic, value, key=key)
+        except KafkaError as exc:
+            raise PublishError(f"publish failed: {type(exc).__name__}: {exc}") from exc
+
+        async def acknowledged() -> PublishResult:
+            try:
+                metadata = await future
+            except KafkaError as exc:
+                raise PublishError(f"publish failed: {type(exc).__name__}: {exc}") from exc
+            return PublishResult(metadata.topic, metadata.partition, metadata.offset, envelope)
+
+        return acknowledged()
 
     async def publish_many(self, envelopes: Sequence[Envelope]) -> list[PublishResult]:
         """Send many envelopes in batches; all are validated before the first is sent. Returns

@@ -1,0 +1,67 @@
+"""The edge's FastAPI app: ``/ws`` plus the HTTP API, resources opened in the lifespan.
+
+``create_app(settings)`` builds it without IO; uvicorn (``chat-events edge``) runs the lifespan,
+which starts the :class:`EdgeNode` (Kafka, store, delivery consumer, heartbeats) and stops it
+gracefully: sockets closed with 1001 and a userDisconnected published for each.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, WebSocket
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from chat_events.api.edge import EdgeNode
+from chat_events.api.http_routes import ApiError, api_error_response, router
+from chat_events.api.origins import origin_allowed, parse_origins
+from chat_events.api.protocol import Close, Code
+from chat_events.api.ws_session import WsSession
+from chat_events.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings, *, edge: EdgeNode | None = None) -> FastAPI:
+    node = edge or EdgeNode(settings)
+    allowed = parse_origins(settings.allowed_origins)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await node.start()
+        try:
+            yield
+        finally:
+            await node.stop()
+
+    app = FastAPI(title="chat-events edge", version="1", lifespan=lifespan)
+    app.state.edge = node
+    app.include_router(router)
+    app.add_exception_handler(ApiError, api_error_response)
+
+    async def invalid_request(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+        return JSONResponse(
+            {"code": int(Code.INVALID_FIELD), "message": f"{where}: {first.get('msg', 'invalid')}"}, status_code=422
+        )
+
+    app.add_exception_handler(RequestValidationError, invalid_request)
+
+    @app.websocket("/ws")
+    async def websocket(socket: WebSocket) -> None:
+        if not origin_allowed(socket.headers.get("origin"), allowed):
+            log.info("refused a WebSocket from a disallowed Origin")
+            await socket.close(code=Close.ORIGIN_NOT_ALLOWED)  # before accept: HTTP 403
+            return
+        if not node.ready:
+            await socket.close(code=Close.TRY_AGAIN_LATER)
+            return
+        await socket.accept()
+        await WsSession(node, socket).run()
+
+    return app

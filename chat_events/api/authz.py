@@ -1,0 +1,62 @@
+"""Who may do what: pure decisions the edge applies before anything reaches Kafka.
+
+The acting user is always the authenticated one (the token's subject), never a frame field.
+The fan-out stage applies the same membership rule again (a post that raced a removal is
+dead-lettered there), so the edge's cached member lists only need to be nearly fresh.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from chat_events.events.conversations import DIRECT_PREFIX, direct_conversation_id
+
+MESSAGE_ID_NAMESPACE = uuid.UUID("6f1c1d1e-5b0a-4d7e-9a55-2f3c6a8b9e10")
+
+
+def message_id_for(sender_id: str, client_msg_id: str) -> str:
+    """The message id of a send: derived from (sender, client nonce), so a retried send — on any
+    edge, after any crash — carries the same id and every stage dedupes it."""
+    return str(uuid.uuid5(MESSAGE_ID_NAMESPACE, f"{sender_id}\x00{client_msg_id}"))
+
+
+def conversation_of(user_id: str, target_type: str, target_id: str) -> str:
+    return direct_conversation_id(user_id, target_id) if target_type == "user" else target_id
+
+
+def send_refusal(user_id: str, target_type: str, target_id: str, group_members: frozenset[str] | None) -> str | None:
+    """Why ``user_id`` may not post to the target, or None if allowed.
+
+    ``group_members`` is the group's active member set (None: no such group)."""
+    if target_type == "user":
+        return "cannot send a message to yourself" if target_id == user_id else None
+    if group_members is None:
+        return f"no group {target_id}"
+    return None if user_id in group_members else f"not a member of group {target_id}"
+
+
+def direct_participants(conversation_id: str) -> tuple[str, str] | None:
+    """The two users of a 1:1 conversation id, or None if it is not one."""
+    if not conversation_id.startswith(DIRECT_PREFIX):
+        return None
+    parts = conversation_id[len(DIRECT_PREFIX) :].split(":")
+    return (parts[0], parts[1]) if len(parts) == 2 and all(parts) else None
+
+
+def may_read(user_id: str, conversation_id: str, group_members: frozenset[str] | None) -> bool:
+    """Only the two participants read a 1:1 conversation; only active members read a group."""
+    pair = direct_participants(conversation_id)
+    if pair is not None:
+        return user_id in pair
+    return group_members is not None and user_id in group_members
+
+
+def group_admin_refusal(
+    actor_id: str, owner_id: str, members: frozenset[str], *, adding: bool, subject_id: str
+) -> str | None:
+    """Membership changes: members add members; the owner removes anyone; anyone may leave."""
+    if adding:
+        return None if actor_id in members else "only members add members"
+    if subject_id == actor_id or actor_id == owner_id:
+        return None
+    return "only the owner removes other members"

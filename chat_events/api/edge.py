@@ -1,0 +1,325 @@
+"""One edge node: its id, its Kafka and store clients, its sockets, and the loops that keep it
+alive (deliveries in, heartbeats out).
+
+Lifecycle (run from the FastAPI lifespan):
+
+* start: create the topics (idempotent) and this edge's delivery topic ``chat.edge.<id>``,
+  open the store and the publisher, start consuming the delivery topic (from its beginning: the
+  topic is new) and ``chat.room-messages`` (from its end: rooms are synced by seq on subscribe),
+  and start heartbeating to every partition of ``chat.user-events``.
+* stop: announce ``stopping`` in a last heartbeat, close every socket with 1001 (going away),
+  publish a userDisconnected for each, then close the clients. The workers expire whatever a
+  killed edge could not announce after ``CHAT_EDGE_HEARTBEAT_TIMEOUT_MS``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Sequence
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
+
+from chat_events.api.authz import conversation_of
+from chat_events.api.connection import Connection
+from chat_events.api.membership import MembershipCache
+from chat_events.api.protocol import Close, Typing, output_frame
+from chat_events.api.ratelimit import RateLimiter
+from chat_events.api.registry import ConnectionRegistry
+from chat_events.api.views import delivery_view, room_delivery_view
+from chat_events.codec.avro import AvroEnvelopeCodec
+from chat_events.codec.factory import build_codec
+from chat_events.edges import new_edge_id
+from chat_events.errors import ChatEventsError
+from chat_events.events.factory import new_envelope
+from chat_events.events.types import (
+    EdgeHeartbeat,
+    Envelope,
+    MessageDispatched,
+    MessageStored,
+    UserDisconnected,
+    UserTyping,
+)
+from chat_events.kafka.admin import ensure_topics
+from chat_events.kafka.connection import KafkaTarget, consumer_options, resolve_target
+from chat_events.producers.publisher import EventPublisher
+from chat_events.settings import Settings
+from chat_events.store.factory import open_store
+from chat_events.store.port import MessageStore
+from chat_events.topics import ROOM_MESSAGES, USER_EVENTS, TopicCatalog
+
+log = logging.getLogger(__name__)
+
+SHUTDOWN_CLOSE_REASON = "edge shutting down; reconnect and sync"
+SESSION_WAIT_S = 5.0
+"""Longest a sign-in waits for the workers to register the session (see :meth:`EdgeNode.await_session`)."""
+
+
+class EdgeNode:
+    """Everything one edge process holds. Constructing it does no IO; :meth:`start` does."""
+
+    def __init__(self, settings: Settings, *, edge_id: str | None = None) -> None:
+        self.settings = settings
+        self.edge_id = edge_id or new_edge_id(settings.edge_name)
+        self.catalog = TopicCatalog(settings)
+        self.registry = ConnectionRegistry(settings.max_connections_per_user)
+        self.send_limits = RateLimiter(settings.send_rate_per_s, settings.send_burst)
+        self.typing_limits = RateLimiter(max(1.0, settings.send_rate_per_s / 4), max(2, settings.send_burst // 4))
+        self.started_at_ms = int(time.time() * 1000)
+        self.ready = False
+        self.stopping = False
+        self._target: KafkaTarget | None = None
+        self._codec: AvroEnvelopeCodec | None = None
+        self._store_cm: contextlib.AbstractAsyncContextManager[MessageStore] | None = None
+        self._store: MessageStore | None = None
+        self._publisher: EventPublisher | None = None
+        self._memberships: MembershipCache | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._consumer: AIOKafkaConsumer | None = None
+
+    # --- resources ----------------------------------------------------------------------
+
+    @property
+    def store(self) -> MessageStore:
+        assert self._store is not None, "edge not started"
+        return self._store
+
+    @property
+    def publisher(self) -> EventPublisher:
+        assert self._publisher is not None, "edge not started"
+        return self._publisher
+
+    @property
+    def memberships(self) -> MembershipCache:
+        assert self._memberships is not None, "edge not started"
+        return self._memberships
+
+    @property
+    def codec(self) -> AvroEnvelopeCodec:
+        assert self._codec is not None, "edge not started"
+        return self._codec
+
+    def topic(self, spec: object) -> str:
+        return self.catalog.resolve(spec).name  # type: ignore[arg-type]
+
+    async def start(self) -> None:
+        settings = self.settings
+        self._target = resolve_target(settings)
+        edge_topic = self.catalog.edge_topic(self.edge_id)
+        await ensure_topics(settings, self._target)
+        await ensure_topics(settings, self._target, [edge_topic])
+        self._codec = build_codec(settings)
+        self._store_cm = open_store(settings)
+        self._store = await self._store_cm.__aenter__()
+        self._memberships = MembershipCache(self._store, settings.membership_cache_s)
+        self._publisher = EventPublisher(settings, self._target, self._codec)
+        await self._publisher.start()
+        await self._heartbeat()  # the workers know this edge before its first session arrives
+        self._consumer = await self._start_consumer(edge_topic.name)
+        self._tasks = [
+            asyncio.ensure_future(self._deliver_loop(self._consumer)),
+            asyncio.ensure_future(self._heartbeat_loop()),
+        ]
+        self.ready = True
+        log.warning("edge %s ready (delivery topic %s)", self.edge_id, edge_topic.name)
+
+    async def shed_connections(self) -> None:
+        """First step of a graceful stop: tell the workers, close every socket with 1001 (going
+        away: reconnect elsewhere and sync), and publish a userDisconnected for each."""
+        if self.stopping:
+            return
+        self.stopping = True
+        self.ready = False
+        if self._publisher is not None:
+            with contextlib.suppress(ChatEventsError):
+                await self._heartbeat(stopping=True)
+        connections = self.registry.all()
+        for conn in connections:
+            conn.close(Close.GOING_AWAY, SHUTDOWN_CLOSE_REASON)
+        await asyncio.gather(*(c.wait_closed(2.0) for c in connections))
+        if self._publisher is not None and connections:
+            with contextlib.suppress(ChatEventsError):
+                await self.publish_disconnects(connections, reason="edge_shutdown", code=Close.GOING_AWAY, forced=True)
+
+    async def stop(self) -> None:
+        await self.shed_connections()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self._consumer is not None:
+            with contextlib.suppress(Exception):
+                await self._consumer.stop()
+        if self._publisher is not None:
+            await self._publisher.stop()
+        if self._store_cm is not None:
+            await self._store_cm.__aexit__(None, None, None)
+
+    # --- publishing -----------------------------------------------------------------------
+
+    async def publish_disconnects(
+        self, connections: Sequence[Connection], *, reason: str, code: int, forced: bool
+    ) -> None:
+        envelopes = [
+            new_envelope(
+                UserDisconnected(
+                    reason=reason, code=int(code), forced=forced, edge_id=self.edge_id, device_id=c.device_id
+                ),
+                user_id=c.user_id,
+                session_id=c.session_id,
+            )
+            for c in connections
+        ]
+        await self.publisher.publish_many(envelopes)
+
+    async def _heartbeat(self, *, stopping: bool = False) -> None:
+        topic = self.topic(USER_EVENTS)
+        envelope = new_envelope(
+            EdgeHeartbeat(
+                edge_id=self.edge_id,
+                interval_ms=self.settings.edge_heartbeat_interval_ms,
+                started_at_ms=self.started_at_ms,
+                sessions=len(self.registry),
+                stopping=stopping,
+            )
+        )
+        partitions = await self.publisher.partitions_of(topic)
+        await self.publisher.send_routed([(topic, self.edge_id.encode(), envelope, p) for p in partitions])
+
+    async def _heartbeat_loop(self) -> None:
+        interval = self.settings.edge_heartbeat_interval_ms / 1000
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self._heartbeat()
+                now = time.monotonic()
+                self.send_limits.prune(now)
+                self.typing_limits.prune(now)
+            except Exception:
+                log.exception("edge heartbeat failed; retrying next interval")
+
+    async def await_session(self, user_id: str, session_id: str, timeout_s: float = SESSION_WAIT_S) -> bool:
+        """Wait until the workers stored this session (so every later inbox write is pushed
+        here); True if it showed up. Anything stored before that is what the client syncs."""
+        deadline = time.monotonic() + timeout_s
+        delay = 0.002
+        while True:
+            sessions = (await self.store.sessions_of([user_id])).get(user_id, ())
+            if any(s.session_id == session_id for s in sessions):
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(delay)
+            delay = min(0.05, delay * 2)
+
+    async def relay_typing(self, user_id: str, typing: Typing, recipients: set[str]) -> None:
+        """One userTyping per edge holding a session of a recipient (ephemeral; best effort)."""
+        if not recipients:
+            return
+        conversation_id = conversation_of(user_id, typing.target_type, typing.target_id)
+        by_edge: dict[str, set[str]] = {}
+        for recipient, sessions in (await self.store.sessions_of(recipients)).items():
+            for session in sessions:
+                by_edge.setdefault(session.edge_id, set()).add(recipient)
+        routed = []
+        for edge_id, users in by_edge.items():
+            event = UserTyping(
+                conversation_id=conversation_id,
+                target_type=typing.target_type,
+                target_id=typing.target_id,
+                state=typing.state,
+                recipient_ids=tuple(sorted(users)),
+            )
+            topic = self.catalog.edge_topic(edge_id).name
+            routed.append((topic, conversation_id.encode(), new_envelope(event, user_id=user_id), None))
+        with contextlib.suppress(ChatEventsError):
+            await self.publisher.send_routed(routed)
+
+    # --- deliveries -----------------------------------------------------------------------
+
+    async def _start_consumer(self, edge_topic: str) -> AIOKafkaConsumer:
+        assert self._target is not None
+        consumer = AIOKafkaConsumer(
+            **consumer_options(self.settings, self._target),
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+        )
+        await consumer.start()
+        room_topic = self.topic(ROOM_MESSAGES)
+        tps: list[TopicPartition] = []
+        for topic in (edge_topic, room_topic):
+            partitions = consumer.partitions_for_topic(topic)
+            if not partitions:
+                await consumer._client.force_metadata_update()
+                partitions = consumer.partitions_for_topic(topic) or set()
+            tps.extend(TopicPartition(topic, p) for p in sorted(partitions))
+        consumer.assign(tps)
+        room_tps = [tp for tp in tps if tp.topic == room_topic]
+        edge_tps = [tp for tp in tps if tp.topic == edge_topic]
+        if edge_tps:
+            await consumer.seek_to_beginning(*edge_tps)
+        if room_tps:
+            await consumer.seek_to_end(*room_tps)
+        return consumer
+
+    async def _deliver_loop(self, consumer: AIOKafkaConsumer) -> None:
+        while True:
+            try:
+                batches = await consumer.getmany(timeout_ms=1000, max_records=2000)
+            except KafkaError:
+                log.exception("delivery fetch failed; retrying")
+                await asyncio.sleep(0.5)
+                continue
+            for records in batches.values():
+                for record in records:
+                    try:
+                        self.deliver(self.codec.decode(record.value))
+                    except Exception:
+                        log.exception(
+                            "undeliverable record at %s[%d]@%d", record.topic, record.partition, record.offset
+                        )
+
+    def deliver(self, envelope: Envelope) -> int:
+        """Push one envelope from the delivery or room topic to the sockets it concerns;
+        returns how many sockets got it."""
+        event = envelope.payload
+        pushed = 0
+        if isinstance(event, MessageDispatched):
+            connections = list(self.registry.of_user(event.recipient_id))
+            if connections:
+                text = output_frame("message", data=delivery_view(event.user_seq, event.message))
+                pushed = sum(c.push_delivery(event.user_seq, text) for c in connections)
+        elif isinstance(event, MessageStored):
+            message = event.message
+            subscribers = [c for c in self.registry.in_room(message.conversation_id) if message.seq > c.room_seq]
+            if subscribers:
+                text = output_frame("room_message", data=room_delivery_view(message))
+                for conn in subscribers:
+                    conn.room_seq = message.seq
+                    pushed += conn.push(text)
+        else:
+            pushed = self._deliver_other(envelope)
+        return pushed
+
+    def _deliver_other(self, envelope: Envelope) -> int:
+        """Ephemeral signals (typing). Unknown events are ignored: newer workers may send more."""
+        event = envelope.payload
+        if not isinstance(event, UserTyping):
+            return 0
+        data = {
+            "conversation_id": event.conversation_id,
+            "user_id": envelope.user_id,
+            "target_type": event.target_type,
+            "target_id": event.target_id,
+            "state": event.state,
+        }
+        text = output_frame("typing", data=data)
+        pushed = 0
+        for recipient in event.recipient_ids:
+            for conn in self.registry.of_user(recipient):
+                pushed += conn.push(text)
+        return pushed

@@ -1,0 +1,256 @@
+"""What each input frame does, for one signed-in socket. Thin: parse -> decide (pure) -> act.
+
+``send`` is the only frame that writes to Kafka on the hot path. It is enqueued in frame order
+and acknowledged to the client only after the broker acknowledged it (see ws_session).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import OrderedDict
+from typing import Any
+
+from chat_events.api.authz import conversation_of, message_id_for, send_refusal
+from chat_events.api.connection import Connection
+from chat_events.api.edge import EdgeNode
+from chat_events.api.protocol import (
+    Ack,
+    Code,
+    Frame,
+    Heartbeat,
+    ProtocolError,
+    Send,
+    SignIn,
+    SubscribeRoom,
+    Sync,
+    Typing,
+    output_frame,
+)
+from chat_events.api.sync import room_page, sync_page
+from chat_events.errors import ChatEventsError
+from chat_events.events.factory import new_envelope
+from chat_events.events.types import DeviceAcked, PersonalChatSent, UserChatRateLimited
+
+log = logging.getLogger(__name__)
+
+RECENT_SENDS = 256
+"""Client message ids remembered per socket, to answer a retried send without a store read."""
+ACK_COALESCE_S = 0.2
+
+
+class FrameHandlers:
+    def __init__(self, edge: EdgeNode, conn: Connection) -> None:
+        self.edge = edge
+        self.conn = conn
+        self.settings = edge.settings
+        self._pending: set[asyncio.Task[None]] = set()
+        self._recent: OrderedDict[str, str] = OrderedDict()
+        self._ack_task: asyncio.Task[None] | None = None
+        self._acked_published = 0
+
+    async def handle(self, frame: Frame) -> str | None:
+        request = frame.request
+        rid = frame.request_id
+        if isinstance(request, Send):
+            await self._send(request, rid)
+            return None
+        if isinstance(request, Ack):
+            self._ack(request)
+            return None
+        if isinstance(request, Sync):
+            data = await sync_page(
+                self.edge.store, self.conn.user_id, request.seq, request.limit, frame_type="sync", request_id=rid
+            )
+            return output_frame("sync", request_id=rid, data=data)
+        if isinstance(request, Heartbeat):
+            return output_frame("heartbeat", request_id=rid, data={"server_time_ms": int(time.time() * 1000)})
+        if isinstance(request, Typing):
+            await self._typing(request, rid)
+            return None
+        if isinstance(request, SubscribeRoom):
+            return await self._subscribe(request, rid)
+        if isinstance(request, SignIn):
+            raise ProtocolError(
+                Code.ALREADY_SIGNED_IN, "this socket is already signed in", frame_type="sign_in", request_id=rid
+            )
+        raise ProtocolError(Code.UNKNOWN_TYPE, f"unhandled frame type {frame.type}", request_id=rid)
+
+    async def drain(self, timeout_s: float = 5.0) -> None:
+        """Let in-flight sends finish (their replies may no longer reach the client, but the
+        broker's answer decides nothing is half-done); flush the device ack."""
+        if self._pending:
+            await asyncio.wait(self._pending, timeout=timeout_s)
+        if self._ack_task is not None and not self._ack_task.done():
+            self._ack_task.cancel()
+        await self._publish_ack()
+
+    # --- send ---------------------------------------------------------------------------
+
+    async def _send(self, send: Send, rid: Any) -> None:
+        conn, edge = self.conn, self.edge
+        wait_ms, first = edge.send_limits.take(conn.user_id, time.monotonic())
+        if wait_ms:
+            if first:
+                self._spawn(self._publish_rate_limited(wait_ms))
+            raise ProtocolError(
+                Code.RATE_LIMITED,
+                f"too many messages; retry in {wait_ms} ms",
+                data={"retry_after_ms": wait_ms},
+                frame_type="send",
+                request_id=rid,
+            )
+        members = await edge.memberships.members(send.target_id) if send.target_type == "group" else None
+        refusal = send_refusal(conn.user_id, send.target_type, send.target_id, members)
+        if refusal is not None:
+            code = Code.NOT_FOUND if send.target_type == "group" and members is None else Code.FORBIDDEN
+            raise ProtocolError(code, refusal, frame_type="send", request_id=rid)
+        message_id = message_id_for(conn.user_id, send.client_msg_id)
+        conversation_id = conversation_of(conn.user_id, send.target_type, send.target_id)
+        if send.client_msg_id in self._recent:
+            self._spawn(self._answer_duplicate(message_id, conversation_id, send, rid))
+            return
+        event = PersonalChatSent(
+            message_id=message_id,
+            sender_id=conn.user_id,
+            target_id=send.target_id,
+            payload=send.content,
+            target_type=send.target_type,
+            conversation_id=conversation_id,
+            message_type=send.message_type,
+            client_msg_id=send.client_msg_id,
+            mentions=send.mentions,
+        )
+        envelope = new_envelope(event, user_id=conn.user_id, session_id=conn.session_id, client_id=conn.device_id)
+        try:
+            acknowledged = await edge.publisher.enqueue(envelope)
+        except ChatEventsError as exc:
+            raise self._unavailable(exc, rid) from None
+        self._spawn(self._answer_send(acknowledged, message_id, conversation_id, send.client_msg_id, rid))
+
+    async def _answer_send(
+        self, acknowledged: Any, message_id: str, conversation_id: str, client_msg_id: str, rid: Any
+    ) -> None:
+        try:
+            await acknowledged
+        except ChatEventsError as exc:
+            log.warning("send of %s not acknowledged by Kafka: %s", self.conn.user_id, exc.code)
+            err = self._unavailable(exc, rid)
+            self.conn.push(output_frame("send", request_id=rid, code=err.code, message=err.message))
+            return
+        self._remember(client_msg_id, message_id)
+        data = {"message_id": message_id, "conversation_id": conversation_id, "seq": None, "duplicate": False}
+        self.conn.push(output_frame("send", request_id=rid, data=data))
+
+    async def _answer_duplicate(self, message_id: str, conversation_id: str, send: Send, rid: Any) -> None:
+        """A send this socket already had acknowledged: same id, and the seq if it is stored."""
+        seq = None
+        with contextlib.suppress(ChatEventsError):
+            stored = await self.edge.store.find_client_messages([(self.conn.user_id, send.client_msg_id)])
+            found = stored.get((self.conn.user_id, send.client_msg_id))
+            seq = found.seq if found is not None else None
+        data = {"message_id": message_id, "conversation_id": conversation_id, "seq": seq, "duplicate": True}
+        self.conn.push(output_frame("send", request_id=rid, data=data))
+
+    def _remember(self, client_msg_id: str, message_id: str) -> None:
+        self._recent[client_msg_id] = message_id
+        if len(self._recent) > RECENT_SENDS:
+            self._recent.popitem(last=False)
+
+    def _unavailable(self, exc: ChatEventsError, rid: Any) -> ProtocolError:
+        return ProtocolError(
+            Code.UNAVAILABLE,
+            "not accepted: Kafka did not acknowledge in time; retry with the same client_msg_id",
+            frame_type="send",
+            request_id=rid,
+        )
+
+    async def _publish_rate_limited(self, wait_ms: int) -> None:
+        limits = self.edge.send_limits
+        window_ms = int(limits.burst / limits.rate_per_s * 1000)
+        envelope = new_envelope(
+            UserChatRateLimited(action="send", limit=limits.burst, window_ms=window_ms, retry_after_ms=wait_ms),
+            user_id=self.conn.user_id,
+            session_id=self.conn.session_id,
+        )
+        with contextlib.suppress(ChatEventsError):
+            await self.edge.publisher.publish(envelope)
+
+    # --- ack, typing, rooms -------------------------------------------------------------
+
+    def _ack(self, ack: Ack) -> None:
+        if ack.seq <= self.conn.acked_seq:
+            return
+        self.conn.acked_seq = ack.seq
+        if self._ack_task is None or self._ack_task.done():
+            self._ack_task = asyncio.ensure_future(self._coalesced_ack())
+
+    async def _coalesced_ack(self) -> None:
+        await asyncio.sleep(ACK_COALESCE_S)
+        await self._publish_ack()
+
+    async def _publish_ack(self) -> None:
+        """At most one deviceAcked per coalescing interval per socket."""
+        seq = self.conn.acked_seq
+        if seq <= self._acked_published:
+            return
+        self._acked_published = seq
+        envelope = new_envelope(
+            DeviceAcked(device_id=self.conn.device_id, seq=seq, received_at_ms=int(time.time() * 1000)),
+            user_id=self.conn.user_id,
+            session_id=self.conn.session_id,
+        )
+        with contextlib.suppress(ChatEventsError):
+            await self.edge.publisher.publish(envelope)
+
+    async def _typing(self, typing: Typing, rid: Any) -> None:
+        conn, edge = self.conn, self.edge
+        wait_ms, _ = edge.typing_limits.take(conn.user_id, time.monotonic())
+        if wait_ms:
+            raise ProtocolError(
+                Code.RATE_LIMITED,
+                "typing too often",
+                data={"retry_after_ms": wait_ms},
+                frame_type="typing",
+                request_id=rid,
+            )
+        members = await edge.memberships.members(typing.target_id) if typing.target_type == "group" else None
+        refusal = send_refusal(conn.user_id, typing.target_type, typing.target_id, members)
+        if refusal is not None:
+            raise ProtocolError(Code.FORBIDDEN, refusal, frame_type="typing", request_id=rid)
+        recipients = {typing.target_id} if typing.target_type == "user" else set(members or ()) - {conn.user_id}
+        self._spawn(edge.relay_typing(conn.user_id, typing, recipients))
+
+    async def _subscribe(self, request: SubscribeRoom, rid: Any) -> str:
+        conn, edge = self.conn, self.edge
+        if request.room_id is None:
+            edge.registry.leave_room(conn)
+            return output_frame("subscribe_room", request_id=rid, data={"room_id": None})
+        members = await edge.memberships.members(request.room_id)
+        if members is None:
+            raise ProtocolError(
+                Code.NOT_FOUND, f"no room {request.room_id}", frame_type="subscribe_room", request_id=rid
+            )
+        if conn.user_id not in members:
+            raise ProtocolError(
+                Code.FORBIDDEN, f"not a member of {request.room_id}", frame_type="subscribe_room", request_id=rid
+            )
+        if len(members) <= self.settings.fanout_write_max_members:
+            raise ProtocolError(
+                Code.INVALID_FIELD,
+                f"{request.room_id} is not a room (groups up to {self.settings.fanout_write_max_members} members "
+                "are delivered through the inbox)",
+                data={"field": "room_id"},
+                frame_type="subscribe_room",
+                request_id=rid,
+            )
+        data = await room_page(edge.store, request.room_id, request.seq, request.limit)
+        edge.registry.join_room(conn, request.room_id, int(data["last_seq"]))
+        return output_frame("subscribe_room", request_id=rid, data=data)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)

@@ -1,0 +1,239 @@
+"""The HTTP API: what is not a stream. Dev tokens, groups, history, health.
+
+Group changes are events (``chat.group-events``) that the workers apply to the store; a route
+publishes the event and then waits (briefly) until the store shows it, so a client can post to
+a group right after creating it. If the workers are slow the answer is 202 (accepted, pending).
+Errors are ``{"code": <protocol Code>, "message": ...}`` with a fitting HTTP status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from chat_events.api.authz import group_admin_refusal, may_read
+from chat_events.api.edge import EdgeNode
+from chat_events.api.protocol import Code
+from chat_events.api.tokens import TokenError, issue_token, verify_token
+from chat_events.api.views import conversation_view, message_view
+from chat_events.errors import ChatEventsError
+from chat_events.events.factory import new_envelope
+from chat_events.events.types import GroupCreated, GroupMemberJoined, GroupMemberLeft
+from chat_events.events.validation import ID_PATTERN, MAX_GROUP_NAME
+
+APPLY_WAIT_S = 5.0
+ID_REGEX = ID_PATTERN.pattern
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: Code, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+def api_error_response(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ApiError)
+    return JSONResponse({"code": int(exc.code), "message": exc.message}, status_code=exc.status)
+
+
+def get_edge(request: Request) -> EdgeNode:
+    edge: EdgeNode = request.app.state.edge
+    return edge
+
+
+Edge = Annotated[EdgeNode, Depends(get_edge)]
+
+
+def current_user(request: Request, edge: Edge) -> str:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise ApiError(401, Code.UNAUTHORIZED, "Authorization: Bearer <token> required")
+    try:
+        return verify_token(token.strip(), edge.settings.auth_secret.get_secret_value()).user_id
+    except TokenError as exc:
+        raise ApiError(401, Code.SESSION_EXPIRED if exc.expired else Code.UNAUTHORIZED, str(exc)) from None
+
+
+CurrentUser = Annotated[str, Depends(current_user)]
+router = APIRouter()
+
+
+# --- health ------------------------------------------------------------------------------
+
+
+@router.get("/healthz")
+async def health(edge: Edge) -> dict[str, Any]:
+    return {"status": "ok", "edge_id": edge.edge_id, "connections": len(edge.registry)}
+
+
+@router.get("/readyz")
+async def ready(edge: Edge) -> JSONResponse:
+    status = 200 if edge.ready else 503
+    return JSONResponse({"ready": edge.ready, "edge_id": edge.edge_id}, status_code=status)
+
+
+# --- dev tokens ----------------------------------------------------------------------------
+
+
+class DevTokenRequest(BaseModel):
+    user_id: str = Field(pattern=ID_REGEX, max_length=128)
+    ttl_s: int | None = Field(default=None, ge=10, le=30 * 86400)
+
+
+@router.post("/v1/dev/token")
+async def dev_token(body: DevTokenRequest, edge: Edge) -> dict[str, Any]:
+    """Development mode only: a token for any user id (there are no passwords here)."""
+    if edge.settings.environment != "development":
+        raise ApiError(404, Code.NOT_FOUND, "not found")
+    token, expires = issue_token(
+        body.user_id, edge.settings.auth_secret.get_secret_value(), ttl_s=body.ttl_s or edge.settings.token_ttl_s
+    )
+    return {"token": token, "user_id": body.user_id, "expires_at_ms": expires}
+
+
+# --- groups --------------------------------------------------------------------------------
+
+
+class CreateGroup(BaseModel):
+    name: str = Field(min_length=1, max_length=MAX_GROUP_NAME)
+    member_ids: list[Annotated[str, Field(pattern=ID_REGEX, max_length=128)]] = Field(
+        default_factory=list, max_length=10_000
+    )
+    group_id: str | None = Field(default=None, pattern=ID_REGEX, max_length=128)
+
+
+class AddMember(BaseModel):
+    user_id: str = Field(pattern=ID_REGEX, max_length=128)
+
+
+@router.post("/v1/groups", status_code=201)
+async def create_group(body: CreateGroup, user: CurrentUser, edge: Edge) -> JSONResponse:
+    group_id = body.group_id or f"g-{uuid.uuid4().hex}"
+    if await edge.store.get_group(group_id) is not None:
+        raise ApiError(409, Code.INVALID_FIELD, f"group {group_id} exists")
+    members = tuple(sorted(set(body.member_ids) - {user}))
+    event = GroupCreated(group_id=group_id, name=body.name, owner_id=user, member_ids=members)
+    await _publish(edge, new_envelope(event, user_id=user))
+
+    async def visible() -> bool:
+        return await edge.store.get_group(group_id) is not None
+
+    applied = await _until(visible)
+    edge.memberships.forget(group_id)
+    body_out = {"group_id": group_id, "name": body.name, "owner_id": user, "member_ids": [user, *members]}
+    return JSONResponse(body_out if applied else {**body_out, "status": "pending"}, status_code=201 if applied else 202)
+
+
+@router.get("/v1/groups/{group_id}")
+async def get_group(group_id: str, user: CurrentUser, edge: Edge) -> dict[str, Any]:
+    group = await edge.store.get_group(group_id)
+    members = (await edge.store.group_members([group_id])).get(group_id, frozenset())
+    if group is None:
+        raise ApiError(404, Code.NOT_FOUND, f"no group {group_id}")
+    if user not in members:
+        raise ApiError(403, Code.FORBIDDEN, f"not a member of {group_id}")
+    return {"group_id": group_id, "name": group.name, "owner_id": group.owner_id, "member_ids": sorted(members)}
+
+
+@router.post("/v1/groups/{group_id}/members")
+async def add_member(group_id: str, body: AddMember, user: CurrentUser, edge: Edge) -> JSONResponse:
+    return await _change_member(edge, group_id, actor=user, subject=body.user_id, adding=True)
+
+
+@router.delete("/v1/groups/{group_id}/members/{member_id}")
+async def remove_member(group_id: str, member_id: str, user: CurrentUser, edge: Edge) -> JSONResponse:
+    if not ID_PATTERN.fullmatch(member_id):
+        raise ApiError(422, Code.INVALID_FIELD, "member_id is not a valid user id")
+    return await _change_member(edge, group_id, actor=user, subject=member_id, adding=False)
+
+
+async def _change_member(edge: EdgeNode, group_id: str, *, actor: str, subject: str, adding: bool) -> JSONResponse:
+    group = await edge.store.get_group(group_id)
+    if group is None:
+        raise ApiError(404, Code.NOT_FOUND, f"no group {group_id}")
+    members = (await edge.store.group_members([group_id])).get(group_id, frozenset())
+    refusal = group_admin_refusal(actor, group.owner_id, members, adding=adding, subject_id=subject)
+    if refusal is not None:
+        raise ApiError(403, Code.FORBIDDEN, refusal)
+    if (subject in members) == adding:  # already so: idempotent
+        return JSONResponse({"group_id": group_id, "user_id": subject, "member": adding})
+    event: GroupMemberJoined | GroupMemberLeft = (
+        GroupMemberJoined(group_id=group_id, member_id=subject, added_by=actor)
+        if adding
+        else GroupMemberLeft(group_id=group_id, member_id=subject, removed_by=actor)
+    )
+    await _publish(edge, new_envelope(event, user_id=actor))
+
+    async def applied_check() -> bool:
+        current = (await edge.store.group_members([group_id])).get(group_id, frozenset())
+        return (subject in current) == adding
+
+    applied = await _until(applied_check)
+    edge.memberships.forget(group_id)
+    body = {"group_id": group_id, "user_id": subject, "member": adding}
+    return JSONResponse(body if applied else {**body, "status": "pending"}, status_code=200 if applied else 202)
+
+
+# --- history ---------------------------------------------------------------------------
+
+
+@router.get("/v1/conversations")
+async def conversations(
+    user: CurrentUser, edge: Edge, limit: Annotated[int, Query(ge=1, le=200)] = 50
+) -> dict[str, Any]:
+    rows = await edge.store.list_conversations(user, limit)
+    return {"conversations": [conversation_view(r) for r in rows]}
+
+
+@router.get("/v1/conversations/{conversation_id}/messages")
+async def history(
+    conversation_id: str,
+    user: CurrentUser,
+    edge: Edge,
+    after_seq: Annotated[int | None, Query(ge=0)] = None,
+    before_seq: Annotated[int | None, Query(ge=1)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> dict[str, Any]:
+    """Paged by conversation seq: ``after_seq`` ascending, or ``before_seq`` newest first
+    (neither = the newest page)."""
+    if after_seq is not None and before_seq is not None:
+        raise ApiError(422, Code.INVALID_FIELD, "give after_seq or before_seq, not both")
+    members = None if conversation_id.startswith("dm:") else await edge.memberships.members(conversation_id)
+    if not may_read(user, conversation_id, members):
+        raise ApiError(403, Code.FORBIDDEN, f"not a member of {conversation_id}")
+    if after_seq is None and before_seq is None:
+        before_seq = 2**63 - 1
+    page = await edge.store.conversation_messages(
+        conversation_id, after_seq=after_seq, before_seq=before_seq, limit=limit
+    )
+    return {"messages": [message_view(m) for m in page.items], "has_more": page.has_more}
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+
+async def _publish(edge: EdgeNode, envelope: Any) -> None:
+    try:
+        await edge.publisher.publish(envelope)
+    except ChatEventsError as exc:
+        raise ApiError(503, Code.UNAVAILABLE, f"not accepted ({exc.code}); retry") from None
+
+
+async def _until(check: Callable[[], Awaitable[bool]], timeout_s: float = APPLY_WAIT_S) -> bool:
+    deadline = time.monotonic() + timeout_s
+    delay = 0.005
+    while not await check():
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(delay)
+        delay = min(0.1, delay * 2)
+    return True

@@ -1,0 +1,263 @@
+"""One WebSocket from accept to close: sign-in, then frames in, replies and pushes out.
+
+Frames are read one at a time, so a socket's sends are enqueued to Kafka in the order they
+arrived; their broker acknowledgements are awaited concurrently (pipelining), and each ``send``
+is answered only once Kafka has it (an ACK means durable). Nothing invalid or unauthorised is
+ever enqueued. Logs name the frame type and code, never bodies or tokens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from typing import Any
+
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+
+from chat_events.api.connection import Connection
+from chat_events.api.edge import EdgeNode
+from chat_events.api.handlers import FrameHandlers
+from chat_events.api.protocol import (
+    PROTOCOL_VERSION,
+    Close,
+    Code,
+    ProtocolError,
+    SignIn,
+    error_frame,
+    output_frame,
+    parse_frame,
+)
+from chat_events.api.tokens import Claims, TokenError, verify_token
+from chat_events.errors import ChatEventsError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_DEVICE_ID = "default"
+
+
+class WsSession:
+    def __init__(self, edge: EdgeNode, socket: WebSocket) -> None:
+        self.edge = edge
+        self.socket = socket
+        self.settings = edge.settings
+        self._idle_s = self.settings.ws_heartbeat_s * 2
+        self._disconnect: tuple[str, int, bool] = ("client_closed", Close.NORMAL, False)
+
+    async def run(self) -> None:
+        conn = await self._sign_in()
+        if conn is None:
+            return
+        handlers = FrameHandlers(self.edge, conn)
+        try:
+            await self._serve(conn, handlers)
+        finally:
+            await handlers.drain()
+            registered = self.edge.registry.remove(conn)
+            if conn.close_code is None:
+                conn.close(Close.NORMAL)
+            await conn.wait_closed(1.0)
+            await conn.stop_writer()
+            if registered or conn.close_code == Close.CONFLICT_LOGIN:
+                reason, code, forced = self._disconnect
+                if conn.close_code == Close.CONFLICT_LOGIN:
+                    reason, code, forced = "conflict_login", Close.CONFLICT_LOGIN, True
+                if not self.edge.stopping:  # a stopping edge announces every session itself
+                    with contextlib.suppress(ChatEventsError):
+                        await self.edge.publish_disconnects([conn], reason=reason, code=code, forced=forced)
+
+    # --- sign-in ------------------------------------------------------------------------
+
+    async def _sign_in(self) -> Connection | None:
+        header = self.socket.headers.get("authorization", "")
+        try:
+            if header:
+                scheme, _, token = header.partition(" ")
+                if scheme.lower() != "bearer" or not token:
+                    raise ProtocolError(Code.UNAUTHORIZED, "Authorization must be 'Bearer <token>'")
+                request = SignIn(token.strip(), self.socket.headers.get("x-device-id") or DEFAULT_DEVICE_ID)
+                request_id = None
+            else:
+                request, request_id = await self._first_frame()
+            claims = self._verify(request.token, request_id)
+        except ProtocolError as exc:
+            log.info("sign-in refused: code %d", exc.code)
+            await self._refuse(exc)
+            return None
+        if len(request.device_id) > 128:
+            await self._refuse(
+                ProtocolError(Code.INVALID_FIELD, "device_id: longer than 128 characters", close=Close.POLICY)
+            )
+            return None
+        return await self._open(claims, request.device_id, request_id)
+
+    async def _first_frame(self) -> tuple[SignIn, Any]:
+        try:
+            text = await asyncio.wait_for(self._receive_text(), self.settings.ws_sign_in_timeout_s)
+        except TimeoutError:
+            raise ProtocolError(Code.UNAUTHORIZED, "sign in first", close=Close.SIGN_IN_TIMEOUT) from None
+        if text is None:
+            raise ProtocolError(Code.UNAUTHORIZED, "closed before signing in", close=Close.NORMAL)
+        frame = parse_frame(text, max_payload_bytes=self.settings.max_payload_bytes)
+        if not isinstance(frame.request, SignIn):
+            raise ProtocolError(
+                Code.UNAUTHORIZED,
+                "the first frame must be sign_in",
+                close=Close.UNAUTHORIZED,
+                request_id=frame.request_id,
+            )
+        return frame.request, frame.request_id
+
+    def _verify(self, token: str, request_id: Any) -> Claims:
+        try:
+            return verify_token(token, self.settings.auth_secret.get_secret_value())
+        except TokenError as exc:
+            code, close = (
+                (Code.SESSION_EXPIRED, Close.SESSION_EXPIRED)
+                if exc.expired
+                else (Code.UNAUTHORIZED, Close.UNAUTHORIZED)
+            )
+            raise ProtocolError(code, str(exc), close=close, frame_type="sign_in", request_id=request_id) from None
+
+    async def _refuse(self, exc: ProtocolError) -> None:
+        if exc.frame_type == "error":
+            exc.frame_type = "sign_in"
+        with contextlib.suppress(Exception):
+            await self.socket.send_text(error_frame(exc))
+            await self.socket.close(exc.close or Close.UNAUTHORIZED, exc.message[:120])
+
+    async def _open(self, claims: Claims, device_id: str, request_id: Any) -> Connection | None:
+        edge = self.edge
+        conn = Connection(
+            user_id=claims.user_id,
+            device_id=device_id,
+            session_id=str(uuid.uuid4()),
+            socket=self.socket,
+            queue_max=self.settings.ws_outbound_queue,
+        )
+        admission = edge.registry.add(conn)
+        if not admission.admitted:
+            await self._refuse(
+                ProtocolError(
+                    Code.TOO_MANY_CONNECTIONS,
+                    f"at most {self.settings.max_connections_per_user} connections per user",
+                    close=Close.TOO_MANY_CONNECTIONS,
+                    request_id=request_id,
+                )
+            )
+            return None
+        if admission.replaced is not None:
+            old = admission.replaced
+            old.push(output_frame("kicked", code=Code.CONFLICT_LOGIN, message="signed in again on the same device"))
+            old.close(Close.CONFLICT_LOGIN, "conflict login")
+        try:
+            await edge.publisher.publish_user_connected(
+                user_id=conn.user_id, session_id=conn.session_id, edge_id=edge.edge_id, device_id=device_id
+            )
+            registered = await edge.await_session(conn.user_id, conn.session_id)
+            last = (await edge.store.max_user_seqs([conn.user_id])).get(conn.user_id, 0)
+        except ChatEventsError as exc:
+            log.warning("sign-in of a session failed: %s", exc.code)
+            edge.registry.remove(conn)
+            await self._refuse(
+                ProtocolError(Code.UNAVAILABLE, "try again shortly", close=Close.TRY_AGAIN_LATER, request_id=request_id)
+            )
+            return None
+        if not registered:
+            log.warning("session of %s not registered by the workers in time; the client syncs", conn.user_id)
+        conn.pushed_seq = last
+        data = {
+            "user_id": conn.user_id,
+            "session_id": conn.session_id,
+            "edge_id": edge.edge_id,
+            "device_id": device_id,
+            "heartbeat_s": self.settings.ws_heartbeat_s,
+            "max_frame_bytes": self.settings.ws_max_frame_bytes,
+            "max_payload_bytes": self.settings.max_payload_bytes,
+            "last_user_seq": last,
+            "protocol": PROTOCOL_VERSION,
+            "expires_at_ms": claims.expires_at_ms,
+        }
+        await self.socket.send_text(output_frame("sign_in", request_id=request_id, data=data))
+        conn.start()  # deliveries queued since registration follow the sign-in answer
+        return conn
+
+    # --- frames -------------------------------------------------------------------------
+
+    async def _serve(self, conn: Connection, handlers: FrameHandlers) -> None:
+        closed = asyncio.ensure_future(conn.closed.wait())
+        try:
+            while True:
+                receiving = asyncio.ensure_future(self._receive_text())
+                done, _ = await asyncio.wait(
+                    {receiving, closed}, timeout=self._idle_s, return_when=asyncio.FIRST_COMPLETED
+                )
+                if receiving not in done:
+                    receiving.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await receiving
+                    if closed in done:  # kicked, too slow, or the edge is stopping
+                        self._disconnect = ("server_closed", conn.close_code or Close.NORMAL, True)
+                        return
+                    self._disconnect = ("idle_timeout", Close.IDLE_TIMEOUT, True)
+                    conn.close(Close.IDLE_TIMEOUT, "no heartbeat")
+                    return
+                text = receiving.result()
+                if text is None:
+                    return
+                limit = self.settings.ws_max_frame_bytes
+                if len(text) > limit // 4 and len(text.encode()) > limit:
+                    conn.push(error_frame(ProtocolError(Code.FRAME_TOO_LARGE, "frame too large")))
+                    conn.close(Close.TOO_BIG, "frame too large")
+                    self._disconnect = ("frame_too_large", Close.TOO_BIG, True)
+                    return
+                await self._handle(conn, handlers, text)
+        finally:
+            closed.cancel()
+
+    async def _handle(self, conn: Connection, handlers: FrameHandlers, text: str) -> None:
+        started = time.perf_counter()
+        frame_type = "?"
+        try:
+            frame = parse_frame(text, max_payload_bytes=self.settings.max_payload_bytes)
+            frame_type = frame.type
+            reply = await handlers.handle(frame)
+            if reply is not None:
+                conn.push(reply)
+        except ProtocolError as exc:
+            log.info("refused %s frame from %s: code %d", frame_type, conn.user_id, exc.code)
+            conn.push(error_frame(exc))
+            if exc.close is not None:
+                conn.close(exc.close, exc.message[:120])
+        except Exception:
+            log.exception(
+                "%s frame from %s failed after %.1f ms",
+                frame_type,
+                conn.user_id,
+                (time.perf_counter() - started) * 1000,
+            )
+            conn.push(
+                output_frame(frame_type if frame_type != "?" else "error", code=Code.INTERNAL, message="internal error")
+            )
+
+    async def _receive_text(self) -> str | None:
+        """The next text (or UTF-8 binary) frame; None once the peer has closed."""
+        if self.socket.application_state != WebSocketState.CONNECTED:
+            return None
+        try:
+            message = await self.socket.receive()
+        except (WebSocketDisconnect, RuntimeError):
+            return None
+        if message["type"] == "websocket.disconnect":
+            self._disconnect = ("client_closed", int(message.get("code") or Close.NORMAL), False)
+            return None
+        text = message.get("text")
+        if text is None:
+            raw = message.get("bytes") or b""
+            try:
+                text = raw.decode()
+            except UnicodeDecodeError:
+                return '"binary frame"'  # parses as a non-object: BAD_FRAME
+        return str(text)

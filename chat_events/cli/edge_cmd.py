@@ -1,0 +1,78 @@
+"""``chat-events edge``: one edge node (FastAPI + WebSocket) under uvicorn until Ctrl-C.
+
+The first Ctrl-C/SIGTERM sheds the sockets gracefully (1001 going away + a userDisconnected
+each, a stopping heartbeat) before uvicorn stops; a second one forces the exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+from types import FrameType
+from typing import Any
+
+import uvicorn
+
+from chat_events.api.app import create_app
+from chat_events.api.edge import EdgeNode
+from chat_events.settings import Settings
+
+
+def register(sub: Any) -> None:
+    edge = sub.add_parser("edge", help="run an edge node (WebSocket /ws + HTTP API) until Ctrl-C")
+    edge.add_argument("--host", default=None, help="listen address (default CHAT_EDGE_HOST=127.0.0.1)")
+    edge.add_argument("--port", type=int, default=None, help="listen port (default CHAT_EDGE_PORT=8000; 0 = any)")
+    edge.add_argument("--log-level", default="WARNING", help="Python log level (default WARNING)")
+    edge.set_defaults(handler=run)
+
+
+class EdgeServer(uvicorn.Server):
+    """uvicorn, with our graceful socket shedding in front of its own shutdown."""
+
+    def __init__(self, config: uvicorn.Config, node: EdgeNode) -> None:
+        super().__init__(config)
+        self._node = node
+        self._shedding = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def serve(self, sockets: Any = None) -> None:
+        self._loop = asyncio.get_running_loop()
+        await super().serve(sockets)
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self._shedding or self._loop is None:
+            super().handle_exit(sig, frame)
+            return
+        self._shedding = True
+
+        def shed() -> None:
+            task = asyncio.ensure_future(self._node.shed_connections())
+            task.add_done_callback(lambda _: super(EdgeServer, self).handle_exit(sig, frame))
+
+        self._loop.call_soon_threadsafe(shed)
+
+
+def build_server(settings: Settings, *, host: str | None = None, port: int | None = None) -> EdgeServer:
+    node = EdgeNode(settings)
+    config = uvicorn.Config(
+        create_app(settings, edge=node),
+        host=host or settings.edge_host,
+        port=settings.edge_port if port is None else port,
+        ws_max_size=settings.ws_max_frame_bytes,
+        ws_ping_interval=None,  # the protocol has its own heartbeat
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=5,
+    )
+    return EdgeServer(config, node)
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    server = build_server(settings, host=args.host, port=args.port)
+    print(f"chat-events edge {server._node.edge_id} starting (store: {settings.store_kind})", flush=True)
+    server.run()
+    print("edge stopped", flush=True)
+    return 0
