@@ -1,11 +1,13 @@
-"""``chat-events broker`` and ``chat-events up``: run the embedded broker (and, as later parts
-land, the worker and the edge) until Ctrl-C."""
+"""``chat-events broker`` and ``chat-events up``: the embedded broker alone, or the whole system
+(broker, worker, edge) supervised, until Ctrl-C."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import asyncio
 import signal
+import sys
 import threading
 from typing import Any
 
@@ -13,6 +15,7 @@ from chat_events.kafka.admin import ensure_topics
 from chat_events.kafka.connection import KafkaTarget
 from chat_events.kafka.embedded import EmbeddedBroker
 from chat_events.settings import Settings
+from chat_events.supervisor import Child, Supervisor
 
 
 def register(sub: Any) -> None:
@@ -23,6 +26,7 @@ def register(sub: Any) -> None:
     broker.set_defaults(handler=run_broker)
     up = sub.add_parser("up", help="start the whole system on the embedded default until Ctrl-C")
     up.add_argument("--port", type=int, default=None, help="broker port (default 9092; 0 = any)")
+    up.add_argument("--edge-port", type=int, default=None, help="edge port (default CHAT_EDGE_PORT=8000)")
     up.set_defaults(handler=run_up)
 
 
@@ -57,22 +61,41 @@ def run_broker(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_up(args: argparse.Namespace, settings: Settings) -> int:
-    """The embedded broker (a child process) plus the worker in this process, until Ctrl-C.
-    The edge joins here when it lands."""
-    from chat_events.streams.worker import run_worker
-
+    """The embedded broker, one worker and one edge, supervised, until Ctrl-C."""
     port = settings.embedded_broker_port if args.port is None else args.port
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     broker = EmbeddedBroker(port, log_path=settings.data_dir / "broker.log", state_dir=settings.data_dir)
     bootstrap = broker.start()
+    env = {**os.environ, "CHAT_KAFKA_BOOTSTRAP_SERVERS": bootstrap, "CHAT_KAFKA_IDEMPOTENCE": "off"}
+    edge_port = settings.edge_port if args.edge_port is None else args.edge_port
+    env["CHAT_EDGE_PORT"] = str(edge_port)
+    command = [sys.executable, "-m", "chat_events.cli.main"]
+    supervisor = Supervisor(
+        [
+            Child("worker", [*command, "worker"], env, ready_marker="worker ready"),
+            Child("edge", [*command, "edge"], env, ready_marker=" ready (delivery topic"),
+        ]
+    )
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: supervisor.stopping.set())
     try:
-        worker_settings = settings.model_copy(update={"kafka_bootstrap_servers": bootstrap, "kafka_idempotence": "off"})
+        statuses = asyncio.run(ensure_topics(settings, KafkaTarget(bootstrap, embedded=True)))
         print(f"embedded broker listening on {bootstrap} (pid {broker.pid}; memory only)", flush=True)
-        print(f"store: {settings.store_kind} ({settings.store_path}); starting the worker...", flush=True)
-        asyncio.run(
-            run_worker(worker_settings, on_ready=lambda _: print("worker ready; Ctrl-C stops everything", flush=True))
-        )
+        print(f"topics: {len(statuses)}; store: {settings.store_kind} ({settings.store_path})", flush=True)
+        supervisor.start_all()
+        if supervisor.wait_ready(120):
+            host = settings.edge_host
+            print(
+                f"chat-events is up: ws://{host}:{edge_port}/ws and http://{host}:{edge_port} (Ctrl-C stops everything)\n"
+                f"  try, in two terminals:  chat-events chat --as alice --to bob\n"
+                f"                          chat-events chat --as bob --to alice",
+                flush=True,
+            )
+        elif not supervisor.stopping.is_set():
+            print("the worker or the edge did not become ready; see the output above", flush=True)
+            return 1
+        return supervisor.supervise()
     finally:
+        supervisor.stop_all()
         broker.stop()
         print("stopped", flush=True)
-    return 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import signal
 from types import FrameType
 from typing import Any
 
@@ -73,6 +74,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     server = build_server(settings, host=args.host, port=args.port)
     print(f"chat-events edge {server._node.edge_id} starting (store: {settings.store_kind})", flush=True)
+    for sig in (signal.SIGINT, signal.SIGTERM):  # uvicorn re-raises the stop signal on exit: absorb it
+        signal.signal(sig, lambda *_: None)
     server.run()
     print("edge stopped", flush=True)
     return 0

@@ -1,0 +1,139 @@
+"""Frame parsing: every bad input is refused with its code, naming the field."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from chat_events.api.protocol import Code, ProtocolError, Send, SignIn, Sync, parse_frame
+
+
+def parse(obj: object, max_payload: int = 100) -> object:
+    text = obj if isinstance(obj, str) else orjson.dumps(obj).decode()
+    return parse_frame(text, max_payload_bytes=max_payload).request
+
+
+def refused(obj: object, max_payload: int = 100) -> ProtocolError:
+    with pytest.raises(ProtocolError) as info:
+        parse(obj, max_payload)
+    return info.value
+
+
+def test_a_valid_send_parses_with_defaults() -> None:
+    send = parse(
+        {
+            "type": "send",
+            "request_id": 1,
+            "data": {"target_type": "user", "target_id": "bob", "content": "hi", "client_msg_id": "n1"},
+        }
+    )
+    assert send == Send("user", "bob", "text", "hi", "n1", ())
+
+
+def test_structured_content_is_compact_json_for_non_text_types() -> None:
+    send = parse(
+        {
+            "type": "send",
+            "data": {
+                "target_type": "group",
+                "target_id": "g1",
+                "message_type": "image",
+                "content": {"url": "u", "width": 2},
+                "client_msg_id": "n",
+            },
+        }
+    )
+    assert isinstance(send, Send) and send.content == '{"url":"u","width":2}'
+
+
+@pytest.mark.parametrize(
+    ("frame", "code", "field"),
+    [
+        ("{not json", Code.BAD_FRAME, None),
+        ("[1, 2]", Code.BAD_FRAME, None),
+        ({"type": "launch"}, Code.UNKNOWN_TYPE, None),
+        ({"type": 5}, Code.UNKNOWN_TYPE, None),
+        ({"type": "sync", "request_id": True}, Code.INVALID_FIELD, "request_id"),
+        ({"type": "sync", "data": []}, Code.INVALID_FIELD, "data"),
+        ({"type": "sync", "data": {"seq": "3"}}, Code.INVALID_FIELD, "seq"),
+        ({"type": "sync", "data": {"seq": -1}}, Code.INVALID_FIELD, "seq"),
+        ({"type": "sync", "data": {"limit": 100000}}, Code.INVALID_FIELD, "limit"),
+        ({"type": "ack", "data": {}}, Code.INVALID_FIELD, "seq"),
+        ({"type": "sign_in", "data": {"token": "t"}}, Code.INVALID_FIELD, "device_id"),
+        (
+            {"type": "send", "data": {"target_type": "room", "target_id": "x", "content": "c", "client_msg_id": "n"}},
+            Code.INVALID_FIELD,
+            "target_type",
+        ),
+        (
+            {"type": "send", "data": {"target_type": "user", "target_id": "a:b", "content": "c", "client_msg_id": "n"}},
+            Code.INVALID_FIELD,
+            "target_id",
+        ),
+        (
+            {"type": "send", "data": {"target_type": "user", "target_id": "b", "content": 5, "client_msg_id": "n"}},
+            Code.INVALID_FIELD,
+            "content",
+        ),
+        (
+            {
+                "type": "send",
+                "data": {"target_type": "user", "target_id": "b", "content": {"a": 1}, "client_msg_id": "n"},
+            },
+            Code.INVALID_FIELD,
+            "content",
+        ),
+        (
+            {"type": "send", "data": {"target_type": "user", "target_id": "b", "content": "  ", "client_msg_id": "n"}},
+            Code.INVALID_FIELD,
+            "content",
+        ),
+        (
+            {"type": "send", "data": {"target_type": "user", "target_id": "b", "content": "c"}},
+            Code.INVALID_FIELD,
+            "client_msg_id",
+        ),
+        (
+            {
+                "type": "send",
+                "data": {"target_type": "user", "target_id": "b", "content": "x" * 101, "client_msg_id": "n"},
+            },
+            Code.PAYLOAD_TOO_LARGE,
+            "content",
+        ),
+        (
+            {
+                "type": "send",
+                "data": {
+                    "target_type": "user",
+                    "target_id": "b",
+                    "content": "c",
+                    "client_msg_id": "n",
+                    "mentions": "bob",
+                },
+            },
+            Code.INVALID_FIELD,
+            "mentions",
+        ),
+        (
+            {"type": "typing", "data": {"target_type": "user", "target_id": "b", "state": "maybe"}},
+            Code.INVALID_FIELD,
+            "state",
+        ),
+    ],
+)
+def test_bad_frames_are_refused_with_a_code_and_the_field(frame: object, code: Code, field: str | None) -> None:
+    error = refused(frame)
+    assert error.code == code
+    if field is not None:
+        assert error.data["field"] == field
+
+
+def test_the_request_id_is_echoed_on_refusals() -> None:
+    error = refused({"type": "sync", "request_id": "r-7", "data": {"seq": "x"}})
+    assert error.request_id == "r-7" and error.frame_type == "sync"
+
+
+def test_sign_in_and_sync_defaults() -> None:
+    assert parse({"type": "sign_in", "data": {"token": "t", "device_id": "d"}}) == SignIn("t", "d")
+    assert parse({"type": "sync"}) == Sync(0, 100)
