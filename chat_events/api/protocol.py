@@ -207,7 +207,7 @@ def parse_frame(text: str | bytes, *, max_payload_bytes: int) -> Frame:
             raise _Invalid("data", "must be an object")
         request = parser(data, max_payload_bytes)
     except _Invalid as exc:
-        code = Code.PAYLOAD_TOO_LARGE if exc.too_large else Code.INVALID_FIELD
+        code = Code.PAYLOAD_TOO_LARGE if exc.too_large else Code.FORBIDDEN if exc.forbidden else Code.INVALID_FIELD
         raise ProtocolError(
             code, f"{exc.field}: {exc.reason}", data={"field": exc.field}, frame_type=frame_type, request_id=request_id
         ) from None
@@ -233,10 +233,11 @@ def error_frame(error: ProtocolError) -> str:
 
 
 class _Invalid(Exception):
-    def __init__(self, field: str, reason: str, *, too_large: bool = False) -> None:
+    def __init__(self, field: str, reason: str, *, too_large: bool = False, forbidden: bool = False) -> None:
         self.field = field
         self.reason = reason
         self.too_large = too_large
+        self.forbidden = forbidden
 
 
 def _valid_request_id(value: Any) -> bool:
@@ -306,7 +307,15 @@ def _sign_in(data: dict[str, Any], _: int) -> SignIn:
     return SignIn(token, device)
 
 
+SENDER_FIELDS = ("sender_id", "from", "from_user_id")
+"""Fields a client might use to claim a sender. The sender is always the signed-in user, so a
+frame naming one is refused outright (FORBIDDEN) rather than silently corrected."""
+
+
 def _send(data: dict[str, Any], max_payload_bytes: int) -> Send:
+    claimed = next((f for f in SENDER_FIELDS if f in data), None)
+    if claimed is not None:
+        raise _Invalid(claimed, "the sender is the signed-in user and cannot be set", forbidden=True)
     target_type = _choice(data, "target_type", _TARGETS)
     target_id = _id(data, "target_id")
     message_type = _choice(data, "message_type", MESSAGE_TYPES, default="text")

@@ -1,0 +1,196 @@
+"""The security table: every refused input gets its code, and nothing reaches Kafka.
+
+A real worker and a real edge with tight limits (burst of 5 sends, an Origin allowlist); each
+case uses fresh users and then reads the topics back to prove the refusal wrote nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from chat_events.api.tokens import issue_token
+from chat_events.client import HttpApi
+from chat_events.codec import build_codec
+from chat_events.kafka.admin import ensure_topics
+from chat_events.kafka.connection import KafkaTarget
+from chat_events.settings import Settings
+from chat_events.topics import PERSONAL_CHAT, USER_EVENTS, TopicCatalog
+from tests.conftest import make_settings
+from tests.integration.edge_harness import EdgeProcess
+from tests.integration.worker_harness import WorkerProcess, read_topic
+
+ALLOWED_ORIGIN = "https://chat.example.com"
+
+
+@dataclass
+class Secured:
+    settings: Settings
+    edge: EdgeProcess
+
+    def token(self, user: str, *, secret: str | None = None, now_s: float | None = None, ttl_s: int = 600) -> str:
+        key = secret or self.settings.auth_secret.get_secret_value()
+        return issue_token(user, key, ttl_s=ttl_s, now_s=now_s)[0]
+
+    async def envelopes_from(self, user: str, spec: object) -> list[str]:
+        topic = TopicCatalog(self.settings).resolve(spec).name  # type: ignore[arg-type]
+        envelopes = await read_topic(self.settings, build_codec(self.settings), topic)
+        return [e.name for e in envelopes if e.user_id == user]
+
+
+@pytest.fixture(scope="module")
+async def secured(kafka_target: KafkaTarget, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Secured]:
+    tmp: Path = tmp_path_factory.mktemp("secured")
+    settings = make_settings(
+        kafka_target,
+        tmp,
+        worker_app_id=f"w-{uuid.uuid4().hex[:8]}",
+        send_rate_per_s=0.5,
+        send_burst=5,
+        allowed_origins=ALLOWED_ORIGIN,
+    )
+    await ensure_topics(settings, kafka_target)
+    worker = WorkerProcess(settings, tmp / "worker.log")
+    edge = EdgeProcess(settings, tmp / "edge.log")
+    worker.start()
+    edge.start()
+    try:
+        yield Secured(settings, edge)
+    finally:
+        edge.stop()
+        worker.stop()
+
+
+def uid(name: str) -> str:
+    return f"{name}-{uuid.uuid4().hex[:6]}"
+
+
+def send_frame(target: str, *, target_type: str = "user", rid: int = 1, **extra: object) -> str:
+    data = {"target_type": target_type, "target_id": target, "content": "hi", "client_msg_id": uuid.uuid4().hex}
+    return json.dumps({"type": "send", "request_id": rid, "data": {**data, **extra}})
+
+
+async def signed_in(secured: Secured, user: str, **headers: str) -> ClientConnection:
+    ws = await connect(
+        secured.edge.ws, additional_headers={"Authorization": f"Bearer {secured.token(user)}", **headers}
+    )
+    reply = json.loads(await ws.recv())
+    assert reply["type"] == "sign_in" and reply["code"] == 0, reply
+    return ws
+
+
+async def refused_sign_in(ws: ClientConnection) -> tuple[dict[str, object], int | None]:
+    reply = json.loads(await ws.recv())
+    with pytest.raises(ConnectionClosed):
+        await ws.recv()
+    return reply, ws.close_code
+
+
+async def test_no_token(secured: Secured) -> None:
+    user = uid("anon")
+    async with connect(secured.edge.ws) as ws:
+        await ws.send(send_frame("bob"))  # a send before signing in
+        reply, close = await refused_sign_in(ws)
+    assert reply["code"] == 1 and close == 4001
+    assert await secured.envelopes_from(user, PERSONAL_CHAT) == []
+
+
+async def test_bad_signature(secured: Secured) -> None:
+    user = uid("forger")
+    forged = secured.token(user, secret="x" * 40)
+    async with connect(secured.edge.ws, additional_headers={"Authorization": f"Bearer {forged}"}) as ws:
+        reply, close = await refused_sign_in(ws)
+    assert reply["code"] == 1 and close == 4001
+    assert await secured.envelopes_from(user, USER_EVENTS) == []  # not even a userConnected
+
+
+async def test_expired_token(secured: Secured) -> None:
+    user = uid("late")
+    expired = secured.token(user, now_s=time.time() - 7200, ttl_s=60)
+    async with connect(secured.edge.ws) as ws:
+        await ws.send(json.dumps({"type": "sign_in", "request_id": 9, "data": {"token": expired, "device_id": "d"}}))
+        reply, close = await refused_sign_in(ws)
+    assert reply["code"] == 2 and reply["request_id"] == 9 and close == 4002
+    assert await secured.envelopes_from(user, USER_EVENTS) == []
+
+
+async def test_wrong_origin(secured: Secured) -> None:
+    user = uid("xsite")
+    with pytest.raises(InvalidStatus) as refused:
+        await connect(
+            secured.edge.ws,
+            additional_headers={"Authorization": f"Bearer {secured.token(user)}", "Origin": "https://evil.example.com"},
+        )
+    assert refused.value.response.status_code == 403
+    ws = await signed_in(secured, uid("ok"), Origin=ALLOWED_ORIGIN)  # the allowed one passes
+    await ws.close()
+    assert await secured.envelopes_from(user, USER_EVENTS) == []
+
+
+async def test_spoofed_sender(secured: Secured) -> None:
+    user, victim = uid("mallory"), uid("victim")
+    ws = await signed_in(secured, user)
+    async with ws:
+        await ws.send(send_frame(uid("bob"), sender_id=victim))
+        reply = json.loads(await ws.recv())
+    assert reply["code"] == 8 and reply["data"]["field"] == "sender_id"
+    await asyncio.sleep(0.3)
+    assert await secured.envelopes_from(user, PERSONAL_CHAT) == []
+    assert await secured.envelopes_from(victim, PERSONAL_CHAT) == []
+
+
+async def test_non_member_post(secured: Secured) -> None:
+    owner, outsider = uid("owner"), uid("outsider")
+    async with HttpApi(secured.edge.http, token=secured.token(owner)) as api:
+        group = await api.create_group("private", [uid("friend")])
+    ws = await signed_in(secured, outsider)
+    async with ws:
+        await ws.send(send_frame(group.group_id, target_type="group"))
+        reply = json.loads(await ws.recv())
+        await ws.send(send_frame("no-such-group", target_type="group", rid=2))
+        missing = json.loads(await ws.recv())
+    assert reply["code"] == 8 and reply["request_id"] == 1
+    assert missing["code"] == 11
+    await asyncio.sleep(0.3)
+    assert await secured.envelopes_from(outsider, PERSONAL_CHAT) == []
+
+
+async def test_oversize_frame(secured: Secured) -> None:
+    user = uid("big")
+    ws = await signed_in(secured, user)
+    async with ws:
+        await ws.send(send_frame("bob", content="x" * (70 * 1024)))
+        with pytest.raises(ConnectionClosed):
+            await ws.recv()
+        assert ws.close_code == 1009
+    ws = await signed_in(secured, uid("big2"))
+    async with ws:  # under the frame limit but over the payload limit: refused, socket stays open
+        await ws.send(send_frame("bob", content="x" * (secured.settings.max_payload_bytes + 1)))
+        assert json.loads(await ws.recv())["code"] == 14
+    await asyncio.sleep(0.3)
+    assert await secured.envelopes_from(user, PERSONAL_CHAT) == []
+
+
+async def test_rate_limit_burst(secured: Secured) -> None:
+    user, bob = uid("spammer"), uid("bob")
+    ws = await signed_in(secured, user)
+    async with ws:
+        for rid in range(1, 11):
+            await ws.send(send_frame(bob, rid=rid))
+        replies = [json.loads(await ws.recv()) for _ in range(10)]
+    codes = sorted(r["code"] for r in replies)
+    assert codes == [0] * 5 + [9] * 5
+    limited = [r for r in replies if r["code"] == 9]
+    assert all(r["data"]["retry_after_ms"] > 0 for r in limited)
+    await asyncio.sleep(0.5)
+    assert len(await secured.envelopes_from(user, PERSONAL_CHAT)) == 5  # only the accepted ones
+    assert (await secured.envelopes_from(user, USER_EVENTS)).count("userChatRateLimited") == 1
