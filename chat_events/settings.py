@@ -13,7 +13,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Idempotence = Literal["auto", "on", "off"]
-DEV_AUTH_SECRET = "chat-events-development-secret-do-not-use"  # noqa: S105 - refused outside development
+DEV_AUTH_SECRET = "chat-events-development-secret-do-not-use"
 
 
 class Settings(BaseSettings):

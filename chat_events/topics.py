@@ -11,12 +11,14 @@ strings (:func:`key_of`):
   conversation id, so stored messages keep the order of their ``seq``.
 * ``chat.inbox`` (``messageFannedOut``), ``chat.edge.<edge_id>`` (``messageDispatched``) and
   ``chat.push`` (``offlinePushRequested``): the recipient id. One recipient's messages stay in
-  ``user_seq`` order, co-partitioned with everything else keyed by user id.
+  ``user_seq`` order, co-partitioned with everything else keyed by user id. ``userTyping`` on
+  ``chat.edge.<edge_id>`` is keyed by its conversation id: one conversation's typing states stay
+  in order.
 * ``chat.user-events``: the user id (the envelope's ``userId``) for ``userConnected``,
   ``userDisconnected``, ``userChatRateLimited``, ``userBlocked`` and ``userUnblocked`` (the
-  blocker), so one user's events stay in order; the edge id for ``edgeHeartbeat``, which an edge
-  publishes once to *every* partition (explicit partition) so each partition's reader sees it in
-  line with that partition's session events.
+  blocker) and ``deviceAcked``, so one user's events stay in order; the edge id for
+  ``edgeHeartbeat``, which an edge publishes once to *every* partition (explicit partition) so
+  each partition's reader sees it in line with that partition's session events.
 * ``chat.presence`` (``userPresenceChanged``): the user id.
 * ``chat.group-events`` (``groupCreated``, ``groupMemberJoined``, ``groupMemberLeft``): the
   group id: one group's membership changes stay in order.
@@ -51,6 +53,7 @@ from chat_events.events.types import (
     OfflinePushRequested,
     PersonalChatSent,
     RecordDeadLettered,
+    UserTyping,
 )
 from chat_events.settings import Settings
 
@@ -100,8 +103,12 @@ USER_EVENTS = TopicSpec(
         "edgeHeartbeat",
         "userBlocked",
         "userUnblocked",
+        "deviceAcked",
     ),
-    description="Session, rate-limit and block events of users, in order per user; edge heartbeats on every partition.",
+    description=(
+        "Session, rate-limit, block and device-ack events of users, in order per user; "
+        "edge heartbeats on every partition."
+    ),
 )
 MESSAGE_STORED = TopicSpec(
     name="chat.message-stored",
@@ -123,9 +130,9 @@ INBOX = TopicSpec(
 )
 EDGE_DELIVERY = TopicSpec(
     name=EDGE_TOPIC_PREFIX + EDGE_ID_PLACEHOLDER,
-    key="recipient_id",
-    events=("messageDispatched",),
-    description="Messages to deliver to the sessions held by one edge node (one topic per edge).",
+    key="recipient_id (conversation_id for userTyping)",
+    events=("messageDispatched", "userTyping"),
+    description="Messages and typing states to deliver to the sessions held by one edge node (one topic per edge).",
     retention_ms=DAY_MS,
     per_edge=True,
 )
@@ -178,8 +185,8 @@ for _spec in TOPICS:
 
 
 def topic_of_event(event_name: str) -> TopicSpec:
-    """The primary topic an event is published to (for ``messageDispatched`` the per-edge
-    template: see :func:`edge_topic_name`)."""
+    """The primary topic an event is published to (for ``messageDispatched`` and ``userTyping``
+    the per-edge template: see :func:`edge_topic_name`)."""
     return _TOPICS_OF_EVENT[event_name][0]
 
 
@@ -208,6 +215,8 @@ def key_of(envelope: Envelope) -> bytes:
         return event.group_id.encode()
     if isinstance(event, EdgeHeartbeat):
         return event.edge_id.encode()
+    if isinstance(event, UserTyping):
+        return event.conversation_id.encode()
     if isinstance(event, RecordDeadLettered):
         return event.source_topic.encode()
     if envelope.user_id is None:
@@ -244,8 +253,9 @@ class TopicCatalog:
         return [t for t in self.all() if t.spec.events]
 
     def for_event(self, event_name: str) -> ResolvedTopic:
-        """The primary topic of an event. For ``messageDispatched`` this is the per-edge template,
-        whose name still holds ``{edge_id}``: use :meth:`edge_topic` for the real topic."""
+        """The primary topic of an event. For ``messageDispatched`` and ``userTyping`` this is the
+        per-edge template, whose name still holds ``{edge_id}``: use :meth:`edge_topic` for the
+        real topic."""
         return self.resolve(topic_of_event(event_name))
 
     def topics_for_event(self, event_name: str) -> list[ResolvedTopic]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from hypothesis import strategies as st
@@ -9,7 +10,10 @@ from hypothesis import strategies as st
 from chat_events.events import (
     MESSAGE_STATUSES,
     MESSAGE_TYPES,
+    SESSION_EVENTS,
+    TYPING_STATES,
     ChatMessage,
+    DeviceAcked,
     EdgeHeartbeat,
     Envelope,
     GroupCreated,
@@ -26,6 +30,7 @@ from chat_events.events import (
     UserConnected,
     UserDisconnected,
     UserPresenceChanged,
+    UserTyping,
     UserUnblocked,
     conversation_id_of,
     direct_conversation_id,
@@ -173,6 +178,29 @@ record_dead_lettered = st.builds(
     value=st.binary(max_size=300),
 )
 
+
+@st.composite
+def user_typing(draw: st.DrawFn) -> UserTyping:
+    """A typing event; for a 1:1 target its ``conversation_id`` is re-derived by :func:`envelopes`
+    from the envelope's ``userId`` (the typing user)."""
+    target_type = draw(st.sampled_from(["user", "group"]))
+    target_id = draw(ids)
+    return UserTyping(
+        conversation_id=direct_conversation_id("typist", target_id) if target_type == "user" else target_id,
+        target_type=target_type,
+        target_id=target_id,
+        state=draw(st.sampled_from(sorted(TYPING_STATES))),
+        recipient_ids=tuple(draw(st.lists(ids, max_size=5))),
+    )
+
+
+device_acked = st.builds(
+    DeviceAcked,
+    device_id=st.text(min_size=1, max_size=128),
+    seq=non_negative_int64,
+    received_at_ms=non_negative_int64,
+)
+
 events: st.SearchStrategy[Event] = st.one_of(
     personal_chat_sent(),
     user_connected,
@@ -190,6 +218,8 @@ events: st.SearchStrategy[Event] = st.one_of(
     group_member_joined,
     group_member_left,
     record_dead_lettered,
+    user_typing(),
+    device_acked,
 )
 
 
@@ -199,6 +229,10 @@ def envelopes(draw: st.DrawFn) -> Envelope:
     user_id = draw(ids) if event.EVENT_NAME in USER_EVENTS else draw(st.none() | ids)
     if isinstance(event, UserBlocked | UserUnblocked):
         user_id = draw(ids.filter(lambda i: i != event.blocked_id))
+    if isinstance(event, UserTyping) and event.target_type == "user":
+        assert user_id is not None
+        event = replace(event, conversation_id=direct_conversation_id(user_id, event.target_id))
+    required_session = event.EVENT_NAME in SESSION_EVENTS
     return Envelope(
         payload=event,
         id=draw(uuids),
@@ -210,6 +244,6 @@ def envelopes(draw: st.DrawFn) -> Envelope:
         client_id=draw(optional_texts),
         user_id=user_id,
         trace_id=draw(st.none() | st.uuids().map(lambda u: u.hex)),
-        session_id=draw(optional_texts),
+        session_id=draw(st.text(min_size=1, max_size=60)) if required_session else draw(optional_texts),
         span_context=draw(optional_texts),
     )

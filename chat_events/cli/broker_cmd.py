@@ -4,8 +4,8 @@
 from __future__ import annotations
 
 import argparse
-import os
 import asyncio
+import os
 import signal
 import sys
 import threading
@@ -86,7 +86,8 @@ def run_up(args: argparse.Namespace, settings: Settings) -> int:
         if supervisor.wait_ready(120):
             host = settings.edge_host
             print(
-                f"chat-events is up: ws://{host}:{edge_port}/ws and http://{host}:{edge_port} (Ctrl-C stops everything)\n"
+                f"chat-events is up: ws://{host}:{edge_port}/ws and http://{host}:{edge_port}\n"
+                "  Ctrl-C stops everything\n"
                 f"  try, in two terminals:  chat-events chat --as alice --to bob\n"
                 f"                          chat-events chat --as bob --to alice",
                 flush=True,

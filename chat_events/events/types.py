@@ -84,6 +84,9 @@ MESSAGE_STATUSES = frozenset({"normal", "edited", "recalled", "deleted"})
 
 PRESENCE_STATUSES = frozenset({"online", "offline"})
 
+TYPING_STATES = frozenset({"start", "stop"})
+"""States of :class:`UserTyping`: the user started or stopped typing."""
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ChatMessage:
@@ -264,6 +267,43 @@ class RecordDeadLettered:
     value: bytes = b""
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UserTyping:
+    """A user started or stopped typing in a conversation; the typing user is ``userId``.
+
+    Ephemeral: never stored. The edge holding the typing user's socket publishes one per edge that
+    holds a session of another member, to that edge's delivery topic ``chat.edge.<edge_id>``,
+    keyed by ``conversation_id``; ``recipient_ids`` are the users on that edge who should see it.
+    """
+
+    EVENT_NAME: ClassVar[str] = "userTyping"
+    NAMESPACE: ClassVar[str] = "chat.user"
+
+    conversation_id: str
+    target_type: str
+    target_id: str
+    state: str
+    recipient_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeviceAcked:
+    """A device acknowledged receiving everything up to ``seq`` in its user's inbox (a device ack,
+    gim's ``MessageACK.device_ack``); the user is ``userId``, the session ``sessionId``.
+
+    Published by the edge to ``chat.user-events``, keyed by user id, coalesced (at most one per
+    device per short interval). For delivery receipts and analytics; the stream processors ignore
+    it today.
+    """
+
+    EVENT_NAME: ClassVar[str] = "deviceAcked"
+    NAMESPACE: ClassVar[str] = "chat.user"
+
+    device_id: str
+    seq: int
+    received_at_ms: int
+
+
 Event = (
     PersonalChatSent
     | UserConnected
@@ -281,6 +321,8 @@ Event = (
     | GroupMemberJoined
     | GroupMemberLeft
     | RecordDeadLettered
+    | UserTyping
+    | DeviceAcked
 )
 
 EVENT_TYPES: dict[str, type[Event]] = {
@@ -302,6 +344,8 @@ EVENT_TYPES: dict[str, type[Event]] = {
         GroupMemberJoined,
         GroupMemberLeft,
         RecordDeadLettered,
+        UserTyping,
+        DeviceAcked,
     )
 }
 """Event name -> event class. The names are the Avro union branch names (in union order)."""
@@ -317,9 +361,15 @@ USER_EVENTS = frozenset(
         "userPresenceChanged",
         "userBlocked",
         "userUnblocked",
+        "userTyping",
+        "deviceAcked",
     }
 )
-"""Events about one user; their envelope must carry ``userId`` (it is their key)."""
+"""Events about one user; their envelope must carry ``userId`` (it is their key, except for
+``userTyping``, keyed by its conversation)."""
+
+SESSION_EVENTS = frozenset({"deviceAcked"})
+"""Events from one session; their envelope must carry ``sessionId`` too."""
 
 FieldShape = Literal["value", "tuple", "record", "bytes"]
 

@@ -13,16 +13,19 @@ from typing import Any
 
 from chat_events.edges import EDGE_ID_PATTERN
 from chat_events.errors import EventValidationError
-from chat_events.events.conversations import DIRECT_PREFIX, conversation_id_of
+from chat_events.events.conversations import DIRECT_PREFIX, conversation_id_of, direct_conversation_id
 from chat_events.events.types import (
     ENVELOPE_WIRE_NAMES,
     EVENT_TYPES,
     MESSAGE_STATUSES,
     MESSAGE_TYPES,
     PRESENCE_STATUSES,
+    SESSION_EVENTS,
     TARGET_TYPES,
+    TYPING_STATES,
     USER_EVENTS,
     ChatMessage,
+    DeviceAcked,
     EdgeHeartbeat,
     Envelope,
     Event,
@@ -40,6 +43,7 @@ from chat_events.events.types import (
     UserConnected,
     UserDisconnected,
     UserPresenceChanged,
+    UserTyping,
     UserUnblocked,
 )
 
@@ -52,6 +56,8 @@ MAX_MEMBERS = 100_000
 MAX_MENTIONS = 1_000
 MAX_CONVERSATION_ID = 300
 MAX_CLIENT_MSG_ID = 128
+MAX_DEVICE_ID = 128
+"""Longest device id of a device ack, in characters."""
 MAX_PREVIEW = 200
 """Longest push preview, in characters."""
 MAX_GROUP_NAME = 200
@@ -267,6 +273,22 @@ def _check_dead_lettered(path: str, event: RecordDeadLettered) -> None:
     check_bytes(f"{path}.value", event.value, max_len=MAX_DEAD_LETTER_BYTES - len(event.key or b""))
 
 
+def _check_typing(path: str, event: UserTyping) -> None:
+    check_conversation_id(f"{path}.conversation_id", event.conversation_id)
+    check_enum(f"{path}.target_type", event.target_type, TARGET_TYPES)
+    check_id(f"{path}.target_id", event.target_id)
+    if event.target_type == "group" and event.conversation_id != event.target_id:
+        _fail(f"{path}.conversation_id", f"does not match the target (expected {event.target_id!r})")
+    check_enum(f"{path}.state", event.state, TYPING_STATES)
+    check_id_list(f"{path}.recipient_ids", event.recipient_ids, max_items=MAX_MEMBERS)
+
+
+def _check_device_acked(path: str, event: DeviceAcked) -> None:
+    check_str(f"{path}.device_id", event.device_id, max_len=MAX_DEVICE_ID)
+    check_int(f"{path}.seq", event.seq, bounds=INT64, minimum=0)
+    check_int(f"{path}.received_at_ms", event.received_at_ms, bounds=INT64, minimum=0)
+
+
 def _check_user_disconnected(path: str, event: UserDisconnected) -> None:
     check_str(f"{path}.reason", event.reason)
     check_int(f"{path}.code", event.code)
@@ -319,6 +341,10 @@ def validate_event(event: Event, *, max_payload_bytes: int) -> None:
         check_optional_id(f"{path}.removed_by", event.removed_by)
     elif isinstance(event, RecordDeadLettered):
         _check_dead_lettered(path, event)
+    elif isinstance(event, UserTyping):
+        _check_typing(path, event)
+    elif isinstance(event, DeviceAcked):
+        _check_device_acked(path, event)
     if isinstance(event, (UserConnected, UserDisconnected)):
         if event.edge_id is not None:
             check_edge_id(f"{path}.edge_id", event.edge_id)
@@ -347,6 +373,8 @@ def validate_envelope(envelope: Envelope, *, max_payload_bytes: int) -> None:
     check_timestamp("timestamp", envelope.timestamp)
     for attr, wire in _OPTIONAL_ENVELOPE_STRINGS:
         check_optional_str(wire, getattr(envelope, attr))
+    if envelope.name in SESSION_EVENTS and envelope.session_id is None:
+        _fail("sessionId", f"is required for {envelope.name}")
     if envelope.name in USER_EVENTS:
         if envelope.user_id is None:
             _fail("userId", f"is required for {envelope.name}")
@@ -356,3 +384,7 @@ def validate_envelope(envelope: Envelope, *, max_payload_bytes: int) -> None:
     validate_event(event, max_payload_bytes=max_payload_bytes)
     if isinstance(event, (UserBlocked, UserUnblocked)) and event.blocked_id == envelope.user_id:
         _fail(f"payload.{event.EVENT_NAME}.blocked_id", "cannot be the blocking user (userId) itself")
+    if isinstance(event, UserTyping) and event.target_type == "user" and envelope.user_id is not None:
+        expected = direct_conversation_id(envelope.user_id, event.target_id)
+        if event.conversation_id != expected:
+            _fail(f"payload.{event.EVENT_NAME}.conversation_id", f"does not match userId and the target ({expected!r})")

@@ -11,6 +11,7 @@ rate-limit accounting, and edge liveness.
   those like any other disconnect.
 * userBlocked / userUnblocked set the block as a status (the fan-out reads it).
 * userChatRateLimited is counted per user and window for moderation and analytics.
+* deviceAcked is accepted and left alone (downstream consumers build receipts from it).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from collections.abc import Callable, Sequence
 
 from chat_events.events.factory import new_envelope
 from chat_events.events.types import (
+    DeviceAcked,
     EdgeHeartbeat,
     Envelope,
     UserBlocked,
@@ -51,6 +53,7 @@ class UserEventsStage:
             UserBlocked.EVENT_NAME,
             UserUnblocked.EVENT_NAME,
             UserChatRateLimited.EVENT_NAME,
+            DeviceAcked.EVENT_NAME,  # for receipts and analytics downstream; nothing to do here
         }
     )
 
@@ -87,6 +90,8 @@ class UserEventsStage:
         sessions = dict(await self._store.sessions_of(session_users)) if session_users else {}
         for item in batch:
             envelope, event = item.envelope, item.envelope.payload
+            if isinstance(event, DeviceAcked):
+                continue
             if isinstance(event, EdgeHeartbeat):
                 self.monitor.heartbeat(
                     event.edge_id, now_ms=self._now_ms(), interval_ms=event.interval_ms, stopping=event.stopping

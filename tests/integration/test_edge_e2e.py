@@ -7,6 +7,7 @@ One worker and two edges (A, B) serve the module; each test uses its own users.
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -162,10 +163,8 @@ async def test_a_send_retried_after_a_lost_ack_is_one_message(system: System) ->
 
     alice, bob = uid("alice"), uid("bob")
     token = await system.token(alice)
-    frame = (
-        '{"type":"send","request_id":1,"data":{"target_type":"user","target_id":"%s","content":"once",'
-        '"client_msg_id":"nonce-1"}}' % bob
-    )
+    data = {"target_type": "user", "target_id": bob, "content": "once", "client_msg_id": "nonce-1"}
+    frame = json.dumps({"type": "send", "request_id": 1, "data": data})
     async with connect(system.a.ws, additional_headers={"Authorization": f"Bearer {token}"}) as ws:
         await ws.recv()  # sign_in
         await ws.send(frame)

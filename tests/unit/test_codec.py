@@ -5,15 +5,17 @@ from __future__ import annotations
 import struct
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import Phase, find, given, settings
 
 from chat_events.codec import build_codec
 from chat_events.errors import EventDecodeError
 from chat_events.events import (
+    EVENT_TYPES,
     ChatMessage,
     Envelope,
     MessageDispatched,
     PersonalChatSent,
+    UserTyping,
     envelope_from_json,
     envelope_to_json,
 )
@@ -49,8 +51,10 @@ PINNED_BODY_HEX = (
     "626f6208746578740000"
 )
 """The Avro binary of PINNED: unchanged since schema v2 (new union branches are appended)."""
-PINNED_HEX = "00" + "00000003" + PINNED_BODY_HEX
-"""As written now: Confluent frame with schema id 3 (v3 added the stream processors' events)."""
+PINNED_HEX = "00" + "00000004" + PINNED_BODY_HEX
+"""As written now: Confluent frame with schema id 4 (v4 added userTyping and deviceAcked)."""
+V3_PINNED_HEX = "00" + "00000003" + PINNED_BODY_HEX
+"""The same envelope as the v3 writer wrote it (the pinned bytes before v4)."""
 V2_PINNED_HEX = "00" + "00000002" + PINNED_BODY_HEX
 """The same envelope as the v2 writer wrote it (the pinned bytes before v3)."""
 
@@ -83,15 +87,40 @@ PINNED_DISPATCH = Envelope(
     user_id="bob",
     trace_id="t1",
 )
-PINNED_DISPATCH_HEX = (
-    "00000000034830623666396130652d386135332d346433382d396431612d33643265316630633462356102226d657373"
+PINNED_DISPATCH_BODY_HEX = (
+    "4830623666396130652d386135332d346433382d396431612d33643265316630633462356102226d657373"
     "6167654469737061746368656418636861742e6d65737361676502086368617430323031392d30382d32345431343a31"
     "353a32322e3030355a000206626f620204743100000c06626f620e1e656467652d312d30613162326333644836663163"
     "326138652d336234642d346535662d386139622d30633164326533663461356218646d3a616c6963653a626f62540a61"
     "6c696365087573657206626f620874657874046869020463310206626f6200a0b2dabf985baab2dabf985b0c6e6f726d"
     "616c"
 )
-"""A v3 event with the nested ChatMessage record (union branch 6), as written under schema id 3."""
+"""A v3 event with the nested ChatMessage record (union branch 6): its Avro binary, unchanged by v4."""
+PINNED_DISPATCH_HEX = "00" + "00000004" + PINNED_DISPATCH_BODY_HEX
+V3_PINNED_DISPATCH_HEX = "00" + "00000003" + PINNED_DISPATCH_BODY_HEX
+"""As the v3 writer wrote it (schema id 3)."""
+
+PINNED_TYPING = Envelope(
+    payload=UserTyping(
+        conversation_id="dm:alice:bob", target_type="user", target_id="bob", state="start", recipient_ids=("bob",)
+    ),
+    id="0b6f9a0e-8a53-4d38-9d1a-3d2e1f0c4b5a",
+    version=1,
+    name="userTyping",
+    namespace="chat.user",
+    parent_namespace="chat",
+    timestamp="2019-08-24T14:15:22.010Z",
+    user_id="alice",
+    trace_id="t1",
+    session_id="s1",
+)
+PINNED_TYPING_HEX = (
+    "00000000044830623666396130652d386135332d346433382d396431612d336432653166306334623561021475736572"
+    "547970696e6712636861742e7573657202086368617430323031392d30382d32345431343a31353a32322e3031305a00"
+    "020a616c6963650204743102047331002018646d3a616c6963653a626f62087573657206626f620a7374617274020662"
+    "6f6200"
+)
+"""A v4 event (union branch 16, zigzag 0x20) with an array field, as written under schema id 4."""
 
 
 @given(envelopes())
@@ -106,11 +135,20 @@ def test_json_form_round_trip(envelope: Envelope) -> None:
     assert envelope_from_json(envelope_to_json(envelope)) == envelope
 
 
+@pytest.mark.parametrize("name", sorted(EVENT_TYPES))
+def test_the_round_trip_strategy_covers_every_event_type(name: str) -> None:
+    """``envelopes()`` draws every event type (a new type must be added to tests/strategies.py)."""
+    found = settings(max_examples=2000, database=None, phases=[Phase.generate])
+    envelope = find(envelopes(), lambda e: e.name == name, settings=found)
+    assert CODEC.decode(CODEC.encode(envelope)) == envelope
+    assert envelope_from_json(envelope_to_json(envelope)) == envelope
+
+
 def test_frame_is_confluent_magic_byte_and_schema_id() -> None:
     data = CODEC.encode(PINNED)
     magic, schema_id = struct.unpack(">bI", data[:5])
     assert magic == 0
-    assert schema_id == CODEC.writer_id == 3
+    assert schema_id == CODEC.writer_id == 4
 
 
 def test_pinned_bytes() -> None:
@@ -125,9 +163,20 @@ def test_pinned_bytes_of_a_nested_record_event() -> None:
     assert CODEC.decode(bytes.fromhex(PINNED_DISPATCH_HEX)) == PINNED_DISPATCH
 
 
+def test_pinned_bytes_of_a_v4_event() -> None:
+    assert CODEC.encode(PINNED_TYPING).hex() == PINNED_TYPING_HEX
+    assert CODEC.decode(bytes.fromhex(PINNED_TYPING_HEX)) == PINNED_TYPING
+
+
 def test_v2_written_pinned_bytes_still_decode() -> None:
-    """Records already in topics, written under schema id 2, decode with the v3 reader."""
+    """Records already in topics, written under schema id 2, decode with the current reader."""
     assert CODEC.decode(bytes.fromhex(V2_PINNED_HEX)) == PINNED
+
+
+def test_v3_written_pinned_bytes_still_decode() -> None:
+    """Records written under schema id 3 (before v4) decode with the current reader."""
+    assert CODEC.decode(bytes.fromhex(V3_PINNED_HEX)) == PINNED
+    assert CODEC.decode(bytes.fromhex(V3_PINNED_DISPATCH_HEX)) == PINNED_DISPATCH
 
 
 def test_json_form_is_the_seed_shape() -> None:

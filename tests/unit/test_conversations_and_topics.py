@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from chat_events.events import (
     EVENT_TYPES,
     ChatMessage,
+    DeviceAcked,
     EdgeHeartbeat,
     Event,
     GroupCreated,
@@ -22,6 +23,7 @@ from chat_events.events import (
     RecordDeadLettered,
     UserBlocked,
     UserPresenceChanged,
+    UserTyping,
     UserUnblocked,
     direct_conversation_id,
     new_envelope,
@@ -88,6 +90,7 @@ def test_every_event_has_a_topic_and_only_message_stored_has_two() -> None:
     assert topic_of_event("personalChatSent").name == "chat.personal-chat"
     assert topic_of_event("userChatRateLimited").name == "chat.user-events"
     assert topic_of_event("messageDispatched") is EDGE_DELIVERY
+    assert topic_of_event("userTyping") is EDGE_DELIVERY
 
 
 @pytest.mark.parametrize(
@@ -103,6 +106,8 @@ def test_every_event_has_a_topic_and_only_message_stored_has_two() -> None:
         ("groupMemberJoined", "chat.group-events"),
         ("groupMemberLeft", "chat.group-events"),
         ("recordDeadLettered", "chat.dead-letter"),
+        ("userTyping", "chat.edge.{edge_id}"),
+        ("deviceAcked", "chat.user-events"),
     ],
 )
 def test_new_events_primary_topic(event: str, topic: str) -> None:
@@ -160,6 +165,17 @@ KEYED: list[tuple[Event, str | None, bytes]] = [
         None,
         b"acme.chat.inbox",
     ),
+    (
+        UserTyping(conversation_id="dm:alice:bob", target_type="user", target_id="bob", state="start"),
+        "alice",
+        b"dm:alice:bob",
+    ),
+    (
+        UserTyping(conversation_id="team-1", target_type="group", target_id="team-1", state="stop"),
+        "bob",
+        b"team-1",
+    ),
+    (DeviceAcked(device_id="phone-1", seq=12, received_at_ms=1), "carol", b"carol"),
 ]
 
 
@@ -180,6 +196,16 @@ def test_every_event_type_has_a_key_rule_case() -> None:
 def test_user_keyed_new_events_need_the_user() -> None:
     with pytest.raises(ValueError, match="userId"):
         key_of(new_envelope(UserBlocked(blocked_id="mallory")))
+    with pytest.raises(ValueError, match="userId"):
+        key_of(new_envelope(DeviceAcked(device_id="phone-1", seq=0, received_at_ms=0)))
+
+
+def test_both_sides_typing_in_a_dm_share_the_key() -> None:
+    """Typing is keyed by conversation, not by the typing user: both sides of a conversation (and
+    every member of a group) land on one partition, in order."""
+    alice = UserTyping(conversation_id="dm:alice:bob", target_type="user", target_id="bob", state="start")
+    bob = UserTyping(conversation_id="dm:alice:bob", target_type="user", target_id="alice", state="start")
+    assert key_of(new_envelope(alice, user_id="alice")) == key_of(new_envelope(bob, user_id="bob"))
 
 
 def test_catalog_leaves_the_per_edge_template_out() -> None:

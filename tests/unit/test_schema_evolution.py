@@ -24,12 +24,22 @@ from chat_events.codec.schemas import (
     register_current,
 )
 from chat_events.codec.schemas_check import check_schemas
-from chat_events.events import EVENT_TYPES, PersonalChatSent, UserChatRateLimited, UserConnected, UserDisconnected
+from chat_events.events import (
+    EVENT_TYPES,
+    EdgeHeartbeat,
+    PersonalChatSent,
+    UserChatRateLimited,
+    UserConnected,
+    UserDisconnected,
+)
 from chat_events.settings import Settings
 
 CODEC = build_codec(Settings())
 V1 = next(r for r in load_registered() if r.version == 1)
 V2 = next(r for r in load_registered() if r.version == 2)
+V3 = next(r for r in load_registered() if r.version == 3)
+V4_EVENTS = ("userTyping", "deviceAcked")
+"""The union branches schema v4 appended."""
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -133,16 +143,42 @@ def test_v2_bytes_of_every_v2_event_decode_with_the_current_reader() -> None:
     )
 
 
+def _union_names(schema: dict[str, Any]) -> list[str]:
+    return [r["name"] for r in next(f for f in schema["fields"] if f["name"] == "payload")["type"]]
+
+
 def test_v3_adds_the_stream_events_and_the_chat_message_record() -> None:
-    v3 = next(r for r in load_registered() if r.version == 3)
-    union = next(f for f in v3.schema["fields"] if f["name"] == "payload")["type"]
-    names = [r["name"] for r in union]
+    names = _union_names(V3.schema)
     assert names[:4] == ["personalChatSent", "userConnected", "userDisconnected", "userChatRateLimited"]
-    assert set(names) == set(EVENT_TYPES)
-    stored = _payload_record(v3.schema, "messageStored")
+    assert len(names) == 16
+    assert names == list(EVENT_TYPES)[:16], "later versions only append branches"
+    stored = _payload_record(V3.schema, "messageStored")
     assert stored["fields"][0]["type"]["name"] == "ChatMessage"
-    assert _payload_record(v3.schema, "messageDispatched")["fields"][-1]["type"] == "ChatMessage"
-    assert backward_problems(v3.schema, V2.schema) == []
+    assert _payload_record(V3.schema, "messageDispatched")["fields"][-1]["type"] == "ChatMessage"
+    assert backward_problems(V3.schema, V2.schema) == []
+
+
+def test_v4_appends_user_typing_and_device_acked() -> None:
+    """v4 only appends two branches: every v3 branch keeps its index (so its bytes)."""
+    v4 = next(r for r in load_registered() if r.version == 4)
+    assert v4.schema_id == 4
+    names = _union_names(v4.schema)
+    assert names == [*_union_names(V3.schema), *V4_EVENTS]
+    assert names == list(EVENT_TYPES)[: len(names)], "EVENT_TYPES is in union order"
+    assert backward_problems(v4.schema, V3.schema) == []
+    typing = {f["name"]: f for f in _payload_record(v4.schema, "userTyping")["fields"]}
+    assert typing["recipient_ids"]["type"] == {"type": "array", "items": "string"}
+    assert typing["recipient_ids"]["default"] == []
+    acked = {f["name"]: f["type"] for f in _payload_record(v4.schema, "deviceAcked")["fields"]}
+    assert acked == {"device_id": "string", "seq": "long", "received_at_ms": "long"}
+
+
+def test_v3_bytes_decode_with_the_current_reader() -> None:
+    """Data written before v4 (schema id 3) still reads."""
+    heartbeat = {"edge_id": "edge-1-0a1b2c3d", "interval_ms": 5000, "started_at_ms": 7, "sessions": 2, "stopping": True}
+    data = _old_bytes({**V1_ENVELOPE, "name": "edgeHeartbeat", "payload": ("chat.events.edgeHeartbeat", heartbeat)}, V3)
+    assert data[1:5] == b"\x00\x00\x00\x03"
+    assert CODEC.decode(data).payload == EdgeHeartbeat(**heartbeat)
 
 
 def test_every_registered_version_reads_every_older_one() -> None:

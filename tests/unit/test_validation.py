@@ -12,6 +12,7 @@ from chat_events.codec import build_codec
 from chat_events.errors import EventValidationError
 from chat_events.events import (
     ChatMessage,
+    DeviceAcked,
     EdgeHeartbeat,
     Envelope,
     Event,
@@ -29,6 +30,7 @@ from chat_events.events import (
     UserConnected,
     UserDisconnected,
     UserPresenceChanged,
+    UserTyping,
     UserUnblocked,
     envelope_from_json,
     envelope_to_json,
@@ -97,6 +99,34 @@ DEAD = new_envelope(
     )
 )
 NEW_EVENTS = (STORED, FANNED, DISPATCHED, PUSH, PRESENCE, HEARTBEAT, BLOCKED, UNBLOCKED, GROUP, JOINED, LEFT, DEAD)
+TYPING = new_envelope(
+    UserTyping(
+        conversation_id="dm:alice:bob", target_type="user", target_id="bob", state="start", recipient_ids=("bob",)
+    ),
+    user_id="alice",
+    session_id="s-1",
+)
+GROUP_TYPING = new_envelope(
+    UserTyping(conversation_id="g-1", target_type="group", target_id="g-1", state="stop", recipient_ids=("b", "c")),
+    user_id="alice",
+)
+ACKED = new_envelope(
+    DeviceAcked(device_id="phone-1", seq=318, received_at_ms=1_700_000_000_000), user_id="bob", session_id="s-2"
+)
+V4_EVENTS = (
+    TYPING,
+    GROUP_TYPING,
+    # bob typing back in the same conversation; no recipients listed (the default)
+    new_envelope(
+        UserTyping(conversation_id="dm:alice:bob", target_type="user", target_id="alice", state="stop"), user_id="bob"
+    ),
+    ACKED,
+    # boundaries: seq 0 (nothing received yet), a 128-character device id
+    new_envelope(DeviceAcked(device_id="d" * 128, seq=0, received_at_ms=0), user_id="bob", session_id="s-2"),
+    new_envelope(
+        DeviceAcked(device_id="phone-1", seq=2**63 - 1, received_at_ms=2**63 - 1), user_id="bob", session_id="s"
+    ),
+)
 
 
 def _msg(**changes: Any) -> Envelope:
@@ -241,6 +271,56 @@ BAD_ENVELOPES: list[tuple[str, Envelope, str]] = [
         "payload.recordDeadLettered.value",
     ),
     ("dead letter empty stage", _event(DEAD, stage=""), "payload.recordDeadLettered.stage"),
+    # userTyping
+    ("typing without user", replace(TYPING, user_id=None), "userId"),
+    ("typing user not an id", replace(TYPING, user_id="a:b"), "userId"),
+    ("typing unknown state", _event(TYPING, state="paused"), "payload.userTyping.state"),
+    ("typing state wrong case", _event(TYPING, state="START"), "payload.userTyping.state"),
+    ("typing state missing", _event(TYPING, state=None), "payload.userTyping.state"),
+    ("typing unknown target type", _event(TYPING, target_type="room"), "payload.userTyping.target_type"),
+    ("typing target not an id", _event(TYPING, target_id="b o b"), "payload.userTyping.target_id"),
+    ("typing empty conversation", _event(TYPING, conversation_id=""), "payload.userTyping.conversation_id"),
+    ("typing unsorted dm", _event(TYPING, conversation_id="dm:bob:alice"), "payload.userTyping.conversation_id"),
+    ("typing dm of three", _event(TYPING, conversation_id="dm:a:b:c"), "payload.userTyping.conversation_id"),
+    (
+        "typing conversation not the target",
+        _event(TYPING, conversation_id="dm:alice:carol"),
+        "payload.userTyping.conversation_id",
+    ),
+    (
+        "typing in another user's conversation",
+        replace(TYPING, user_id="mallory"),
+        "payload.userTyping.conversation_id",
+    ),
+    (
+        "typing group conversation not the group",
+        _event(GROUP_TYPING, conversation_id="g-2"),
+        "payload.userTyping.conversation_id",
+    ),
+    (
+        "typing group with a dm conversation",
+        _event(GROUP_TYPING, conversation_id="dm:alice:g-1"),
+        "payload.userTyping.conversation_id",
+    ),
+    ("typing recipients not a list", _event(TYPING, recipient_ids="bob"), "payload.userTyping.recipient_ids"),
+    ("typing recipient not an id", _event(TYPING, recipient_ids=("bob", "")), "payload.userTyping.recipient_ids[1]"),
+    (
+        "typing too many recipients",
+        _event(TYPING, recipient_ids=("bob",) * 100_001),
+        "payload.userTyping.recipient_ids",
+    ),
+    # deviceAcked
+    ("ack without user", replace(ACKED, user_id=None), "userId"),
+    ("ack without session", replace(ACKED, session_id=None), "sessionId"),
+    ("ack session not a string", replace(ACKED, session_id=7), "sessionId"),
+    ("ack negative seq", _event(ACKED, seq=-1), "payload.deviceAcked.seq"),
+    ("ack seq beyond int64", _event(ACKED, seq=2**63), "payload.deviceAcked.seq"),
+    ("ack seq a bool", _event(ACKED, seq=True), "payload.deviceAcked.seq"),
+    ("ack seq a string", _event(ACKED, seq="318"), "payload.deviceAcked.seq"),
+    ("ack negative received_at", _event(ACKED, received_at_ms=-1), "payload.deviceAcked.received_at_ms"),
+    ("ack empty device", _event(ACKED, device_id=""), "payload.deviceAcked.device_id"),
+    ("ack device id too long", _event(ACKED, device_id="d" * 129), "payload.deviceAcked.device_id"),
+    ("ack device id not a string", _event(ACKED, device_id=1), "payload.deviceAcked.device_id"),
 ]
 
 
@@ -254,7 +334,7 @@ def test_invalid_envelope_names_the_field(case: str, envelope: Envelope, field: 
 
 
 def test_valid_envelopes_encode() -> None:
-    for envelope in (GOOD, DISCONNECT, LIMITED, *NEW_EVENTS):
+    for envelope in (GOOD, DISCONNECT, LIMITED, *NEW_EVENTS, *V4_EVENTS):
         assert CODEC.decode(CODEC.encode(envelope)) == envelope
         assert envelope_from_json(envelope_to_json(envelope)) == envelope
 
@@ -280,6 +360,8 @@ def _json(**changes: Any) -> dict[str, Any]:
 _STORED_JSON = envelope_to_json(STORED)["payload"]["messageStored"]["message"]
 _DEAD_JSON = envelope_to_json(DEAD)["payload"]["recordDeadLettered"]
 _DEAD_VALUE = "payload.recordDeadLettered.value"
+_TYPING_JSON = envelope_to_json(TYPING)["payload"]["userTyping"]
+_ACKED_JSON = envelope_to_json(ACKED)["payload"]["deviceAcked"]
 
 BAD_JSON: list[tuple[str, Any, str]] = [
     ("not an object", [1, 2], ""),
@@ -326,6 +408,26 @@ BAD_JSON: list[tuple[str, Any, str]] = [
     ("bytes not base64", _json(payload={"recordDeadLettered": {**_DEAD_JSON, "value": "not base64!"}}), _DEAD_VALUE),
     ("bytes not a string", _json(payload={"recordDeadLettered": {**_DEAD_JSON, "value": [0, 1]}}), _DEAD_VALUE),
     ("missing id", {k: v for k, v in envelope_to_json(GOOD).items() if k != "id"}, "id"),
+    (
+        "typing state missing",
+        _json(payload={"userTyping": {k: v for k, v in _TYPING_JSON.items() if k != "state"}}),
+        "payload.userTyping.state",
+    ),
+    (
+        "typing recipients not an array",
+        _json(payload={"userTyping": {**_TYPING_JSON, "recipient_ids": "bob"}}),
+        "payload.userTyping.recipient_ids",
+    ),
+    (
+        "ack seq missing",
+        {**envelope_to_json(ACKED), "payload": {"deviceAcked": {k: v for k, v in _ACKED_JSON.items() if k != "seq"}}},
+        "payload.deviceAcked.seq",
+    ),
+    (
+        "ack without session in JSON",
+        {**envelope_to_json(ACKED), "sessionId": None},
+        "sessionId",
+    ),
 ]
 
 
