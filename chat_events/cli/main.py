@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from chat_events.cli import broker_cmd, edge_cmd, events_cmd, schemas_cmd, store_cmd, topics_cmd, worker_cmd
+from chat_events.cli import broker_cmd, chat_cmd, edge_cmd, events_cmd, schemas_cmd, store_cmd, topics_cmd, worker_cmd
 from chat_events.errors import ChatEventsError, EventValidationError
 from chat_events.settings import Settings
 
@@ -25,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     schemas_cmd.register(sub)
     worker_cmd.register(sub)
     store_cmd.register(sub)
+    chat_cmd.register(sub)
     edge_cmd.register(sub)
     return parser
 

@@ -1,0 +1,503 @@
+"""``ChatClient``: one device of one user on the edge's WebSocket protocol (docs/protocol.md).
+
+What it adds over a bare :class:`~chat_events.client.connection.Connection`:
+
+* **In-order, exactly-once delivery to the application.** Pushes and ``sync`` pages both go
+  through one :class:`~chat_events.client.inbox.Inbox`, so each ``user_seq`` reaches
+  :meth:`ChatClient.receive` once, ascending. On connect and reconnect the client syncs from its
+  last seq until ``has_more`` is false; a push that skips seqs triggers a sync that fills the hole
+  first. A hole the server cannot fill is raised once as :class:`GapNotRecoverable`.
+* **Idempotent sends.** One ``client_msg_id`` per :meth:`ChatClient.send`, reused by every retry
+  (after UNAVAILABLE, a timeout, or a lost connection), so a retry never makes a second message.
+* **Housekeeping:** heartbeats, coalesced acks (and a last one on close), reconnects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from types import TracebackType
+from typing import Any, TypeVar
+
+from chat_events.api.protocol import SYNC_PAGE_DEFAULT, Close, Code
+from chat_events.client.acks import AckCoalescer
+from chat_events.client.connection import Connection
+from chat_events.client.delivery import DeliveryQueue
+from chat_events.client.errors import ChatClientError, ChatError, ConnectionLost, GapNotRecoverable
+from chat_events.client.frames import OutputFrame
+from chat_events.client.mailbox import Mailbox
+from chat_events.client.models import (
+    Delivery,
+    RoomMessage,
+    RoomPage,
+    SendResult,
+    SignInInfo,
+    SyncPage,
+    TargetType,
+    TypingEvent,
+    TypingState,
+)
+from chat_events.client.rooms import RoomFeed
+from chat_events.client.urls import ws_url
+
+logger = logging.getLogger("chat_events.client")
+
+T = TypeVar("T")
+
+FINAL_CLOSE_CODES = frozenset(
+    {Close.UNAUTHORIZED, Close.SESSION_EXPIRED, Close.ORIGIN_NOT_ALLOWED, Close.CONFLICT_LOGIN}
+)
+"""Closes after which reconnecting with the same token/device would not help (or would kick the other device)."""
+
+_RECONNECT_MAX_DELAY_S = 5.0
+
+
+def _backoff(attempt: int) -> float:
+    return float(min(2.0, 0.05 * 2**attempt))
+
+
+class ChatClient:
+    """A WebSocket chat client. ``url`` is the edge's ``http://host:port`` or ``ws://host:port/ws``.
+
+    ``last_seq`` is the highest per-user seq this device already has (persist :attr:`last_seq`
+    across runs to resume where it stopped). Nothing connects before :meth:`connect` (or ``async with``).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        token: str,
+        device_id: str,
+        last_seq: int = 0,
+        origin: str | None = None,
+        header_auth: bool = True,
+        heartbeat: bool = True,
+        ack_interval_s: float = 0.2,
+        ack_every: int = 50,
+        auto_reconnect: bool = False,
+        sync_page_size: int = SYNC_PAGE_DEFAULT,
+        request_timeout: float = 10.0,
+        open_timeout: float = 10.0,
+        on_typing: Callable[[TypingEvent], None] | None = None,
+        on_room_message: Callable[[RoomMessage], None] | None = None,
+    ) -> None:
+        self.url = ws_url(url)
+        self.token = token
+        """Used by every (re)connect; replace it after SESSION_EXPIRED, then call :meth:`reconnect`."""
+        self.device_id = device_id
+        self._origin = origin
+        self._header_auth = header_auth
+        self._heartbeat = heartbeat
+        self._auto_reconnect = auto_reconnect
+        self._request_timeout = request_timeout
+        self._open_timeout = open_timeout
+        self._on_typing = on_typing
+
+        self._deliveries = DeliveryQueue(last_seq, page_size=sync_page_size)
+        self._typing: Mailbox[TypingEvent] = Mailbox(maxlen=1000)
+        self._room = RoomFeed(on_room_message)
+        self._acks = AckCoalescer(self._send_ack, interval_s=ack_interval_s, every=ack_every, acked_seq=last_seq)
+
+        self._conn: Connection | None = None
+        self._info: SignInInfo | None = None
+        self._lock = asyncio.Lock()
+        self._reconnect_task: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[Any]] = set()
+        self._final: ChatClientError | None = None
+        self._kicked: ChatError | None = None
+        self._closed = False
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    async def __aenter__(self) -> ChatClient:
+        try:
+            await self.connect()
+        except BaseException:
+            await self.close()
+            raise
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def connect(self) -> None:
+        """Connect, sign in and sync from :attr:`last_seq` until ``has_more`` is false. No-op if connected."""
+        self._check_usable()
+        async with self._lock:
+            if self._conn is not None and self._conn.is_open:
+                return
+            conn = await self._open()
+        await self._deliveries.finished(self._catch_up(conn))
+
+    async def reconnect(self) -> None:
+        """Replace the connection with a new one (to any edge) and sync what was missed.
+
+        For a close 1001 (edge shutting down), 1013 (socket too slow), a lost network, or after
+        ``kicked``/SESSION_EXPIRED once the application decided to take over or set a new token.
+        """
+        self._check_usable()
+        self._final = None
+        async with self._lock:
+            conn = await self._replace(self._conn)
+        await self._deliveries.finished(self._catch_up(conn))
+
+    async def close(self) -> None:
+        """Send the last ack, close the socket, and end :meth:`receive`/:meth:`messages` (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        tasks = [t for t in (self._reconnect_task, *self._background) if t is not None]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks)
+        await self._deliveries.stop()
+        await self._acks.stop(flush=True)
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            await conn.close()
+        closed = ConnectionLost(Close.NORMAL, "client closed")
+        self._deliveries.fail(closed)
+        self._typing.fail(closed)
+        self._room.queue.fail(closed)
+
+    # --- state -----------------------------------------------------------------------------
+
+    @property
+    def last_seq(self) -> int:
+        """The highest per-user seq delivered to the application in order (what to resume from)."""
+        return self._deliveries.last_seq
+
+    @property
+    def sign_in_info(self) -> SignInInfo:
+        if self._info is None:
+            raise RuntimeError("not signed in yet: call connect()")
+        return self._info
+
+    @property
+    def user_id(self) -> str:
+        return self.sign_in_info.user_id
+
+    @property
+    def session_id(self) -> str:
+        return self.sign_in_info.session_id
+
+    @property
+    def edge_id(self) -> str:
+        return self.sign_in_info.edge_id
+
+    @property
+    def connected(self) -> bool:
+        return self._conn is not None and self._conn.is_open
+
+    @property
+    def acked_seq(self) -> int:
+        return self._acks.acked_seq
+
+    # --- receiving -------------------------------------------------------------------------
+
+    async def receive(self, timeout: float | None = None) -> Delivery:  # noqa: ASYNC109 - the public API
+        """The next delivery, strictly in ``user_seq`` order, each seq once.
+
+        Raises :class:`GapNotRecoverable` once where seqs are gone for good (the next call goes
+        on after ``resume_seq``), ``TimeoutError`` after ``timeout`` seconds, and
+        :class:`ConnectionLost` once the queue is drained and the connection is gone for good
+        (closed, kicked, or lost without ``auto_reconnect``; :meth:`reconnect` resumes).
+        """
+        try:
+            delivery = await self._deliveries.receive(timeout)
+        except GapNotRecoverable as gap:
+            self._acks.rewind(gap.resume_seq)
+            self._acks.note(gap.resume_seq)
+            raise
+        self._acks.note(delivery.user_seq)
+        return delivery
+
+    async def messages(self) -> AsyncIterator[Delivery]:
+        """Iterate over :meth:`receive` until :meth:`close`.
+
+        A :class:`GapNotRecoverable` ends this iterator with the exception; call ``messages()``
+        again to go on.
+        """
+        while True:
+            try:
+                yield await self.receive()
+            except ConnectionLost:
+                if self._closed:
+                    return
+                raise
+
+    async def typing_events(self) -> AsyncIterator[TypingEvent]:
+        """``typing`` pushes (best effort: the oldest are dropped past 1000 unread), until :meth:`close`."""
+        async for event in self._drain(self._typing):
+            yield event
+
+    async def room_messages(self) -> AsyncIterator[RoomMessage]:
+        """``room_message`` pushes of the subscribed room, each conversation seq once, until :meth:`close`."""
+        async for message in self._drain(self._room.queue):
+            yield message
+
+    async def _drain(self, mailbox: Mailbox[T]) -> AsyncIterator[T]:
+        while True:
+            try:
+                yield await mailbox.get()
+            except ConnectionLost:
+                if self._closed:
+                    return
+                raise
+
+    # --- requests --------------------------------------------------------------------------
+
+    async def send(
+        self,
+        target_type: TargetType,
+        target_id: str,
+        content: str | dict[str, Any],
+        *,
+        message_type: str = "text",
+        client_msg_id: str | None = None,
+        mentions: Sequence[str] = (),
+        timeout: float = 10.0,  # noqa: ASYNC109 - per attempt, not overall
+        retries: int = 3,
+        wait_on_rate_limit: bool = False,
+    ) -> SendResult:
+        """Send one message; safe to retry: every attempt carries the same ``client_msg_id``.
+
+        Retries (up to ``retries`` times) on UNAVAILABLE, on a reply timeout and on a lost
+        connection (reconnecting). RATE_LIMITED raises (see ``retry_after_ms``) unless
+        ``wait_on_rate_limit``, which waits ``retry_after_ms`` and counts as a retry. Any other
+        refusal raises :class:`ChatError` with the server's code.
+        """
+        data: dict[str, Any] = {
+            "target_type": target_type,
+            "target_id": target_id,
+            "message_type": message_type,
+            "content": content,
+            "client_msg_id": client_msg_id or str(uuid.uuid4()),
+        }
+        if mentions:
+            data["mentions"] = list(mentions)
+        attempt = 0
+        while True:
+            try:
+                conn = await self._connection()
+                reply = await conn.request("send", data, timeout_s=timeout)
+            except ChatError as exc:  # refused while signing in again (e.g. UNAVAILABLE, close 1013)
+                if not exc.retriable or attempt >= retries:
+                    raise
+                attempt += 1
+                logger.info("send %s: reconnecting: %s; retry %d/%d", data["client_msg_id"], exc, attempt, retries)
+                await asyncio.sleep(_backoff(attempt))
+                continue
+            except (ConnectionLost, TimeoutError) as exc:
+                if attempt >= retries or self._closed or self._final is not None or self._info is None:
+                    raise
+                attempt += 1
+                logger.info("send %s: %s; retry %d/%d", data["client_msg_id"], exc, attempt, retries)
+                await asyncio.sleep(_backoff(attempt))
+                continue
+            if reply.ok:
+                return SendResult.from_data(reply.data)
+            error = reply.error()
+            retry = error.code == Code.UNAVAILABLE or (error.code == Code.RATE_LIMITED and wait_on_rate_limit)
+            if not retry or attempt >= retries:
+                raise error
+            attempt += 1
+            delay = error.retry_after_ms / 1000 if error.retry_after_ms is not None else _backoff(attempt)
+            logger.info("send %s: %s; retry %d/%d in %.2f s", data["client_msg_id"], error, attempt, retries, delay)
+            await asyncio.sleep(delay)
+
+    async def sync(self, seq: int, limit: int = SYNC_PAGE_DEFAULT) -> SyncPage:
+        """One raw ``sync`` page after ``seq`` (does not feed :meth:`receive`).
+
+        Raises :class:`GapNotRecoverable` when the server answers NOT_RECOVERABLE.
+        """
+        return await self._sync_on(await self._connection(), seq, limit)
+
+    async def typing(self, target_type: TargetType, target_id: str, state: TypingState = "start") -> None:
+        """Tell the conversation this user started or stopped typing (answered only on error, which is logged)."""
+        conn = await self._connection()
+        await conn.notify("typing", {"target_type": target_type, "target_id": target_id, "state": state})
+
+    async def subscribe_room(self, room_id: str | None, seq: int = 0, limit: int = SYNC_PAGE_DEFAULT) -> RoomPage:
+        """Subscribe to a read-fan-out room (None unsubscribes); returns the messages after conversation ``seq``.
+
+        Live ``room_message`` pushes follow (see :meth:`room_messages`); after a reconnect the
+        client subscribes again from the highest seq it has seen.
+        """
+        conn = await self._connection()
+        self._room.subscribing(room_id, seq)
+        try:
+            page = await self._subscribe_on(conn, room_id, seq, limit)
+        except BaseException:
+            self._room.subscribing(None, 0)
+            raise
+        self._room.subscribed(page)
+        return page
+
+    async def _subscribe_on(self, conn: Connection, room_id: str | None, seq: int, limit: int) -> RoomPage:
+        reply = await conn.request(
+            "subscribe_room", {"room_id": room_id, "seq": seq, "limit": limit}, timeout_s=self._request_timeout
+        )
+        if not reply.ok:
+            raise reply.error()
+        return RoomPage.from_data(reply.data, seq)
+
+    async def _sync_on(self, conn: Connection, seq: int, limit: int) -> SyncPage:
+        reply = await conn.request("sync", {"seq": seq, "limit": limit}, timeout_s=self._request_timeout)
+        if not reply.ok:
+            raise reply.error()
+        return SyncPage.from_data(reply.data, seq)
+
+    # --- connections -----------------------------------------------------------------------
+
+    def _check_usable(self) -> None:
+        if self._closed:
+            raise ConnectionLost(Close.NORMAL, "client closed")
+
+    async def _open(self) -> Connection:
+        conn = await Connection.open(
+            self.url,
+            token=self.token,
+            device_id=self.device_id,
+            header_auth=self._header_auth,
+            origin=self._origin,
+            heartbeat=self._heartbeat,
+            open_timeout=self._open_timeout,
+            on_push=self._on_push,
+            on_close=self._on_close,
+        )
+        self._conn, self._info = conn, conn.info
+        self._final = self._kicked = None
+        self._deliveries.fail(None)
+        self._typing.fail(None)
+        self._room.queue.fail(None)
+        self._acks.start()
+        if self._room.room_id is not None:
+            self._spawn(self._resubscribe(conn, self._room.room_id))
+        return conn
+
+    async def _replace(self, failed: Connection | None) -> Connection:
+        """Close ``failed`` (if still open) and open a new connection. Hold ``_lock``."""
+        self._conn = None
+        if failed is not None:
+            await failed.close()
+        return await self._open()
+
+    async def _connection(self) -> Connection:
+        """The open connection, reconnecting (once, shared by all callers) if it was lost."""
+        self._check_usable()
+        conn = self._conn
+        if conn is not None and conn.is_open:
+            return conn
+        if self._reconnect_task is not None and not self._reconnect_task.done():
+            await asyncio.wait({self._reconnect_task})
+        if self._final is not None:
+            raise self._final
+        if self._info is None:
+            raise ConnectionLost(None, "not connected: call connect() first")
+        async with self._lock:
+            if self._conn is not None and self._conn.is_open:
+                return self._conn
+            self._check_usable()
+            new = await self._replace(self._conn or conn)
+        self._catch_up(new)
+        return new
+
+    def _on_close(self, conn: Connection, lost: ConnectionLost) -> None:
+        if conn is not self._conn or self._closed:
+            return  # replaced or closed on purpose
+        if self._kicked is not None or lost.close_code in FINAL_CLOSE_CODES:
+            reason = self._kicked.message if self._kicked is not None else lost.reason
+            self._final = ConnectionLost(lost.close_code, reason or "the edge ended this session")
+            self._deliveries.fail(self._final)
+            return
+        if not self._auto_reconnect:
+            self._deliveries.fail(lost)
+            return
+        if self._reconnect_task is None or self._reconnect_task.done():
+            self._reconnect_task = asyncio.create_task(self._reconnect_forever(conn), name="chat-client-reconnect")
+
+    async def _reconnect_forever(self, failed: Connection) -> None:
+        delay = 0.05
+        while not self._closed:
+            try:
+                async with self._lock:
+                    if self._conn is not None and self._conn is not failed and self._conn.is_open:
+                        return
+                    conn = await self._replace(failed)
+                self._catch_up(conn)
+                return
+            except ChatError as exc:
+                if not exc.retriable and exc.code != Code.TOO_MANY_CONNECTIONS:
+                    logger.warning("reconnect refused, giving up: %s", exc)
+                    self._final = exc
+                    self._deliveries.fail(exc)
+                    return
+                logger.info("reconnect refused: %s; again in %.2f s", exc, delay)
+            except ConnectionLost as exc:
+                logger.info("reconnect failed: %s; again in %.2f s", exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(_RECONNECT_MAX_DELAY_S, delay * 2)
+
+    # --- pushes ----------------------------------------------------------------------------
+
+    def _on_push(self, conn: Connection, frame: OutputFrame) -> None:
+        if frame.type == "kicked":
+            self._kicked = frame.error() if not frame.ok else ChatError(Code.CONFLICT_LOGIN, frame.message)
+            logger.warning("kicked: %s", self._kicked)
+        elif not frame.ok:
+            logger.warning("the edge refused a %r frame: %s", frame.type, frame.error())
+        elif frame.type == "message":
+            if self._deliveries.push(Delivery.from_data(frame.data)) and conn is self._conn:
+                self._catch_up(conn)
+        elif frame.type == "typing":
+            event = TypingEvent.from_data(frame.data)
+            self._typing.put(event)
+            if self._on_typing is not None:
+                self._on_typing(event)
+        elif frame.type == "room_message":
+            self._room.accept(RoomMessage.from_data(frame.data))
+        else:
+            logger.debug("ignoring a %r push", frame.type)
+
+    async def _resubscribe(self, conn: Connection, room_id: str) -> None:
+        try:
+            page = await self._subscribe_on(conn, room_id, self._room.seq, SYNC_PAGE_DEFAULT)
+        except ChatClientError as exc:
+            logger.warning("resubscribing to room %s failed: %s", room_id, exc)
+            return
+        except TimeoutError:
+            logger.warning("resubscribing to room %s timed out", room_id)
+            return
+        for message in page.messages:
+            self._room.accept(RoomMessage(room_id, message))
+
+    # --- in-order delivery -----------------------------------------------------------------
+
+    def _catch_up(self, conn: Connection) -> asyncio.Task[Exception | None]:
+        """Sync on ``conn`` from the last released seq until nothing is missing (in the background)."""
+
+        async def sync(seq: int, limit: int) -> SyncPage:
+            return await self._sync_on(conn, seq, limit)
+
+        return self._deliveries.catch_up(conn, sync)
+
+    # --- acks ------------------------------------------------------------------------------
+
+    async def _send_ack(self, seq: int) -> bool:
+        conn = self._conn
+        if conn is None or not conn.is_open:
+            return False
+        await conn.notify("ack", {"seq": seq})
+        return True
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)

@@ -1,0 +1,184 @@
+"""``HttpApi``: the edge's small HTTP API (dev tokens, groups, history, conversations, health).
+
+Error bodies are ``{"code": int, "message": str}`` and raise :class:`ChatError` with that code
+(``data["http_status"]`` holds the status); a body of another shape gets a code from the status.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from chat_events.api.protocol import Code
+from chat_events.client.errors import ChatError
+from chat_events.client.urls import http_url
+
+_STATUS_CODES = {
+    400: Code.INVALID_FIELD,
+    401: Code.UNAUTHORIZED,
+    403: Code.FORBIDDEN,
+    404: Code.NOT_FOUND,
+    413: Code.PAYLOAD_TOO_LARGE,
+    422: Code.INVALID_FIELD,
+    429: Code.RATE_LIMITED,
+    503: Code.UNAVAILABLE,
+    504: Code.UNAVAILABLE,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class DevToken:
+    token: str
+    user_id: str
+    expires_at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    group_id: str
+    name: str
+    owner_id: str
+    member_ids: tuple[str, ...]
+    pending: bool = False
+    """True when the edge answered 202: accepted, but the workers had not applied it yet."""
+
+    @classmethod
+    def from_data(cls, data: dict[str, Any]) -> Group:
+        return cls(
+            group_id=str(data["group_id"]),
+            name=str(data.get("name", "")),
+            owner_id=str(data.get("owner_id", "")),
+            member_ids=tuple(str(m) for m in data.get("member_ids", [])),
+            pending=data.get("status") == "pending",
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryPage:
+    messages: tuple[dict[str, Any], ...]
+    """Message views, ascending by conversation seq."""
+    has_more: bool
+
+
+class HttpApi:
+    """``base_url`` is ``http://host:port`` (a ``ws://host:port/ws`` URL is accepted too).
+
+    ``token`` authorises every call but :meth:`dev_token` and the health checks; it may be set
+    later (``api.token = (await api.dev_token("alice")).token``).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str | None = None,
+        *,
+        timeout: float = 10.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.base_url = http_url(base_url)
+        self.token = token
+        self._http = httpx.AsyncClient(base_url=self.base_url, timeout=timeout, transport=transport)
+
+    async def __aenter__(self) -> HttpApi:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def dev_token(self, user_id: str, ttl_s: int | None = None) -> DevToken:
+        """A signed token for ``user_id`` (only when the edge runs in development mode, else NOT_FOUND)."""
+        body: dict[str, Any] = {"user_id": user_id}
+        if ttl_s is not None:
+            body["ttl_s"] = ttl_s
+        data = await self._call("POST", "/v1/dev/token", json=body, auth=False)
+        return DevToken(str(data["token"]), str(data.get("user_id", user_id)), int(data.get("expires_at_ms", 0)))
+
+    async def create_group(self, name: str, member_ids: list[str], group_id: str | None = None) -> Group:
+        body: dict[str, Any] = {"name": name, "member_ids": list(member_ids)}
+        if group_id is not None:
+            body["group_id"] = group_id
+        return Group.from_data(await self._call("POST", "/v1/groups", json=body))
+
+    async def get_group(self, group_id: str) -> Group:
+        return Group.from_data(await self._call("GET", f"/v1/groups/{_seg(group_id)}"))
+
+    async def add_member(self, group_id: str, user_id: str) -> dict[str, Any]:
+        return await self._call("POST", f"/v1/groups/{_seg(group_id)}/members", json={"user_id": user_id})
+
+    async def remove_member(self, group_id: str, user_id: str) -> dict[str, Any]:
+        return await self._call("DELETE", f"/v1/groups/{_seg(group_id)}/members/{_seg(user_id)}")
+
+    async def history(
+        self, conversation_id: str, after_seq: int | None = None, before_seq: int | None = None, limit: int = 50
+    ) -> HistoryPage:
+        """A page of a conversation's messages by conversation seq: after ``after_seq`` (ascending), or
+        before ``before_seq`` (newest first); neither = the newest page."""
+        params: dict[str, int] = {"limit": limit}
+        if after_seq is not None:
+            params["after_seq"] = after_seq
+        if before_seq is not None:
+            params["before_seq"] = before_seq
+        data = await self._call("GET", f"/v1/conversations/{_seg(conversation_id)}/messages", params=params)
+        messages = data.get("messages", [])
+        return HistoryPage(tuple(m for m in messages if isinstance(m, dict)), bool(data.get("has_more", False)))
+
+    async def conversations(self, limit: int = 50) -> list[dict[str, Any]]:
+        """This user's conversations (conversation views: last seq, unread, ...)."""
+        data = await self._call("GET", "/v1/conversations", params={"limit": limit})
+        return [c for c in data.get("conversations", []) if isinstance(c, dict)]
+
+    async def health(self) -> dict[str, Any]:
+        return await self._call("GET", "/healthz", auth=False)
+
+    async def ready(self) -> dict[str, Any]:
+        """``{"ready": bool, "edge_id": ...}``; a not-ready edge (HTTP 503) is an answer, not an error."""
+        return await self._call("GET", "/readyz", auth=False, also_ok=frozenset({503}))
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: dict[str, Any] | None = None,
+        params: dict[str, int] | None = None,
+        auth: bool = True,
+        also_ok: frozenset[int] = frozenset(),
+    ) -> dict[str, Any]:
+        headers = {"Authorization": f"Bearer {self.token}"} if auth and self.token else None
+        try:
+            response = await self._http.request(method, path, json=json, params=params, headers=headers)
+        except httpx.TransportError as exc:
+            raise ChatError(Code.UNAVAILABLE, f"{method} {self.base_url}{path}: {exc or type(exc).__name__}") from exc
+        try:
+            body = response.json() if response.content else {}
+        except ValueError:
+            body = {"message": response.text[:200]}
+        if response.is_success or response.status_code in also_ok:
+            return body if isinstance(body, dict) else {"value": body}
+        raise _error(response.status_code, body)
+
+
+def _error(status: int, body: Any) -> ChatError:
+    data: dict[str, Any] = {"http_status": status}
+    if isinstance(body, dict) and isinstance(body.get("code"), int) and not isinstance(body.get("code"), bool):
+        extra = body.get("data")
+        if isinstance(extra, dict):
+            data.update(extra)
+        return ChatError(body["code"], str(body.get("message", "")), data)
+    fallback = _STATUS_CODES.get(status, Code.INVALID_FIELD if status < 500 else Code.INTERNAL)
+    detail = (body.get("message") or body.get("detail")) if isinstance(body, dict) else None
+    return ChatError(fallback, str(detail or f"HTTP {status}"), data)
+
+
+def _seg(value: str) -> str:
+    """One path segment (ids may hold ``:`` and ``@``)."""
+    return quote(value, safe="@:")
