@@ -29,7 +29,7 @@ from chat_events.events.types import GroupCreated, GroupMemberJoined, GroupMembe
 from chat_events.events.validation import ID_PATTERN, MAX_GROUP_NAME
 
 APPLY_WAIT_S = 5.0
-ID_REGEX = ID_PATTERN.pattern
+ID_REGEX = f"^{ID_PATTERN.pattern}$"  # pydantic searches; anchor it
 
 
 class ApiError(Exception):

@@ -39,6 +39,7 @@ from chat_events.client.models import (
     TypingEvent,
     TypingState,
 )
+from chat_events.client.retry import send_retry_delay
 from chat_events.client.rooms import RoomFeed
 from chat_events.client.urls import ws_url
 
@@ -52,10 +53,6 @@ FINAL_CLOSE_CODES = frozenset(
 """Closes after which reconnecting with the same token/device would not help (or would kick the other device)."""
 
 _RECONNECT_MAX_DELAY_S = 5.0
-
-
-def _backoff(attempt: int) -> float:
-    return float(min(2.0, 0.05 * 2**attempt))
 
 
 class ChatClient:
@@ -273,44 +270,31 @@ class ChatClient:
         ``wait_on_rate_limit``, which waits ``retry_after_ms`` and counts as a retry. Any other
         refusal raises :class:`ChatError` with the server's code.
         """
+        nonce = client_msg_id or str(uuid.uuid4())
         data: dict[str, Any] = {
             "target_type": target_type,
             "target_id": target_id,
             "message_type": message_type,
             "content": content,
-            "client_msg_id": client_msg_id or str(uuid.uuid4()),
+            "client_msg_id": nonce,
         }
         if mentions:
             data["mentions"] = list(mentions)
-        attempt = 0
+        retries_done = 0
         while True:
             try:
                 conn = await self._connection()
                 reply = await conn.request("send", data, timeout_s=timeout)
-            except ChatError as exc:  # refused while signing in again (e.g. UNAVAILABLE, close 1013)
-                if not exc.retriable or attempt >= retries:
+                if reply.ok:
+                    return SendResult.from_data(reply.data)
+                raise reply.error()
+            except (ChatError, ConnectionLost, TimeoutError) as exc:
+                delay = send_retry_delay(exc, retries_done, retries=retries, wait_on_rate_limit=wait_on_rate_limit)
+                if delay is None or self._ended(exc):
                     raise
-                attempt += 1
-                logger.info("send %s: reconnecting: %s; retry %d/%d", data["client_msg_id"], exc, attempt, retries)
-                await asyncio.sleep(_backoff(attempt))
-                continue
-            except (ConnectionLost, TimeoutError) as exc:
-                if attempt >= retries or self._closed or self._final is not None or self._info is None:
-                    raise
-                attempt += 1
-                logger.info("send %s: %s; retry %d/%d", data["client_msg_id"], exc, attempt, retries)
-                await asyncio.sleep(_backoff(attempt))
-                continue
-            if reply.ok:
-                return SendResult.from_data(reply.data)
-            error = reply.error()
-            retry = error.code == Code.UNAVAILABLE or (error.code == Code.RATE_LIMITED and wait_on_rate_limit)
-            if not retry or attempt >= retries:
-                raise error
-            attempt += 1
-            delay = error.retry_after_ms / 1000 if error.retry_after_ms is not None else _backoff(attempt)
-            logger.info("send %s: %s; retry %d/%d in %.2f s", data["client_msg_id"], error, attempt, retries, delay)
-            await asyncio.sleep(delay)
+                retries_done += 1
+                logger.info("send %s: %s; retry %d/%d in %.2f s", nonce, exc, retries_done, retries, delay)
+                await asyncio.sleep(delay)
 
     async def sync(self, seq: int, limit: int = SYNC_PAGE_DEFAULT) -> SyncPage:
         """One raw ``sync`` page after ``seq`` (does not feed :meth:`receive`).
@@ -355,6 +339,10 @@ class ChatClient:
         return SyncPage.from_data(reply.data, seq)
 
     # --- connections -----------------------------------------------------------------------
+
+    def _ended(self, failure: BaseException) -> bool:
+        """A lost connection that no retry can get back: closed, kicked, refused, or never connected."""
+        return isinstance(failure, ConnectionLost) and (self._closed or self._final is not None or self._info is None)
 
     def _check_usable(self) -> None:
         if self._closed:

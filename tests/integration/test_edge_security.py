@@ -194,3 +194,15 @@ async def test_rate_limit_burst(secured: Secured) -> None:
     await asyncio.sleep(0.5)
     assert len(await secured.envelopes_from(user, PERSONAL_CHAT)) == 5  # only the accepted ones
     assert (await secured.envelopes_from(user, USER_EVENTS)).count("userChatRateLimited") == 1
+
+
+async def test_http_refuses_bad_input_with_a_code(secured: Secured) -> None:
+    import httpx
+
+    async with httpx.AsyncClient(base_url=secured.edge.http) as http:
+        bad_id = await http.post("/v1/dev/token", json={"user_id": "bad id"})
+        no_token = await http.get("/v1/conversations")
+        forged = await http.get("/v1/conversations", headers={"Authorization": "Bearer nope"})
+    assert (bad_id.status_code, bad_id.json()["code"]) == (422, 5)
+    assert (no_token.status_code, no_token.json()["code"]) == (401, 1)
+    assert (forged.status_code, forged.json()["code"]) == (401, 1)
