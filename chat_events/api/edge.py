@@ -49,7 +49,7 @@ from chat_events.producers.publisher import EventPublisher
 from chat_events.settings import Settings
 from chat_events.store.factory import open_store
 from chat_events.store.port import MessageStore
-from chat_events.topics import ROOM_MESSAGES, USER_EVENTS, TopicCatalog
+from chat_events.topics import ROOM_MESSAGES, USER_EVENTS, TopicCatalog, TopicSpec
 
 log = logging.getLogger(__name__)
 
@@ -102,8 +102,8 @@ class EdgeNode:
         assert self._codec is not None, "edge not started"
         return self._codec
 
-    def topic(self, spec: object) -> str:
-        return self.catalog.resolve(spec).name  # type: ignore[arg-type]
+    def topic(self, spec: TopicSpec) -> str:
+        return self.catalog.resolve(spec).name
 
     async def start(self) -> None:
         settings = self.settings

@@ -127,7 +127,8 @@ class FrameHandlers:
         try:
             acknowledged = await edge.publisher.enqueue(envelope)
         except ChatEventsError as exc:
-            raise self._unavailable(exc, rid) from None
+            log.warning("send of %s not enqueued to Kafka: %s", conn.user_id, exc.code)
+            raise self._unavailable(rid) from None
         self._spawn(self._answer_send(acknowledged, message_id, conversation_id, send.client_msg_id, rid))
 
     async def _answer_send(
@@ -137,7 +138,7 @@ class FrameHandlers:
             await acknowledged
         except ChatEventsError as exc:
             log.warning("send of %s not acknowledged by Kafka: %s", self.conn.user_id, exc.code)
-            err = self._unavailable(exc, rid)
+            err = self._unavailable(rid)
             self.conn.push(output_frame("send", request_id=rid, code=err.code, message=err.message))
             return
         self._remember(client_msg_id, message_id)
@@ -159,7 +160,7 @@ class FrameHandlers:
         if len(self._recent) > RECENT_SENDS:
             self._recent.popitem(last=False)
 
-    def _unavailable(self, exc: ChatEventsError, rid: Any) -> ProtocolError:
+    def _unavailable(self, rid: Any) -> ProtocolError:
         return ProtocolError(
             Code.UNAVAILABLE,
             "not accepted: Kafka did not acknowledge in time; retry with the same client_msg_id",
