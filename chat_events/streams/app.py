@@ -1,39 +1,40 @@
-"""The worker's Faust app: one agent per stage, and the edge-liveness timer.
+"""The worker: one :class:`StageRunner` per stage, and the edge-liveness timer.
 
-Agents are thin: take a batch of raw records (``noack_take``: nothing is acknowledged
-automatically), let the stage's :class:`BatchProcessor` handle, retry or dead-letter them and
-send the outputs, and only then ack the input offsets. A worker killed at any point replays
-from the last committed offsets; every stage is idempotent. Concurrency is 1 per agent
-(faust-streaming #606 loses messages with more); scale out with more workers and partitions.
+Runners are thin: take a batch of raw records, let the stage's :class:`BatchProcessor` handle,
+retry or dead-letter them, send the outputs, and commit the input offsets only after the
+broker acknowledged those outputs (``runner.py``). A worker killed at any point replays from the
+last committed offsets; every stage is idempotent. One consumer per stage, one batch handled
+at a time per stage (the next is handled while the previous one's outputs await the broker);
+scale out with more workers and partitions.
 
-Faust needs a module-level app only for ``faust -A``; we build it in a function instead
-(``chat-events worker`` wires it), so nothing connects at import.
+Nothing connects at import or in :func:`build_worker`; ``run_worker`` (``worker.py``) starts
+the consumers and runs the :class:`Worker`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 
-import faust
+from aiokafka import AIOKafkaConsumer
 
 from chat_events.codec.avro import AvroEnvelopeCodec
 from chat_events.kafka.admin import delete_topics
-from chat_events.kafka.connection import KafkaTarget
+from chat_events.kafka.connection import KafkaTarget, consumer_options
 from chat_events.producers.partitioner import partition_for
 from chat_events.producers.publisher import EventPublisher
 from chat_events.settings import Settings
 from chat_events.store.port import MessageStore
 from chat_events.streams.fanout import FanoutStage
-from chat_events.streams.faust_transport import ChatFaustApp
 from chat_events.streams.groups import GroupsStage
 from chat_events.streams.inbox import InboxStage
 from chat_events.streams.persist import PersistStage
-from chat_events.streams.records import Output, SourceRecord
+from chat_events.streams.records import Output
+from chat_events.streams.runner import RebalanceFanout, RunnerTimings, StageRunner
 from chat_events.streams.stage import BatchProcessor, Stage
 from chat_events.streams.user_events import UserEventsStage
 from chat_events.topics import (
@@ -99,39 +100,108 @@ def build_stages(settings: Settings, store: MessageStore) -> Stages:
     )
 
 
-def build_app(
+@dataclass(slots=True)
+class Worker:
+    """The stage runners of one worker process and its edge-expiry timer."""
+
+    settings: Settings
+    target: KafkaTarget
+    stages: Stages
+    sink: PublisherSink
+    runners: list[StageRunner]
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    @property
+    def consumer(self) -> AIOKafkaConsumer:
+        """The one consumer all stages share (group ``CHAT_WORKER_APP_ID``)."""
+        return self.runners[0].consumer
+
+    def subscribe(self) -> None:
+        """Join the group for every stage's topic (after the consumer started: aiokafka's
+        ``start()`` would otherwise wait for the first assignment)."""
+        self.consumer.subscribe([runner.topic for runner in self.runners], listener=RebalanceFanout(self.runners))
+
+    async def wait_assigned(self) -> None:
+        """Until every runner holds its first assignment."""
+        await asyncio.gather(*(runner.assigned.wait() for runner in self.runners))
+
+    async def run(self) -> None:
+        """Run every runner and the timer until cancelled, or until one of them fails (then the
+        others are cancelled and the error raised: the worker exits and a restart replays)."""
+        self._tasks = [asyncio.ensure_future(runner.run()) for runner in self.runners]
+        self._tasks.append(asyncio.ensure_future(self._expire_edges_forever()))
+        try:
+            done, _ = await asyncio.wait(self._tasks, return_when=asyncio.FIRST_EXCEPTION)
+            for task in done:
+                task.result()
+        finally:
+            for task in self._tasks:
+                task.cancel()
+            for task in self._tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    def owns_user(self, user_id: str) -> bool:
+        """Whether this worker's sessions runner holds ``user_id``'s partition of user-events."""
+        partition = partition_for(user_id.encode(), TopicCatalog(self.settings).resolve(USER_EVENTS).partitions)
+        return any(tp.partition == partition for tp in self._runner("sessions").partitions())
+
+    def _runner(self, name: str) -> StageRunner:
+        return next(runner for runner in self.runners if runner.name == name)
+
+    async def _expire_edges_forever(self) -> None:
+        while True:
+            await asyncio.sleep(EDGE_CHECK_INTERVAL_S)
+            await self._expire_edges()
+
+    async def _expire_edges(self) -> None:
+        """Never raises: a failed round is logged and the edges are checked again next tick."""
+        sessions = self.stages.sessions
+        dead: list[str] = []
+        try:
+            outputs, dead = await sessions.expire_silent_edges(self.owns_user)
+            if outputs:
+                await self.sink.send_outputs(outputs)
+            owns_first = any(tp.partition == 0 for tp in self._runner("sessions").partitions())
+            if dead and owns_first:  # one worker cleans up the dead edges' delivery topics
+                catalog = TopicCatalog(self.settings)
+                topics = [catalog.edge_topic(edge).name for edge in dead]
+                deleted = await delete_topics(self.settings, self.target, topics)
+                if deleted:
+                    log.info("deleted delivery topics of dead edges: %s", ", ".join(deleted))
+        except Exception:
+            log.exception("edge expiry round failed; retrying next tick")
+            sessions.monitor.rearm(dead)
+
+
+def build_worker(
     settings: Settings,
     target: KafkaTarget,
     *,
     store: MessageStore,
     publisher: EventPublisher,
     codec: AvroEnvelopeCodec,
-) -> ChatFaustApp:
-    """The worker app over opened ``store`` and started ``publisher``."""
-    app = ChatFaustApp(
-        settings.worker_app_id,
-        broker=[f"kafka://{server}" for server in target.bootstrap_servers.split(",")],
-        autodiscover=False,
-        web_enabled=False,
-        datadir=str(settings.data_dir / "faust"),  # Faust's default is ./<app id>-data in the cwd
-        topic_partitions=settings.topic_partitions,
-        topic_replication_factor=settings.topic_replication_factor,
-        consumer_auto_offset_reset="earliest",
-        broker_commit_interval=0.5,
-        broker_max_poll_records=settings.worker_batch_max,
-        stream_buffer_maxsize=max(4096, 2 * settings.worker_batch_max),
-        producer_acks=-1,
-        broker_session_timeout=settings.worker_session_timeout_s,
-        broker_rebalance_timeout=settings.worker_rebalance_timeout_s,
-        broker_heartbeat_interval=min(3.0, settings.worker_session_timeout_s / 3),
-        key_serializer="raw",
-        value_serializer="raw",
-    )
-    app.fetch_max_wait_ms = settings.kafka_fetch_max_wait_ms
+) -> Worker:
+    """The worker over an opened ``store`` and a started ``publisher`` (its consumer is
+    created here; the caller starts it, then calls :meth:`Worker.subscribe`)."""
     catalog = TopicCatalog(settings)
     stages = build_stages(settings, store)
     sink = PublisherSink(publisher)
     dead_letter = catalog.resolve(DEAD_LETTER).name
+    timings = RunnerTimings(batch_max=settings.worker_batch_max)
+
+    async def after_sessions_assigned() -> None:
+        """The sessions stage watches the edges its users are on: start their clocks afresh."""
+        stages.sessions.reset()
+        stages.sessions.monitor.reset(now_ms=time.monotonic() * 1000)
+        await stages.sessions.watch_stored_edges()
+
+    def reset_hook(stage: Stage) -> Callable[[], Awaitable[None]]:
+        async def reset() -> None:  # another worker may have advanced this stage's counters
+            stage.reset()
+
+        return reset
+
     wiring: list[tuple[Stage, TopicSpec]] = [
         (stages.persist, PERSONAL_CHAT),
         (stages.fanout, MESSAGE_STORED),
@@ -139,81 +209,28 @@ def build_app(
         (stages.sessions, USER_EVENTS),
         (stages.groups, GROUP_EVENTS),
     ]
+    options = consumer_options(settings, target)
+    # A JoinGroup is answered only when the rebalance completes: give it the rebalance timeout
+    # and more, as the Java client does (the embedded broker holds every first join that long).
+    join_ms = int(settings.worker_rebalance_timeout_s * 1000) + 5000
+    options["request_timeout_ms"] = max(options["request_timeout_ms"], join_ms)
+    consumer = AIOKafkaConsumer(
+        **options,
+        group_id=settings.worker_app_id,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_poll_records=settings.worker_batch_max,
+        session_timeout_ms=int(settings.worker_session_timeout_s * 1000),
+        heartbeat_interval_ms=int(min(3.0, settings.worker_session_timeout_s / 3) * 1000),
+        rebalance_timeout_ms=int(settings.worker_rebalance_timeout_s * 1000),
+    )
+    runners = []
     for stage, spec in wiring:
-        resolved = catalog.resolve(spec)
-        topic = app.topic(
-            resolved.name, key_type=bytes, value_type=bytes, partitions=resolved.partitions, internal=False
-        )
         processor = BatchProcessor(
             stage, codec, sink, dead_letter_topic=dead_letter, max_backoff_s=settings.worker_retry_max_backoff_s
         )
-        app.agent(topic, name=f"chat-events.{stage.name}", concurrency=1)(
-            _agent(stage.name, processor, settings.worker_batch_max, settings.worker_batch_within_ms / 1000)
+        hook = after_sessions_assigned if stage is stages.sessions else reset_hook(stage)
+        runners.append(
+            StageRunner(stage.name, catalog.resolve(spec).name, processor, consumer, timings=timings, on_assigned=hook)
         )
-
-    user_events = catalog.resolve(USER_EVENTS)
-
-    def owns_user(user_id: str) -> bool:
-        partition = partition_for(user_id.encode(), user_events.partitions)
-        return any(tp.topic == user_events.name and tp.partition == partition for tp in app.consumer.assignment())
-
-    assigned_once = asyncio.Event()
-
-    async def on_assigned(sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
-        """A rebalance may have moved keys from another worker: reload counters from the store."""
-        assigned_once.set()
-        stages.persist.reset()
-        stages.inbox.reset()
-        stages.sessions.monitor.reset(now_ms=time.monotonic() * 1000)
-        await stages.sessions.watch_stored_edges()
-
-    app.on_partitions_assigned.connect(on_assigned)  # type: ignore[arg-type]  # mode types handlers as sync
-
-    @app.timer(EDGE_CHECK_INTERVAL_S)  # type: ignore[untyped-decorator]
-    async def expire_silent_edges() -> None:
-        await _expire_edges(settings, target, stages.sessions, sink, owns_user, user_events.name, app)
-
-    app.chat_stages = stages  # for tests and the benchmark
-    app.chat_assigned = assigned_once  # set once the worker holds its first assignment
-    return app
-
-
-def _agent(name: str, processor: BatchProcessor, batch_max: int, within_s: float) -> Callable[[Any], Any]:
-    async def agent(stream: Any) -> None:
-        async for events in stream.noack_take(batch_max, within=within_s):
-            records = [
-                SourceRecord(e.message.topic, e.message.partition, e.message.offset, e.message.key, e.message.value)
-                for e in events
-            ]
-            await processor.process(records)
-            for event in events:
-                await stream.ack(event)
-
-    agent.__name__ = agent.__qualname__ = f"{name}_agent"  # Faust names agents after the function
-    return agent
-
-
-async def _expire_edges(
-    settings: Settings,
-    target: KafkaTarget,
-    sessions: UserEventsStage,
-    sink: PublisherSink,
-    owns_user: Callable[[str], bool],
-    user_events_topic: str,
-    app: faust.App,
-) -> None:
-    """Never raises: a failed round is logged and the edges are checked again next tick."""
-    dead: list[str] = []
-    try:
-        outputs, dead = await sessions.expire_silent_edges(owns_user)
-        if outputs:
-            await sink.send_outputs(outputs)
-        owns_first = any(tp.topic == user_events_topic and tp.partition == 0 for tp in app.consumer.assignment())
-        if dead and owns_first:  # one worker cleans up the dead edges' delivery topics
-            catalog = TopicCatalog(settings)
-            deleted = await delete_topics(settings, target, [catalog.edge_topic(edge).name for edge in dead])
-            if deleted:
-                log.info("deleted delivery topics of dead edges: %s", ", ".join(deleted))
-    except Exception:
-        log.exception("edge expiry round failed; retrying next tick")
-        sessions.monitor.rearm(dead)
+    return Worker(settings, target, stages, sink, runners)

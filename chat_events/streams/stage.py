@@ -85,21 +85,32 @@ class BatchProcessor:
 
     async def process(self, records: Sequence[SourceRecord]) -> StageResult:
         """Handle ``records`` completely; returns what was sent (for tests and metrics)."""
+        return await self.send(await self.handle(records), records)
+
+    async def handle(self, records: Sequence[SourceRecord]) -> StageResult:
+        """First half of :meth:`process`: decode and run the stage (its store writes included),
+        retrying outages; the result holds the outputs and the rejected records, nothing sent."""
         items, rejects = self._decode(records)
         result = await self._handle(items) if items else StageResult()
         result.rejects[:0] = rejects
+        return result
+
+    async def send(self, result: StageResult, records: Sequence[SourceRecord]) -> StageResult:
+        """Second half of :meth:`process`: send ``result``'s outputs and dead letters, and return
+        once the broker acknowledged all of them. Outputs the broker refuses for good park the
+        batch's input ``records`` in the dead-letter topic instead."""
         outputs = result.outputs + [self._dead_letter(reject) for reject in result.rejects]
         if not outputs:
             return result
         try:
-            await self._retrying(lambda: self._sink.send_outputs(outputs), "send")
+            await self._retrying(lambda: self._sink.send_outputs(outputs), "send", reset=False)
         except Exception as exc:  # e.g. an output the broker refuses (too large): park the inputs
             log.error(
                 "%s: outputs refused (%s); dead-lettering the batch's %d records", self._stage.name, exc, len(records)
             )
             rejects = [Reject(record, error_code(exc), f"outputs refused: {exc}") for record in records]
             parked = [self._dead_letter(reject) for reject in rejects]
-            await self._retrying(lambda: self._sink.send_outputs(parked), "send")
+            await self._retrying(lambda: self._sink.send_outputs(parked), "send", reset=False)
             result = StageResult(rejects=rejects)
         return result
 
@@ -131,13 +142,17 @@ class BatchProcessor:
                 result.extend(await self._handle([item]))
             return result
 
-    async def _retrying(self, attempt: Callable[[], Awaitable[T]], what: str) -> T:
+    async def _retrying(self, attempt: Callable[[], Awaitable[T]], what: str, *, reset: bool = True) -> T:
+        """Retry ``attempt`` while it fails retriably. ``reset``: forget the stage's cached state
+        after each failure (a failed handle may leave counters ahead of the store; a failed send
+        changes nothing in the stage, and the next batch may be in its handle meanwhile)."""
         delay = 0.05
         while True:
             try:
                 return await attempt()
             except Exception as exc:
-                self._stage.reset()
+                if reset:
+                    self._stage.reset()
                 if not is_retriable(exc):
                     raise
                 log.warning(

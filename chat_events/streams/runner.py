@@ -1,0 +1,213 @@
+"""Running one stage: a consumer-group member that takes whole batches from its topic.
+
+A worker has one aiokafka consumer in the group ``CHAT_WORKER_APP_ID``, subscribed to every
+stage's topic, so a partition is owned by exactly one worker at a time (one group, not one per
+stage: a group join costs a rebalance timeout, and the embedded broker serialises joins). The
+consumer fetches every assigned partition in the background; each stage's runner takes the
+records of its own topic's partitions. The loop, per batch:
+
+1. ``getmany(*partitions)`` returns what the consumer has prefetched for this stage (up to
+   ``batch_max`` records, offset order within each partition);
+2. the stage handles the batch (:meth:`BatchProcessor.handle`: decode, store writes, outputs);
+3. the outputs are handed to the producer in a background task (:meth:`BatchProcessor.send`)
+   while the loop goes back to 1 and handles the next batch. Before that next batch's outputs
+   are handed over, the previous send must have finished, so outputs reach the producer in input
+   order and a key's outputs keep their order; only one batch is ever awaiting the broker.
+
+**At-least-once.** An input offset is committed only after every output of its batch was
+acknowledged by the broker: every ``commit_interval_s``, when partitions are revoked, and on
+stop. A worker killed at any moment replays from the last committed offsets; every stage is
+idempotent (same seqs, same output ids), so a replay changes nothing.
+
+**Rebalances.** After a rebalance aiokafka restarts every assigned partition from its committed
+offset. Revocation first waits for the batch in flight and commits it. A batch handled while a
+rebalance happened is neither sent nor committed (whoever owns its partitions now replays it),
+and the stage's caches are reset (``on_assigned``) before the first batch of the new assignment,
+since another worker may have advanced the counters meanwhile.
+
+Why not Faust agents: Faust hands records to an agent one at a time (conductor, stream queue,
+per-event acks), which cost about 60 % of the worker's event loop and left batches of ~6 records;
+see docs/benchmarks.md, "Where the time goes: worker".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaError
+
+from chat_events.streams.records import SourceRecord, StageResult
+from chat_events.streams.stage import BatchProcessor
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class RunnerTimings:
+    batch_max: int = 500
+    poll_timeout_s: float = 0.5
+    """Longest ``getmany`` wait (only bounds how soon a stop is noticed: records return at once)."""
+    commit_interval_s: float = 0.5
+    drain_timeout_s: float = 10.0
+    """How long a revocation or a stop waits for the batch in flight."""
+
+
+def next_offsets(records: list[SourceRecord]) -> dict[TopicPartition, int]:
+    """The offset to commit per partition once ``records`` are done: the last offset + 1."""
+    offsets: dict[TopicPartition, int] = {}
+    for record in records:
+        tp = TopicPartition(record.topic, record.partition)
+        offsets[tp] = max(offsets.get(tp, 0), record.offset + 1)
+    return offsets
+
+
+class StageRunner:
+    """One stage's consumer loop (see the module docstring). ``run()`` until cancelled."""
+
+    def __init__(
+        self,
+        name: str,
+        topic: str,
+        processor: BatchProcessor,
+        consumer: AIOKafkaConsumer,
+        *,
+        timings: RunnerTimings = RunnerTimings(),
+        on_assigned: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        self.name = name
+        self.topic = topic
+        self.consumer = consumer
+        self.assigned = asyncio.Event()
+        """Set once the runner holds its first assignment (possibly empty)."""
+        self._processor = processor
+        self._timings = timings
+        self._on_assigned = on_assigned
+        self._epoch = 0
+        """Bumped by every revocation and assignment: work from an older epoch is stale."""
+        self._reset_epoch = 0
+        self._in_flight: asyncio.Task[None] | None = None
+        self._done: dict[TopicPartition, int] = {}
+        """Next offset per partition whose outputs are all acknowledged (to commit)."""
+        self._committed: dict[TopicPartition, int] = {}
+        self._commit_lock = asyncio.Lock()
+
+    async def run(self) -> None:
+        """Consume until cancelled. A batch whose outputs could not be sent even to the
+        dead-letter topic ends the loop with that error (the worker exits; nothing of that batch
+        was committed, so a restarted worker replays it)."""
+        committer = asyncio.ensure_future(self._commit_periodically())
+        try:
+            while True:
+                await self._run_once()
+        finally:
+            committer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await committer
+            with contextlib.suppress(Exception):  # the loop's own error is the one to report
+                await self._drain()
+
+    def partitions(self) -> list[TopicPartition]:
+        """This stage's partitions among the worker's current assignment."""
+        return [tp for tp in self.consumer.assignment() if tp.topic == self.topic]
+
+    async def _run_once(self) -> None:
+        partitions = self.partitions()
+        if not partitions:  # nothing of this topic assigned (getmany() without any means "all")
+            await asyncio.sleep(self._timings.poll_timeout_s)
+            fetched = {}
+        else:
+            fetched = await self.consumer.getmany(
+                *partitions, timeout_ms=int(self._timings.poll_timeout_s * 1000), max_records=self._timings.batch_max
+            )
+        epoch = self._epoch
+        if self._reset_epoch != epoch:  # first batch of a new assignment: caches may be stale
+            self._reset_epoch = epoch
+            if self._on_assigned is not None:
+                await self._on_assigned()
+        if not fetched or epoch != self._epoch:
+            return
+        records = [
+            SourceRecord(r.topic, r.partition, r.offset, r.key, r.value) for batch in fetched.values() for r in batch
+        ]
+        result = await self._processor.handle(records)
+        if self._in_flight is not None:  # the previous batch's outputs go to the producer first
+            await asyncio.shield(self._in_flight)
+            self._in_flight = None
+        if epoch != self._epoch:
+            log.info("%s: rebalanced while handling %d records; the new owner replays them", self.name, len(records))
+            return
+        self._in_flight = asyncio.ensure_future(self._send(result, records))
+
+    async def _send(self, result: StageResult, records: list[SourceRecord]) -> None:
+        await self._processor.send(result, records)
+        self._done.update(next_offsets(records))
+
+    async def _drain(self) -> None:
+        """Wait (bounded) for the batch in flight, then commit what is done."""
+        in_flight, self._in_flight = self._in_flight, None
+        if in_flight is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(in_flight), self._timings.drain_timeout_s)
+            except TimeoutError:
+                log.warning("%s: the batch in flight did not finish in time; it will be replayed", self.name)
+                in_flight.cancel()
+        await self.commit()
+
+    async def commit(self) -> None:
+        """Commit the offsets whose outputs are acknowledged. A refused commit (e.g. the group
+        rebalanced meanwhile) is logged: those records are replayed, which changes nothing."""
+        async with self._commit_lock:
+            assigned = set(self.partitions())
+            pending = {
+                tp: offset for tp, offset in self._done.items() if tp in assigned and self._committed.get(tp) != offset
+            }
+            if not pending:
+                return
+            try:
+                await self.consumer.commit(pending)
+            except KafkaError as exc:
+                log.warning(
+                    "%s: commit of %d partitions failed (%r); they will be replayed", self.name, len(pending), exc
+                )
+                return
+            self._committed.update(pending)
+
+    async def _commit_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(self._timings.commit_interval_s)
+            await self.commit()
+
+    async def on_revoked(self, revoked: set[TopicPartition]) -> None:
+        """Before giving partitions up: stop new work, finish the batch in flight, commit it."""
+        self._epoch += 1
+        try:
+            await self._drain()
+        except Exception:
+            log.exception("%s: the batch in flight failed during a rebalance; it will be replayed", self.name)
+        self._done.clear()
+        self._committed.clear()
+
+    def on_assigned(self, assigned: set[TopicPartition]) -> None:
+        self._epoch += 1
+        self.assigned.set()
+        mine = sorted(tp.partition for tp in assigned if tp.topic == self.topic)
+        log.info("%s: assigned partitions %s of %s", self.name, mine, self.topic)
+
+
+class RebalanceFanout(ConsumerRebalanceListener):  # type: ignore[misc]
+    """The shared consumer's rebalance listener: tells every runner."""
+
+    def __init__(self, runners: list[StageRunner]) -> None:
+        self._runners = runners
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await asyncio.gather(*(runner.on_revoked(revoked) for runner in self._runners))
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        for runner in self._runners:
+            runner.on_assigned(assigned)
