@@ -74,7 +74,6 @@ from pathlib import Path
 from typing import Any
 
 import aiokafka
-import faust
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from benchmarks.bench_codec import TEXT, make_envelope
@@ -850,13 +849,11 @@ def environment(ctx: Context) -> dict[str, Any]:
         "cpus": os.cpu_count(),
         "load_average_at_start": os.getloadavg() if hasattr(os, "getloadavg") else None,
         "python": platform.python_version(),
-        "faust": getattr(faust, "__version__", "?"),
         "aiokafka": aiokafka.__version__,
         "broker": "embedded Tansu (memory-only, no idempotence)" if ctx.target.embedded else "external",
         "store": "embedded SQLite (WAL, synchronous=NORMAL)",
         "partitions": defaults.topic_partitions,
         "worker_batch_max": defaults.worker_batch_max,
-        "worker_batch_within_ms": defaults.worker_batch_within_ms,
         "fetch_max_wait_ms": defaults.kafka_fetch_max_wait_ms,
     }
 
@@ -919,10 +916,10 @@ def format_text(r: dict[str, Any]) -> str:
     env = r["environment"]
     load = env["load_average_at_start"]
     lines = [
-        f"chat-events worker benchmark  {env['date']}  python {env['python']}  faust {env['faust']}  "
+        f"chat-events worker benchmark  {env['date']}  python {env['python']}  "
         f"aiokafka {env['aiokafka']}  cpus {env['cpus']}" + (f"  load {load[0]:.2f}" if load else ""),
         f"broker: {env['broker']}; store: {env['store']}; {env['partitions']} partitions; "
-        f"batch {env['worker_batch_max']} within {env['worker_batch_within_ms']} ms; "
+        f"batches of up to {env['worker_batch_max']}; "
         f"fetch_max_wait_ms {env['fetch_max_wait_ms']}",
     ]
     if env.get("worker_env"):
