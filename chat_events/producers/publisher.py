@@ -159,11 +159,16 @@ class EventPublisher:
         acked = await self._send_all(prepared)
         return [PublishResult(t, p, o, e) for (t, p, o), e in zip(acked, envelopes, strict=True)]
 
-    async def send_routed(self, routed: Sequence[tuple[str, bytes, Envelope, int | None]]) -> None:
+    async def send_routed(
+        self, routed: Sequence[tuple[str, bytes, Envelope, int | None]], *, validate: bool = True
+    ) -> None:
         """Send envelopes to explicit ``(topic, key, envelope, partition)`` destinations (the
         stream processors route by their own rules: per-edge topics, every partition...).
-        Validates all first; returns once the broker acknowledged every one."""
-        prepared = [(topic, key, self._codec.encode(envelope)) for topic, key, envelope, _ in routed]
+        Validates all first (unless ``validate`` is False: envelopes derived from validated
+        records, see :meth:`AvroEnvelopeCodec.encode`); returns once the broker acknowledged
+        every one."""
+        encode = self._codec.encode
+        prepared = [(topic, key, encode(envelope, validate=validate)) for topic, key, envelope, _ in routed]
         await self._send_all(prepared, [partition for *_, partition in routed])
 
     async def partitions_of(self, topic: str) -> list[int]:

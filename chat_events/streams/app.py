@@ -56,13 +56,19 @@ EDGE_CHECK_INTERVAL_S = 1.0
 
 
 class PublisherSink:
-    """:class:`OutputSink` over the shared :class:`EventPublisher`."""
+    """:class:`OutputSink` over the shared :class:`EventPublisher`.
+
+    Outputs are not validated again: every stage builds them from records that were validated
+    when first published, and the stages' unit tests hold their outputs to the contract
+    (``validate_outputs`` there). Dead letters carry the bad record as raw bytes.
+    """
 
     def __init__(self, publisher: EventPublisher) -> None:
         self._publisher = publisher
 
     async def send_outputs(self, outputs: Sequence[Output]) -> None:
-        await self._publisher.send_routed([(o.topic, o.key, o.envelope, o.partition) for o in outputs])
+        routed = [(o.topic, o.key, o.envelope, o.partition) for o in outputs]
+        await self._publisher.send_routed(routed, validate=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -61,6 +61,7 @@ class WorkerProcess:
             if self._log_path.read_bytes().count(b"worker ready") > ready_count:
                 return
             time.sleep(0.1)
+        self.kill9()  # never leave a half-started worker behind (it would retry forever)
         raise TimeoutError(f"worker not ready in {timeout}s:\n{self.log()}")
 
     def log(self) -> str:
