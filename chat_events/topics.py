@@ -131,8 +131,9 @@ INBOX = TopicSpec(
 EDGE_DELIVERY = TopicSpec(
     name=EDGE_TOPIC_PREFIX + EDGE_ID_PLACEHOLDER,
     key="recipient_id (conversation_id for userTyping)",
-    events=("messageDispatched", "userTyping"),
-    description="Messages and typing states to deliver to the sessions held by one edge node (one topic per edge).",
+    events=("messageDispatched", "userTyping", "userDisconnected"),
+    description="Messages, typing states and conflict-login kicks for the sessions held by one edge node "
+    "(one topic per edge).",
     retention_ms=DAY_MS,
     per_edge=True,
 )

@@ -99,6 +99,7 @@ def build_stages(settings: Settings, store: MessageStore) -> Stages:
             store,
             presence_topic=name(PRESENCE),
             user_events_topic=name(USER_EVENTS),
+            edge_topic=lambda edge: catalog.edge_topic(edge).name,
             rate_limit_window_ms=settings.rate_limit_window_ms,
             edge_timeout_ms=settings.edge_heartbeat_timeout_ms,
         ),

@@ -28,6 +28,15 @@ def connect(sessions: tuple[Session, ...], session: Session) -> SessionChange:
     return SessionChange((*others, session), "online" if not sessions else None)
 
 
+def superseded(sessions: tuple[Session, ...], session: Session) -> tuple[Session, ...]:
+    """The sessions ``session`` replaces: the same user's other sessions on the same device
+    (conflict login: one device, one session, on whichever edge). Sessions without a device id
+    are never superseded."""
+    if not session.device_id:
+        return ()
+    return tuple(s for s in sessions if s.device_id == session.device_id and s.session_id != session.session_id)
+
+
 def disconnect(sessions: tuple[Session, ...], session_id: str) -> SessionChange:
     """Remove ``session_id``; offline if it was the user's last. Unknown ids change nothing."""
     remaining = tuple(s for s in sessions if s.session_id != session_id)
@@ -76,6 +85,10 @@ class EdgeMonitor:
             self._stopped.discard(edge)
             self._expired.add(edge)
         return dead
+
+    def is_expired(self, edge_id: str) -> bool:
+        """Whether ``edge_id`` was declared dead (and has not sent a heartbeat since)."""
+        return edge_id in self._expired
 
     def rearm(self, edge_ids: Iterable[str]) -> None:
         """Report ``edge_ids`` as due again (their expiry could not be completed)."""

@@ -4,6 +4,10 @@ rate-limit accounting, and edge liveness.
 * userConnected / userDisconnected keep ``user -> sessions {session, edge, device, since}`` in
   the store and emit ``userPresenceChanged`` to ``chat.presence`` when the first session opens
   or the last one closes.
+* Conflict login: a userConnected for a device that already has a session (on any edge) ends
+  the older session and sends a forced ``userDisconnected(reason="conflict_login", code=4007)``
+  to the older session's edge (``chat.edge.<edge_id>``, keyed by user), which tells that
+  socket it was ``kicked`` and closes it. (Within one edge, the edge kicks at once itself.)
 * edgeHeartbeat is published by every edge to *every* partition of this topic, so each
   partition's owner tracks every edge in line with that partition's session events. An edge
   that goes silent (or says it is stopping) has its sessions ended: the owner publishes a
@@ -24,7 +28,6 @@ from chat_events.events.factory import new_envelope
 from chat_events.events.types import (
     DeviceAcked,
     EdgeHeartbeat,
-    Envelope,
     UserBlocked,
     UserChatRateLimited,
     UserConnected,
@@ -34,13 +37,16 @@ from chat_events.events.types import (
 )
 from chat_events.store.models import Session
 from chat_events.store.port import MessageStore
-from chat_events.streams.presence import EdgeMonitor, SessionChange, connect, disconnect
+from chat_events.streams.presence import EdgeMonitor, SessionChange, connect, disconnect, superseded
 from chat_events.streams.records import Incoming, Output, Reject, StageResult, output_envelope_id, timestamp_ms
 
 log = logging.getLogger(__name__)
 
 EDGE_TIMEOUT_CODE = 1001
 """userDisconnected.code for sessions ended because their edge stopped answering (going away)."""
+CONFLICT_LOGIN_CODE = 4007
+"""userDisconnected.code for a session replaced by a newer one of the same device (the edge's
+close code for a conflict login, ``api.protocol.Close.CONFLICT_LOGIN``)."""
 
 
 class UserEventsStage:
@@ -63,6 +69,7 @@ class UserEventsStage:
         *,
         presence_topic: str,
         user_events_topic: str,
+        edge_topic: Callable[[str], str],
         rate_limit_window_ms: int,
         edge_timeout_ms: int,
         clock: Callable[[], float] = time.monotonic,
@@ -70,6 +77,7 @@ class UserEventsStage:
         self._store = store
         self._presence_topic = presence_topic
         self._user_events_topic = user_events_topic
+        self._edge_topic = edge_topic
         self._window_ms = rate_limit_window_ms
         self._clock = clock
         self.monitor = EdgeMonitor(edge_timeout_ms)
@@ -109,8 +117,9 @@ class UserEventsStage:
                     )
                     result.rejects.append(Reject(item.record, "invalid_event", reason))
                     continue
-                change = await self._apply_session(envelope, event, sessions.get(user_id, ()), at_ms)
+                change, kicks = await self._apply_session(item, event, sessions.get(user_id, ()), at_ms)
                 sessions[user_id] = change.sessions
+                result.outputs.extend(kicks)
                 if change.presence:
                     result.outputs.append(self._presence(item, user_id, change))
             elif isinstance(event, UserBlocked | UserUnblocked):
@@ -122,22 +131,44 @@ class UserEventsStage:
         return result
 
     async def _apply_session(
-        self, envelope: Envelope, event: UserConnected | UserDisconnected, current: tuple[Session, ...], at_ms: int
-    ) -> SessionChange:
+        self, item: Incoming, event: UserConnected | UserDisconnected, current: tuple[Session, ...], at_ms: int
+    ) -> tuple[SessionChange, list[Output]]:
+        envelope = item.envelope
         user_id, session_id = envelope.user_id or "", envelope.session_id or ""
-        if isinstance(event, UserConnected):
-            session = Session(
-                user_id=user_id,
-                session_id=session_id,
-                edge_id=event.edge_id or "",
-                device_id=event.device_id,
-                since_ms=at_ms,
-            )
-            await self._store.save_session(session)
-            self.monitor.touch([session.edge_id], now_ms=self._now_ms())
-            return connect(current, session)
-        await self._store.end_session(user_id, session_id, at_ms=at_ms)
-        return disconnect(current, session_id)
+        if isinstance(event, UserDisconnected):
+            await self._store.end_session(user_id, session_id, at_ms=at_ms)
+            return disconnect(current, session_id), []
+        session = Session(
+            user_id=user_id,
+            session_id=session_id,
+            edge_id=event.edge_id or "",
+            device_id=event.device_id,
+            since_ms=at_ms,
+        )
+        replaced = superseded(current, session)
+        kicks = []
+        for old in replaced:
+            await self._store.end_session(user_id, old.session_id, at_ms=at_ms)
+            if not self.monitor.is_expired(old.edge_id):  # a dead edge's topic may be gone
+                kicks.append(self._kick(item, old))
+        await self._store.save_session(session)
+        self.monitor.touch([session.edge_id], now_ms=self._now_ms())
+        change = connect(current, session)  # presence as before the kicks: the user stays online
+        return SessionChange(tuple(s for s in change.sessions if s not in replaced), change.presence), kicks
+
+    def _kick(self, item: Incoming, old: Session) -> Output:
+        """The forced userDisconnected that tells ``old``'s edge to close its socket."""
+        event = UserDisconnected(
+            reason="conflict_login", code=CONFLICT_LOGIN_CODE, forced=True, edge_id=old.edge_id, device_id=old.device_id
+        )
+        envelope = new_envelope(
+            event,
+            user_id=old.user_id,
+            session_id=old.session_id,
+            trace_id=item.envelope.trace_id,
+            envelope_id=output_envelope_id(item.envelope.id, self.name, f"superseded/{old.session_id}"),
+        )
+        return Output(self._edge_topic(old.edge_id), old.user_id.encode(), envelope)
 
     def _presence(self, item: Incoming, user_id: str, change: SessionChange) -> Output:
         assert change.presence is not None

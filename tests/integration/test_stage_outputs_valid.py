@@ -40,13 +40,14 @@ from chat_events.streams.app import Stages, build_stages
 from chat_events.streams.records import Incoming, Output, SourceRecord
 
 EDGE = "edge-a.1234abcd"
+EDGE_B = "edge-b.5678abcd"
 
 
 @pytest.fixture
-async def stages(tmp_path: Path) -> AsyncIterator[tuple[Stages, AvroEnvelopeCodec]]:
+async def stages(tmp_path: Path) -> AsyncIterator[tuple[Stages, AvroEnvelopeCodec, EmbeddedStore]]:
     settings = Settings(data_dir=tmp_path, edge_heartbeat_timeout_ms=100, fanout_write_max_members=3)
     async with EmbeddedStore(settings.store_path) as store:
-        yield build_stages(settings, store), build_codec(settings)
+        yield build_stages(settings, store), build_codec(settings), store
 
 
 class Checked:
@@ -95,8 +96,10 @@ async def run(stage: object, checked: Checked, envelopes: Sequence[Envelope]) ->
     return checked.check(result.outputs)
 
 
-async def test_every_stage_output_passes_the_contract(stages: tuple[Stages, AvroEnvelopeCodec]) -> None:
-    s, codec = stages
+async def test_every_stage_output_passes_the_contract(
+    stages: tuple[Stages, AvroEnvelopeCodec, EmbeddedStore],
+) -> None:
+    s, codec, store = stages
     checked = Checked(codec)
     await run(
         s.sessions, checked, [new_envelope(EdgeHeartbeat(edge_id=EDGE, interval_ms=50, started_at_ms=1, sessions=0))]
@@ -124,6 +127,14 @@ async def test_every_stage_output_passes_the_contract(stages: tuple[Stages, Avro
     fanned = await run(s.fanout, checked, stored)  # messageFannedOut per member, room message for "big"
     await run(s.inbox, checked, [e for e in fanned if e.name == "messageFannedOut"])  # dispatched + offline push
 
+    # bob's phone signs in again on another edge: the older session ends, its edge gets a kick
+    kicks = await run(s.sessions, checked, [env(UserConnected(edge_id=EDGE_B, device_id="d1"), "bob", "s-bob-2")])
+    assert [(k.name, k.session_id, k.payload.reason, k.payload.code) for k in kicks] == [  # type: ignore[union-attr]
+        ("userDisconnected", "s-bob", "conflict_login", 4007)
+    ]
+    assert [s.session_id for s in (await store.sessions_of(["bob"]))["bob"]] == ["s-bob-2"]
+    assert await run(s.sessions, checked, [env(UserConnected(edge_id=EDGE_B, device_id="d1"), "bob", "s-bob-2")]) == []
+
     await run(s.sessions, checked, [env(UserBlocked(blocked_id="alice"), "bob")])
     await run(
         s.sessions,
@@ -142,14 +153,17 @@ async def test_every_stage_output_passes_the_contract(stages: tuple[Stages, Avro
             )
         ],
     )
-    expired, dead = [], []
-    for _ in range(50):  # the edge goes silent: forced userDisconnected for its sessions
-        outputs, dead = await s.sessions.expire_silent_edges(lambda user: True)
-        expired = checked.check(outputs)
-        if dead:
+    expired: list[Envelope] = []
+    dead: list[str] = []
+    for _ in range(50):  # both edges go silent: forced userDisconnected for their sessions
+        outputs, now_dead = await s.sessions.expire_silent_edges(lambda user: True)
+        expired += checked.check(outputs)
+        dead += now_dead
+        if len(dead) == 2:
             break
         await asyncio.sleep(0.02)
-    assert dead == [EDGE] and {e.user_id for e in expired} == {"alice", "bob"}
+    assert sorted(dead) == [EDGE, EDGE_B]
+    assert sorted((e.user_id, e.session_id) for e in expired) == [("alice", "s-alice"), ("bob", "s-bob-2")]
 
     for name in (
         "messageStored",

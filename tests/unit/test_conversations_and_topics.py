@@ -34,6 +34,7 @@ from chat_events.settings import Settings
 from chat_events.topics import (
     EDGE_DELIVERY,
     TOPICS,
+    USER_EVENTS,
     TopicCatalog,
     edge_topic_name,
     key_of,
@@ -80,12 +81,13 @@ def test_user_event_without_user_has_no_key() -> None:
         key_of(new_envelope(UserConnected()))
 
 
-def test_every_event_has_a_topic_and_only_message_stored_has_two() -> None:
+def test_every_event_has_a_topic_and_only_stored_messages_and_kicks_have_two() -> None:
     assert {event for spec in TOPICS for event in spec.events} == set(EVENT_TYPES)
     for name in EVENT_TYPES:
         specs = topics_of_event(name)
         assert topic_of_event(name) is specs[0]
-        assert len(specs) == (2 if name == "messageStored" else 1), name
+        assert len(specs) == (2 if name in ("messageStored", "userDisconnected") else 1), name
+    assert topics_of_event("userDisconnected") == (USER_EVENTS, EDGE_DELIVERY)  # primary: user-events
     assert [s.name for s in topics_of_event("messageStored")] == ["chat.message-stored", "chat.room-messages"]
     assert topic_of_event("personalChatSent").name == "chat.personal-chat"
     assert topic_of_event("userChatRateLimited").name == "chat.user-events"
