@@ -39,7 +39,9 @@ socket is not closed for being slow during saturation), everything else at its d
 * **Idle connections**: ``--idle-connections`` (10,000) raw ``websockets`` connections (header
   sign-in, one user each, tokens minted locally with the edge's secret), opened ``--idle-batch``
   (200) at a time and kept open; once offering permessage-deflate (as ``ChatClient`` and
-  browsers do) and once without (``--idle-compression``), each on a fresh edge. Memory per
+  browsers do; the edge declines it unless ``CHAT_WS_PER_MESSAGE_DEFLATE=true``, and the
+  report says on how many sockets it was negotiated) and once without
+  (``--idle-compression``), each on a fresh edge. Memory per
   connection = (edge VmRSS after - before) / N, after a small warm-up batch was opened and
   closed. The edge runs with ``CHAT_WS_HEARTBEAT_S=600`` here (an idle socket is closed after
   twice that without frames; the default 30 s would close the first sockets while the last ones
@@ -607,6 +609,7 @@ async def run_idle(ctx: Context, offered: str) -> dict[str, Any]:
             "cpu_while_opening": cpu_shares(before, after),
             "heartbeat_s": 600,
             "compression": offered,
+            "deflate_negotiated": conns.compressed,
             "batch": args.idle_batch,
             "nofile_limit": ctx.nofile,
         }
@@ -939,7 +942,8 @@ def format_text(r: dict[str, Any]) -> str:
         lines += [
             "",
             f"idle connections (one edge, header sign-in, {i['batch']} at a time, "
-            f"CHAT_WS_HEARTBEAT_S={i['heartbeat_s']}, compression offered: {i['compression']})",
+            f"CHAT_WS_HEARTBEAT_S={i['heartbeat_s']}, compression offered: {i['compression']}, "
+            f"negotiated on {i.get('deflate_negotiated', 0):,})",
             f"  opened {i['opened']:,} of {i['target']:,} in {i['open_s']:.1f} s "
             f"({i['sign_ins_per_s']:,.0f} sign-ins/s); "
             f"failures {i['failures'] or 'none'}; still open after 3 s {i['still_open_after_3s']:,}; "

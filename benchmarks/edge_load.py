@@ -590,6 +590,8 @@ class IdleConnections:
     sockets: list[ClientConnection] = field(default_factory=list)
     failures: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
+    compressed: int = 0
+    """Signed-in sockets on which the edge accepted permessage-deflate."""
 
     def still_open(self) -> int:
         return sum(1 for ws in self.sockets if ws.close_code is None)
@@ -614,7 +616,7 @@ async def open_idle(
     """Open one signed-in socket per token (header sign-in), ``batch`` at a time; keep them open.
 
     ``compression`` "deflate" offers permessage-deflate, as :class:`ChatClient` and browsers do
-    (the edge accepts it); None offers nothing."""
+    (the edge accepts it only with ``CHAT_WS_PER_MESSAGE_DEFLATE=true``); None offers nothing."""
     result = IdleConnections()
     started = time.perf_counter()
 
@@ -639,6 +641,7 @@ async def open_idle(
             return
         if frame.get("type") == "sign_in" and frame.get("code") == 0:
             result.sockets.append(ws)
+            result.compressed += bool(ws.protocol.extensions)
         else:
             result.failures[f"sign-in refused: code {frame.get('code')}"] += 1
             ws.transport.abort()

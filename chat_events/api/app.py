@@ -3,17 +3,24 @@
 ``create_app(settings)`` builds it without IO; uvicorn (``chat-events edge``) runs the lifespan,
 which starts the :class:`EdgeNode` (Kafka, store, delivery consumer, heartbeats) and stops it
 gracefully: sockets closed with 1001 and a userDisconnected published for each.
+
+``/ws`` is served straight from the ASGI entry point, not through FastAPI's middleware and
+routing: each of those layers is a coroutine frame (and exit stacks, a second ``WebSocket``,
+dependency state) held for as long as the socket is open, ~12 KiB per idle socket in all.
+Nothing of them applies to a WebSocket here (no dependencies, no HTTP exception handlers).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request, WebSocket
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.types import Receive, Scope, Send
 
 from chat_events.api.edge import EdgeNode
 from chat_events.api.http_routes import ApiError, api_error_response, router
@@ -24,8 +31,33 @@ from chat_events.settings import Settings
 
 log = logging.getLogger(__name__)
 
+WS_PATH = "/ws"
 
-def create_app(settings: Settings, *, edge: EdgeNode | None = None) -> FastAPI:
+
+def route_path(scope: Scope) -> str:
+    """The path without the ``root_path`` prefix (as Starlette's router matches it)."""
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    if root and path.startswith(root) and path[len(root) : len(root) + 1] in ("", "/"):
+        return path[len(root) :]
+    return path
+
+
+class EdgeApp(FastAPI):
+    """FastAPI for the HTTP API; a WebSocket on ``/ws`` is handed straight to ``ws_handler``."""
+
+    def __init__(self, *, ws_handler: Callable[[WebSocket], Awaitable[None]], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._ws_handler = ws_handler
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket" and route_path(scope) == WS_PATH:
+            await self._ws_handler(WebSocket(scope, receive, send))
+            return
+        await super().__call__(scope, receive, send)
+
+
+def create_app(settings: Settings, *, edge: EdgeNode | None = None) -> EdgeApp:
     node = edge or EdgeNode(settings)
     allowed = parse_origins(settings.allowed_origins)
 
@@ -37,7 +69,18 @@ def create_app(settings: Settings, *, edge: EdgeNode | None = None) -> FastAPI:
         finally:
             await node.stop()
 
-    app = FastAPI(title="chat-events edge", version="1", lifespan=lifespan)
+    async def websocket(socket: WebSocket) -> None:
+        if not origin_allowed(socket.headers.get("origin"), allowed):
+            log.info("refused a WebSocket from a disallowed Origin")
+            await socket.close(code=Close.ORIGIN_NOT_ALLOWED)  # before accept: HTTP 403
+            return
+        if not node.ready:
+            await socket.close(code=Close.TRY_AGAIN_LATER)
+            return
+        await socket.accept()
+        await WsSession(node, socket).run()
+
+    app = EdgeApp(title="chat-events edge", version="1", lifespan=lifespan, ws_handler=websocket)
     app.state.edge = node
     app.include_router(router)
     app.add_exception_handler(ApiError, api_error_response)
@@ -51,17 +94,5 @@ def create_app(settings: Settings, *, edge: EdgeNode | None = None) -> FastAPI:
         )
 
     app.add_exception_handler(RequestValidationError, invalid_request)
-
-    @app.websocket("/ws")
-    async def websocket(socket: WebSocket) -> None:
-        if not origin_allowed(socket.headers.get("origin"), allowed):
-            log.info("refused a WebSocket from a disallowed Origin")
-            await socket.close(code=Close.ORIGIN_NOT_ALLOWED)  # before accept: HTTP 403
-            return
-        if not node.ready:
-            await socket.close(code=Close.TRY_AGAIN_LATER)
-            return
-        await socket.accept()
-        await WsSession(node, socket).run()
 
     return app

@@ -6,7 +6,7 @@ Lifecycle (run from the FastAPI lifespan):
 * start: create the topics (idempotent) and this edge's delivery topic ``chat.edge.<id>``,
   open the store and the publisher, start consuming the delivery topic (from its beginning: the
   topic is new) and ``chat.room-messages`` (from its end: rooms are synced by seq on subscribe),
-  and start heartbeating to every partition of ``chat.user-events``.
+  start heartbeating to every partition of ``chat.user-events``, and sweep for silent sockets.
 * stop: announce ``stopping`` in a last heartbeat, close every socket with 1001 (going away),
   publish a userDisconnected for each, then close the clients. The workers expire whatever a
   killed edge could not announce after ``CHAT_EDGE_HEARTBEAT_TIMEOUT_MS``.
@@ -25,6 +25,7 @@ from aiokafka.errors import KafkaError
 
 from chat_events.api.authz import conversation_of
 from chat_events.api.connection import Connection
+from chat_events.api.idle import IdleSweep
 from chat_events.api.membership import MembershipCache
 from chat_events.api.protocol import Close, Typing, output_frame
 from chat_events.api.ratelimit import RateLimiter
@@ -66,6 +67,7 @@ class EdgeNode:
         self.edge_id = edge_id or new_edge_id(settings.edge_name)
         self.catalog = TopicCatalog(settings)
         self.registry = ConnectionRegistry(settings.max_connections_per_user)
+        self.idle_sweep = IdleSweep(settings.ws_heartbeat_s * 2)
         self.send_limits = RateLimiter(settings.send_rate_per_s, settings.send_burst)
         self.typing_limits = RateLimiter(max(1.0, settings.send_rate_per_s / 4), max(2, settings.send_burst // 4))
         self.started_at_ms = int(time.time() * 1000)
@@ -122,6 +124,7 @@ class EdgeNode:
         self._tasks = [
             asyncio.ensure_future(self._deliver_loop(self._consumer)),
             asyncio.ensure_future(self._heartbeat_loop()),
+            asyncio.ensure_future(self.idle_sweep.run()),
         ]
         self.ready = True
         log.warning("edge %s ready (delivery topic %s)", self.edge_id, edge_topic.name)

@@ -42,12 +42,16 @@ ACK_COALESCE_S = 0.2
 
 
 class FrameHandlers:
+    """Per socket; what it remembers is allocated on first use (most sockets are idle)."""
+
+    __slots__ = ("_ack_task", "_acked_published", "_pending", "_recent", "conn", "edge", "settings")
+
     def __init__(self, edge: EdgeNode, conn: Connection) -> None:
         self.edge = edge
         self.conn = conn
         self.settings = edge.settings
-        self._pending: set[asyncio.Task[None]] = set()
-        self._recent: OrderedDict[str, str] = OrderedDict()
+        self._pending: set[asyncio.Task[None]] | None = None
+        self._recent: OrderedDict[str, str] | None = None
         self._ack_task: asyncio.Task[None] | None = None
         self._acked_published = 0
 
@@ -109,7 +113,7 @@ class FrameHandlers:
             raise ProtocolError(code, refusal, frame_type="send", request_id=rid)
         message_id = message_id_for(conn.user_id, send.client_msg_id)
         conversation_id = conversation_of(conn.user_id, send.target_type, send.target_id)
-        if send.client_msg_id in self._recent:
+        if self._recent is not None and send.client_msg_id in self._recent:
             self._spawn(self._answer_duplicate(message_id, conversation_id, send, rid))
             return
         event = PersonalChatSent(
@@ -156,6 +160,8 @@ class FrameHandlers:
         self.conn.push(output_frame("send", request_id=rid, data=data))
 
     def _remember(self, client_msg_id: str, message_id: str) -> None:
+        if self._recent is None:
+            self._recent = OrderedDict()
         self._recent[client_msg_id] = message_id
         if len(self._recent) > RECENT_SENDS:
             self._recent.popitem(last=False)
@@ -252,6 +258,8 @@ class FrameHandlers:
         return output_frame("subscribe_room", request_id=rid, data=data)
 
     def _spawn(self, coro: Any) -> None:
+        if self._pending is None:
+            self._pending = set()
         task = asyncio.ensure_future(coro)
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)

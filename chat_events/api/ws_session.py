@@ -39,12 +39,18 @@ DEFAULT_DEVICE_ID = "default"
 
 
 class WsSession:
+    """One socket's reader. Nothing per socket runs while it is silent but this coroutine,
+    waiting for the next frame: no timer (the edge's :class:`IdleSweep` wakes it when it is silent
+    too long) and no writer task (the :class:`Connection` starts one only while frames wait)."""
+
+    __slots__ = ("_disconnect", "_waiting", "edge", "settings", "socket")
+
     def __init__(self, edge: EdgeNode, socket: WebSocket) -> None:
         self.edge = edge
         self.socket = socket
         self.settings = edge.settings
-        self._idle_s = self.settings.ws_heartbeat_s * 2
         self._disconnect: tuple[str, int, bool] = ("client_closed", Close.NORMAL, False)
+        self._waiting: asyncio.Timeout | None = None  # while the reader waits: how _wake interrupts it
 
     async def run(self) -> None:
         conn = await self._sign_in()
@@ -95,7 +101,8 @@ class WsSession:
 
     async def _first_frame(self) -> tuple[SignIn, Any]:
         try:
-            text = await asyncio.wait_for(self._receive_text(), self.settings.ws_sign_in_timeout_s)
+            async with asyncio.timeout(self.settings.ws_sign_in_timeout_s):
+                text = await self._receive_text()
         except TimeoutError:
             raise ProtocolError(Code.UNAUTHORIZED, "sign in first", close=Close.SIGN_IN_TIMEOUT) from None
         if text is None:
@@ -187,24 +194,26 @@ class WsSession:
     # --- frames -------------------------------------------------------------------------
 
     async def _serve(self, conn: Connection, handlers: FrameHandlers) -> None:
-        closed = asyncio.ensure_future(conn.closed.wait())
+        sweep = self.edge.idle_sweep
+        conn.wake = self._wake
+        conn.idle_since_s = time.monotonic()
+        sweep.watch(conn)
         try:
             while True:
-                receiving = asyncio.ensure_future(self._receive_text())
-                done, _ = await asyncio.wait(
-                    {receiving, closed}, timeout=self._idle_s, return_when=asyncio.FIRST_COMPLETED
-                )
-                if receiving not in done:
-                    receiving.cancel()
-                    with contextlib.suppress(asyncio.CancelledError, Exception):
-                        await receiving
-                    if closed in done:  # kicked, too slow, or the edge is stopping
-                        self._disconnect = ("server_closed", conn.close_code or Close.NORMAL, True)
-                        return
+                if conn.closed:  # kicked, too slow, or the edge is stopping
+                    self._disconnect = ("server_closed", conn.close_code or Close.NORMAL, True)
+                    return
+                try:
+                    async with asyncio.timeout(None) as self._waiting:
+                        text = await self._receive_text()
+                except TimeoutError:  # woken: closed (handled above), or silent too long (the sweep)
+                    if conn.closed:
+                        continue
                     self._disconnect = ("idle_timeout", Close.IDLE_TIMEOUT, True)
                     conn.close(Close.IDLE_TIMEOUT, "no heartbeat")
                     return
-                text = receiving.result()
+                finally:
+                    self._waiting = None
                 if text is None:
                     return
                 limit = self.settings.ws_max_frame_bytes
@@ -214,8 +223,16 @@ class WsSession:
                     self._disconnect = ("frame_too_large", Close.TOO_BIG, True)
                     return
                 await self._handle(conn, handlers, text)
+                conn.idle_since_s = time.monotonic()
         finally:
-            closed.cancel()
+            sweep.unwatch(conn)
+            conn.wake = None
+
+    def _wake(self) -> None:
+        """Interrupt the reader's wait for a frame (it then looks at why), if it is waiting."""
+        waiting = self._waiting
+        if waiting is not None and not waiting.expired():
+            waiting.reschedule(0)
 
     async def _handle(self, conn: Connection, handlers: FrameHandlers, text: str) -> None:
         started = time.perf_counter()

@@ -62,6 +62,7 @@ def build_server(settings: Settings, *, host: str | None = None, port: int | Non
         port=settings.edge_port if port is None else port,
         ws_max_size=settings.ws_max_frame_bytes,
         ws_ping_interval=None,  # the protocol has its own heartbeat
+        ws_per_message_deflate=settings.ws_per_message_deflate,
         log_level="warning",
         access_log=False,
         lifespan="on",
