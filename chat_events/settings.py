@@ -160,6 +160,13 @@ class Settings(BaseSettings):
         description="Accept the permessage-deflate extension when a client offers it. Off: frames are a few "
         "hundred bytes of JSON, and compression costs ~37 KiB of zlib state per socket and CPU per frame.",
     )
+    edge_max_worker_lag: int = Field(
+        default=20_000,
+        ge=0,
+        description="Back-pressure: refuse sends (code 13, retry later) while the workers are more than this "
+        "many records behind on chat.personal-chat + chat.inbox; 0 = never refuse.",
+    )
+    edge_lag_check_ms: int = Field(default=1000, ge=100, description="How often an edge reads the workers' lag.")
     send_rate_per_s: float = Field(default=20.0, gt=0, description="Per-user send rate (token bucket refill).")
     send_burst: int = Field(default=40, ge=1, description="Per-user send burst (token bucket size).")
     max_connections_per_user: int = Field(default=10, ge=1, description="Open sockets per user on one edge.")

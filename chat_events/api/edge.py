@@ -21,13 +21,15 @@ import time
 from collections.abc import Sequence
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from chat_events.api.authz import conversation_of
+from chat_events.api.backpressure import AdmissionGate
 from chat_events.api.connection import Connection
 from chat_events.api.idle import IdleSweep
 from chat_events.api.membership import MembershipCache
-from chat_events.api.protocol import Close, Typing, output_frame
+from chat_events.api.protocol import Close, Code, Typing, output_frame
 from chat_events.api.ratelimit import RateLimiter
 from chat_events.api.registry import ConnectionRegistry
 from chat_events.api.views import delivery_view, room_delivery_view
@@ -45,16 +47,18 @@ from chat_events.events.types import (
     UserTyping,
 )
 from chat_events.kafka.admin import ensure_topics
-from chat_events.kafka.connection import KafkaTarget, consumer_options, resolve_target
+from chat_events.kafka.connection import KafkaTarget, client_options, consumer_options, resolve_target
+from chat_events.kafka.lag import group_lag
 from chat_events.producers.publisher import EventPublisher
 from chat_events.settings import Settings
 from chat_events.store.factory import open_store
 from chat_events.store.port import MessageStore
-from chat_events.topics import ROOM_MESSAGES, USER_EVENTS, TopicCatalog, TopicSpec
+from chat_events.topics import INBOX, PERSONAL_CHAT, ROOM_MESSAGES, USER_EVENTS, TopicCatalog, TopicSpec
 
 log = logging.getLogger(__name__)
 
 SHUTDOWN_CLOSE_REASON = "edge shutting down; reconnect and sync"
+CONFLICT_LOGIN_MESSAGE = "signed in again on the same device"
 SESSION_WAIT_S = 5.0
 """Longest a sign-in waits for the workers to register the session (see :meth:`EdgeNode.await_session`)."""
 
@@ -70,6 +74,7 @@ class EdgeNode:
         self.idle_sweep = IdleSweep(settings.ws_heartbeat_s * 2)
         self.send_limits = RateLimiter(settings.send_rate_per_s, settings.send_burst)
         self.typing_limits = RateLimiter(max(1.0, settings.send_rate_per_s / 4), max(2, settings.send_burst // 4))
+        self.admission = AdmissionGate(settings.edge_max_worker_lag)
         self.started_at_ms = int(time.time() * 1000)
         self.ready = False
         self.stopping = False
@@ -126,6 +131,8 @@ class EdgeNode:
             asyncio.ensure_future(self._heartbeat_loop()),
             asyncio.ensure_future(self.idle_sweep.run()),
         ]
+        if self.admission.max_lag > 0:
+            self._tasks.append(asyncio.ensure_future(self._lag_loop(self._consumer)))
         self.ready = True
         log.warning("edge %s ready (delivery topic %s)", self.edge_id, edge_topic.name)
 
@@ -204,6 +211,29 @@ class EdgeNode:
                 self.typing_limits.prune(now)
             except Exception:
                 log.exception("edge heartbeat failed; retrying next interval")
+
+    async def _lag_loop(self, consumer: AIOKafkaConsumer) -> None:
+        """Read the workers' lag on the message path every ``CHAT_EDGE_LAG_CHECK_MS`` and
+        open or close the send gate (``backpressure.py``)."""
+        assert self._target is not None
+        topics = {self.topic(spec): self.catalog.resolve(spec).partitions for spec in (PERSONAL_CHAT, INBOX)}
+        admin = AIOKafkaAdminClient(**client_options(self.settings, self._target))
+        await admin.start()
+        try:
+            while True:
+                await asyncio.sleep(self.settings.edge_lag_check_ms / 1000)
+                lag: int | None = None
+                try:
+                    lag = sum((await group_lag(admin, consumer, self.settings.worker_app_id, topics)).values())
+                except (KafkaError, OSError) as exc:
+                    log.debug("reading the workers' lag failed: %r", exc)
+                was_open = self.admission.open
+                self.admission.observe(lag)
+                if was_open != self.admission.open:
+                    state = "accepting sends again" if self.admission.open else "refusing sends (code 13)"
+                    log.warning("workers %s records behind: %s", lag, state)
+        finally:
+            await admin.close()
 
     async def await_session(self, user_id: str, session_id: str, timeout_s: float = SESSION_WAIT_S) -> bool:
         """Wait until the workers stored this session (so every later inbox write is pushed
@@ -309,8 +339,11 @@ class EdgeNode:
         return pushed
 
     def _deliver_other(self, envelope: Envelope) -> int:
-        """Ephemeral signals (typing). Unknown events are ignored: newer workers may send more."""
+        """Ephemeral signals (typing) and kicks. Unknown events are ignored: newer workers may
+        send more."""
         event = envelope.payload
+        if isinstance(event, UserDisconnected):
+            return self._kick(envelope, event)
         if not isinstance(event, UserTyping):
             return 0
         data = {
@@ -326,3 +359,17 @@ class EdgeNode:
             for conn in self.registry.of_user(recipient):
                 pushed += conn.push(text)
         return pushed
+
+    def _kick(self, envelope: Envelope, event: UserDisconnected) -> int:
+        """The workers ended this session because its device signed in again (on another
+        edge): tell the socket and close it with 4007. The session's own close then publishes
+        the forced userDisconnected(conflict_login), as for a kick within this edge."""
+        if event.reason != "conflict_login" or not envelope.user_id:
+            return 0
+        kicked = 0
+        for conn in list(self.registry.of_user(envelope.user_id)):
+            if conn.session_id == envelope.session_id:
+                conn.push(output_frame("kicked", code=Code.CONFLICT_LOGIN, message=CONFLICT_LOGIN_MESSAGE))
+                conn.close(Close.CONFLICT_LOGIN, "conflict login")
+                kicked += 1
+        return kicked

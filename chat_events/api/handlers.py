@@ -106,6 +106,16 @@ class FrameHandlers:
                 frame_type="send",
                 request_id=rid,
             )
+        if not edge.admission.open:  # back-pressure: the workers are behind (backpressure.py)
+            retry_ms = edge.admission.retry_after_ms
+            raise ProtocolError(
+                Code.UNAVAILABLE,
+                f"busy: messages are queued faster than they are delivered; retry in {retry_ms} ms "
+                "with the same client_msg_id",
+                data={"retry_after_ms": retry_ms},
+                frame_type="send",
+                request_id=rid,
+            )
         members = await edge.memberships.members(send.target_id) if send.target_type == "group" else None
         refusal = send_refusal(conn.user_id, send.target_type, send.target_id, members)
         if refusal is not None:

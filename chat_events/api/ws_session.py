@@ -18,7 +18,7 @@ from typing import Any
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from chat_events.api.connection import Connection
-from chat_events.api.edge import EdgeNode
+from chat_events.api.edge import CONFLICT_LOGIN_MESSAGE, EdgeNode
 from chat_events.api.handlers import FrameHandlers
 from chat_events.api.protocol import (
     PROTOCOL_VERSION,
@@ -157,7 +157,7 @@ class WsSession:
             return None
         if admission.replaced is not None:
             old = admission.replaced
-            old.push(output_frame("kicked", code=Code.CONFLICT_LOGIN, message="signed in again on the same device"))
+            old.push(output_frame("kicked", code=Code.CONFLICT_LOGIN, message=CONFLICT_LOGIN_MESSAGE))
             old.close(Close.CONFLICT_LOGIN, "conflict login")
         try:
             await edge.publisher.publish_user_connected(

@@ -15,14 +15,18 @@ from pathlib import Path
 
 import pytest
 
-from chat_events.client import ChatClient, Delivery, HttpApi
+from chat_events.client import ChatClient, ConnectionLost, Delivery, HttpApi
+from chat_events.codec import build_codec
+from chat_events.codec.avro import AvroEnvelopeCodec
+from chat_events.events.types import UserDisconnected
 from chat_events.kafka.admin import ensure_topics
 from chat_events.kafka.connection import KafkaTarget
 from chat_events.settings import Settings
 from chat_events.store.embedded import EmbeddedStore
+from chat_events.topics import USER_EVENTS, TopicCatalog
 from tests.conftest import make_settings
 from tests.integration.edge_harness import EdgeProcess
-from tests.integration.worker_harness import WorkerProcess, wait_until
+from tests.integration.worker_harness import WorkerProcess, read_topic, wait_until
 
 
 @dataclass
@@ -219,3 +223,37 @@ async def test_kill_9_of_an_edge_mid_stream_loses_nothing(system: System) -> Non
         assert [d.user_seq for d in rest] == list(range(last + 1, 101))
     finally:
         edge_c.stop()
+
+
+async def test_the_same_device_signing_in_on_another_edge_kicks_the_older_socket(system: System) -> None:
+    alice, bob = uid("alice"), uid("bob")
+    old = await system.client(system.a, alice, "phone")
+    laptop = await system.client(system.a, alice, "laptop")  # another device: never kicked
+    new = await system.client(system.b, alice, "phone")
+    try:
+        with pytest.raises(ConnectionLost) as lost:
+            await old.receive(timeout=15)
+        assert lost.value.close_code == 4007 and "signed in again" in str(lost.value)
+        sessions = (await system.store.sessions_of([alice]))[alice]
+        assert {s.device_id for s in sessions} == {"phone", "laptop"} and len(sessions) == 2
+        async with await system.client(system.a, bob) as b:
+            await b.send("user", alice, "still here?")
+            assert (await receive_n(new, 1))[0].message["content"] == "still here?"
+            assert (await receive_n(laptop, 1))[0].message["content"] == "still here?"
+        codec = build_codec(system.settings)
+        topic = TopicCatalog(system.settings).resolve(USER_EVENTS).name
+        await wait_until(
+            lambda: _forced_conflict_disconnects(system.settings, codec, topic, alice),
+            what="the kick's userDisconnected",
+        )
+    finally:
+        for client in (old, laptop, new):
+            await client.close()
+
+
+async def _forced_conflict_disconnects(settings: Settings, codec: AvroEnvelopeCodec, topic: str, user: str) -> bool:
+    for envelope in await read_topic(settings, codec, topic):
+        event = envelope.payload
+        if envelope.user_id == user and isinstance(event, UserDisconnected) and event.reason == "conflict_login":
+            return bool(event.forced and event.code == 4007 and event.device_id == "phone")
+    return False
