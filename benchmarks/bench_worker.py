@@ -81,7 +81,7 @@ from benchmarks.report import emit
 from chat_events.codec.factory import build_codec
 from chat_events.events import Envelope
 from chat_events.events.factory import new_envelope
-from chat_events.events.types import GroupCreated, PersonalChatSent, UserConnected
+from chat_events.events.types import GroupCreated, MessageDispatchedBatch, PersonalChatSent, UserConnected
 from chat_events.kafka.admin import ensure_topics
 from chat_events.kafka.connection import KafkaTarget
 from chat_events.kafka.embedded import EmbeddedBroker
@@ -508,8 +508,15 @@ async def run_one_to_one(ctx: Context, name: str, messages: int, *, profile: str
 
 
 async def edge_topic_records(settings: Settings, topic: str, expected: int, timeout_s: float = 30.0) -> int:
-    """Records in ``topic``, read from the beginning until ``expected`` plus one empty poll, no
-    new records for 3 s, or ``timeout_s`` (end offsets are not record counts on Tansu)."""
+    """Deliveries in ``topic`` (a ``messageDispatchedBatch`` counts one per recipient), read from
+    the beginning until ``expected`` plus one empty poll, no new records for 3 s, or
+    ``timeout_s`` (end offsets are not record counts on Tansu)."""
+    codec = build_codec(settings)
+
+    def deliveries(record: Any) -> int:
+        event = codec.decode(record.value).payload
+        return len(event.recipient_ids) if isinstance(event, MessageDispatchedBatch) else 1
+
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False, fetch_max_wait_ms=100
     )
@@ -523,7 +530,8 @@ async def edge_topic_records(settings: Settings, topic: str, expected: int, time
         await consumer.seek_to_beginning(*tps)
         count, deadline, last_new = 0, time.monotonic() + timeout_s, time.monotonic()
         while time.monotonic() < deadline and time.monotonic() - last_new < 3.0:
-            batch = sum(len(records) for records in (await consumer.getmany(timeout_ms=300)).values())
+            fetched = (await consumer.getmany(timeout_ms=300)).values()
+            batch = sum(deliveries(record) for records in fetched for record in records)
             if batch:
                 count, last_new = count + batch, time.monotonic()
             elif count >= expected:
@@ -945,8 +953,9 @@ def format_text(r: dict[str, Any]) -> str:
             f"{g['group_size']} members (all online on one edge), pre-published ({g['prepublish_per_s']:,.0f}/s)",
             f"  ready -> last inbox row {g['duration_s']:.2f} s: {g['deliveries_per_s']:,.0f} deliveries/s "
             f"({g['group_messages_per_s']:,.0f} group messages/s)  ({aim(g['deliveries_per_s'], GROUP_AIM)})",
-            f"  steady state: {g['steady_deliveries_per_s']:,.0f} deliveries/s; edge topic records "
-            f"{g['edge_records']:,} (expected {g['inbox_rows']:,}); sessions still active {g['sessions_still_active']}",
+            f"  steady state: {g['steady_deliveries_per_s']:,.0f} deliveries/s; edge topic "
+            f"deliveries {g['edge_records']:,} (expected {g['inbox_rows']:,}); "
+            f"sessions still active {g['sessions_still_active']}",
             "  " + fmt_cpu(g),
         ]
     if "latency" in r:

@@ -48,7 +48,9 @@ from chat_events.events.types import (
     GroupMemberJoined,
     GroupMemberLeft,
     MessageDispatched,
+    MessageDispatchedBatch,
     MessageFannedOut,
+    MessageFannedOutBatch,
     MessageStored,
     OfflinePushRequested,
     PersonalChatSent,
@@ -124,14 +126,15 @@ ROOM_MESSAGES = TopicSpec(
 )
 INBOX = TopicSpec(
     name="chat.inbox",
-    key="recipient_id",
-    events=("messageFannedOut",),
-    description="One record per recipient of a stored message (write fan-out), in order per recipient.",
+    key="recipient_id (the first recipient for messageFannedOutBatch)",
+    events=("messageFannedOut", "messageFannedOutBatch"),
+    description="A stored message for each recipient's inbox (write fan-out; one record per recipient, or per "
+    "inbox partition for groups), in order per recipient.",
 )
 EDGE_DELIVERY = TopicSpec(
     name=EDGE_TOPIC_PREFIX + EDGE_ID_PLACEHOLDER,
-    key="recipient_id (conversation_id for userTyping)",
-    events=("messageDispatched", "userTyping", "userDisconnected"),
+    key="recipient_id (the first recipient for messageDispatchedBatch; conversation_id for userTyping)",
+    events=("messageDispatched", "messageDispatchedBatch", "userTyping", "userDisconnected"),
     description="Messages, typing states and conflict-login kicks for the sessions held by one edge node "
     "(one topic per edge).",
     retention_ms=DAY_MS,
@@ -212,6 +215,8 @@ def key_of(envelope: Envelope) -> bytes:
         return event.message.conversation_id.encode()
     if isinstance(event, (MessageFannedOut, MessageDispatched, OfflinePushRequested)):
         return event.recipient_id.encode()
+    if isinstance(event, (MessageFannedOutBatch, MessageDispatchedBatch)):
+        return event.recipient_ids[0].encode()  # every recipient maps to the same partition
     if isinstance(event, (GroupCreated, GroupMemberJoined, GroupMemberLeft)):
         return event.group_id.encode()
     if isinstance(event, EdgeHeartbeat):

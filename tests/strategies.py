@@ -20,7 +20,9 @@ from chat_events.events import (
     GroupMemberJoined,
     GroupMemberLeft,
     MessageDispatched,
+    MessageDispatchedBatch,
     MessageFannedOut,
+    MessageFannedOutBatch,
     MessageStored,
     OfflinePushRequested,
     PersonalChatSent,
@@ -120,6 +122,17 @@ message_fanned_out = st.builds(MessageFannedOut, recipient_id=ids, message=chat_
 message_dispatched = st.builds(
     MessageDispatched, recipient_id=ids, user_seq=positive_int64, edge_id=edge_ids, message=chat_messages()
 )
+recipient_lists = st.lists(ids, min_size=1, max_size=8, unique=True).map(tuple)
+message_fanned_out_batch = st.builds(MessageFannedOutBatch, recipient_ids=recipient_lists, message=chat_messages())
+
+
+@st.composite
+def message_dispatched_batch(draw: st.DrawFn) -> MessageDispatchedBatch:
+    recipients = draw(recipient_lists)
+    seqs = tuple(draw(st.lists(positive_int64, min_size=len(recipients), max_size=len(recipients))))
+    return MessageDispatchedBatch(
+        recipient_ids=recipients, user_seqs=seqs, edge_id=draw(edge_ids), message=draw(chat_messages())
+    )
 
 
 @st.composite
@@ -220,6 +233,8 @@ events: st.SearchStrategy[Event] = st.one_of(
     record_dead_lettered,
     user_typing(),
     device_acked,
+    message_fanned_out_batch,
+    message_dispatched_batch(),
 )
 
 

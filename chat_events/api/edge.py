@@ -32,7 +32,7 @@ from chat_events.api.membership import MembershipCache
 from chat_events.api.protocol import Close, Code, Typing, output_frame
 from chat_events.api.ratelimit import RateLimiter
 from chat_events.api.registry import ConnectionRegistry
-from chat_events.api.views import delivery_view, room_delivery_view
+from chat_events.api.views import delivery_view, message_view, room_delivery_view
 from chat_events.codec.avro import AvroEnvelopeCodec
 from chat_events.codec.factory import build_codec
 from chat_events.edges import new_edge_id
@@ -42,6 +42,7 @@ from chat_events.events.types import (
     EdgeHeartbeat,
     Envelope,
     MessageDispatched,
+    MessageDispatchedBatch,
     MessageStored,
     UserDisconnected,
     UserTyping,
@@ -326,6 +327,8 @@ class EdgeNode:
             if connections:
                 text = output_frame("message", data=delivery_view(event.user_seq, event.message))
                 pushed = sum(c.push_delivery(event.user_seq, text) for c in connections)
+        elif isinstance(event, MessageDispatchedBatch):
+            pushed = self._deliver_batch(event)
         elif isinstance(event, MessageStored):
             message = event.message
             subscribers = [c for c in self.registry.in_room(message.conversation_id) if message.seq > c.room_seq]
@@ -336,6 +339,18 @@ class EdgeNode:
                     pushed += conn.push(text)
         else:
             pushed = self._deliver_other(envelope)
+        return pushed
+
+    def _deliver_batch(self, event: MessageDispatchedBatch) -> int:
+        """One message for several recipients: the message's view is built once, the frame per
+        recipient (each has its own seq)."""
+        view = message_view(event.message)
+        pushed = 0
+        for recipient, user_seq in zip(event.recipient_ids, event.user_seqs, strict=True):
+            connections = list(self.registry.of_user(recipient))
+            if connections:
+                text = output_frame("message", data={"user_seq": user_seq, "message": view})
+                pushed += sum(c.push_delivery(user_seq, text) for c in connections)
         return pushed
 
     def _deliver_other(self, envelope: Envelope) -> int:

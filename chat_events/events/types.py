@@ -151,6 +151,35 @@ class MessageDispatched:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class MessageFannedOutBatch:
+    """A stored message was put in the inboxes of several recipients whose ids map to one
+    partition of ``chat.inbox`` (write fan-out of a group message: one record per inbox
+    partition instead of one per member). Equivalent to one :class:`MessageFannedOut` per id in
+    ``recipient_ids``, in that order."""
+
+    EVENT_NAME: ClassVar[str] = "messageFannedOutBatch"
+    NAMESPACE: ClassVar[str] = "chat.message"
+
+    recipient_ids: tuple[str, ...]
+    message: ChatMessage
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MessageDispatchedBatch:
+    """A message is sent to the edge node holding sessions of several recipients whose ids map
+    to one partition of its delivery topic; ``user_seqs[i]`` is ``recipient_ids[i]``'s inbox
+    sequence number. Equivalent to one :class:`MessageDispatched` per recipient."""
+
+    EVENT_NAME: ClassVar[str] = "messageDispatchedBatch"
+    NAMESPACE: ClassVar[str] = "chat.message"
+
+    recipient_ids: tuple[str, ...]
+    user_seqs: tuple[int, ...]
+    edge_id: str
+    message: ChatMessage
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class OfflinePushRequested:
     """A recipient has no live session: a push notification should be sent."""
 
@@ -323,6 +352,8 @@ Event = (
     | RecordDeadLettered
     | UserTyping
     | DeviceAcked
+    | MessageFannedOutBatch
+    | MessageDispatchedBatch
 )
 
 EVENT_TYPES: dict[str, type[Event]] = {
@@ -346,6 +377,8 @@ EVENT_TYPES: dict[str, type[Event]] = {
         RecordDeadLettered,
         UserTyping,
         DeviceAcked,
+        MessageFannedOutBatch,
+        MessageDispatchedBatch,
     )
 }
 """Event name -> event class. The names are the Avro union branch names (in union order)."""

@@ -33,7 +33,9 @@ from chat_events.events.types import (
     GroupMemberJoined,
     GroupMemberLeft,
     MessageDispatched,
+    MessageDispatchedBatch,
     MessageFannedOut,
+    MessageFannedOutBatch,
     MessageStored,
     OfflinePushRequested,
     PersonalChatSent,
@@ -283,6 +285,24 @@ def _check_typing(path: str, event: UserTyping) -> None:
     check_id_list(f"{path}.recipient_ids", event.recipient_ids, max_items=MAX_MEMBERS)
 
 
+def _check_recipients(path: str, recipient_ids: tuple[str, ...]) -> None:
+    check_id_list(path, recipient_ids, max_items=MAX_MEMBERS)
+    if not recipient_ids:
+        _fail(path, "is empty")
+    if len(set(recipient_ids)) != len(recipient_ids):
+        _fail(path, "has duplicates")
+
+
+def _check_dispatched_batch(path: str, event: MessageDispatchedBatch, max_payload_bytes: int) -> None:
+    _check_recipients(f"{path}.recipient_ids", event.recipient_ids)
+    if not isinstance(event.user_seqs, tuple) or len(event.user_seqs) != len(event.recipient_ids):
+        _fail(f"{path}.user_seqs", "must hold one seq per recipient")
+    for i, seq in enumerate(event.user_seqs):
+        check_int(f"{path}.user_seqs[{i}]", seq, bounds=INT64, minimum=1)
+    check_edge_id(f"{path}.edge_id", event.edge_id)
+    check_chat_message(f"{path}.message", event.message, max_payload_bytes)
+
+
 def _check_device_acked(path: str, event: DeviceAcked) -> None:
     check_str(f"{path}.device_id", event.device_id, max_len=MAX_DEVICE_ID)
     check_int(f"{path}.seq", event.seq, bounds=INT64, minimum=0)
@@ -345,6 +365,11 @@ def validate_event(event: Event, *, max_payload_bytes: int) -> None:
         _check_typing(path, event)
     elif isinstance(event, DeviceAcked):
         _check_device_acked(path, event)
+    elif isinstance(event, MessageFannedOutBatch):
+        _check_recipients(f"{path}.recipient_ids", event.recipient_ids)
+        check_chat_message(f"{path}.message", event.message, max_payload_bytes)
+    elif isinstance(event, MessageDispatchedBatch):
+        _check_dispatched_batch(path, event, max_payload_bytes)
     if isinstance(event, (UserConnected, UserDisconnected)):
         if event.edge_id is not None:
             check_edge_id(f"{path}.edge_id", event.edge_id)

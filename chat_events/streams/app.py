@@ -91,10 +91,16 @@ def build_stages(settings: Settings, store: MessageStore) -> Stages:
         fanout=FanoutStage(
             store,
             inbox_topic=name(INBOX),
+            inbox_partitions=catalog.resolve(INBOX).partitions,
             room_topic=name(ROOM_MESSAGES),
             write_max_members=settings.fanout_write_max_members,
         ),
-        inbox=InboxStage(store, edge_topic=lambda edge: catalog.edge_topic(edge).name, push_topic=name(PUSH)),
+        inbox=InboxStage(
+            store,
+            edge_topic=lambda edge: catalog.edge_topic(edge).name,
+            push_topic=name(PUSH),
+            edge_partitions=catalog.edge_topic("partitions").partitions,
+        ),
         sessions=UserEventsStage(
             store,
             presence_topic=name(PRESENCE),

@@ -1,5 +1,6 @@
-"""Fan-out stage: ``chat.message-stored`` -> ``chat.inbox`` (one record per recipient, keyed by
-recipient so it lands on the partition that owns the recipient's inbox and sessions), or, for
+"""Fan-out stage: ``chat.message-stored`` -> ``chat.inbox`` (keyed by recipient so it lands on
+the partition that owns the recipient's inbox and sessions; recipients sharing a partition share
+one ``messageFannedOutBatch`` record, a lone recipient gets a ``messageFannedOut``), or, for
 groups above the write fan-out size, ``chat.room-messages`` (read fan-out: edges push to online
 subscribers and members sync by conversation seq) plus the sender's own inbox copy.
 
@@ -12,7 +13,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from chat_events.events.factory import new_envelope
-from chat_events.events.types import ChatMessage, MessageFannedOut, MessageStored
+from chat_events.events.types import ChatMessage, MessageFannedOut, MessageFannedOutBatch, MessageStored
+from chat_events.producers.partitioner import partition_for
 from chat_events.store.port import MessageStore
 from chat_events.streams.recipients import may_post, plan_fanout, recipients_of
 from chat_events.streams.records import Incoming, Output, Reject, StageResult, output_envelope_id
@@ -22,9 +24,12 @@ class FanoutStage:
     name = "fanout"
     accepts = frozenset({MessageStored.EVENT_NAME})
 
-    def __init__(self, store: MessageStore, *, inbox_topic: str, room_topic: str, write_max_members: int) -> None:
+    def __init__(
+        self, store: MessageStore, *, inbox_topic: str, inbox_partitions: int, room_topic: str, write_max_members: int
+    ) -> None:
         self._store = store
         self._inbox_topic = inbox_topic
+        self._inbox_partitions = inbox_partitions
         self._room_topic = room_topic
         self._write_max_members = write_max_members
 
@@ -54,20 +59,34 @@ class FanoutStage:
             plan = plan_fanout(recipients, target_type=message.target_type, write_max_members=self._write_max_members)
             if plan.mode == "read":
                 result.outputs.append(self._room_output(item, message))
-            for recipient in plan.inbox_recipients:
-                result.outputs.append(self._inbox_output(item, message, recipient))
+            result.outputs.extend(self._inbox_outputs(item, message, plan.inbox_recipients))
         return result
 
-    def _inbox_output(self, item: Incoming, message: ChatMessage, recipient: str) -> Output:
+    def _inbox_outputs(self, item: Incoming, message: ChatMessage, recipients: Sequence[str]) -> list[Output]:
+        """One record per inbox partition among ``recipients`` (explicit partition for batches)."""
+        by_partition: dict[int, list[str]] = {}
+        for recipient in recipients:
+            by_partition.setdefault(partition_for(recipient.encode(), self._inbox_partitions), []).append(recipient)
         source = item.envelope
-        envelope = new_envelope(
-            MessageFannedOut(recipient_id=recipient, message=message),
-            user_id=recipient,
-            trace_id=source.trace_id,
-            span_context=source.span_context,
-            envelope_id=output_envelope_id(source.id, self.name, recipient),
-        )
-        return Output(self._inbox_topic, recipient.encode(), envelope)
+        outputs = []
+        for partition, group in sorted(by_partition.items()):
+            if len(group) == 1:
+                event: MessageFannedOut | MessageFannedOutBatch = MessageFannedOut(
+                    recipient_id=group[0], message=message
+                )
+                part = group[0]
+            else:
+                event = MessageFannedOutBatch(recipient_ids=tuple(group), message=message)
+                part = f"p{partition}"
+            envelope = new_envelope(
+                event,
+                user_id=group[0],
+                trace_id=source.trace_id,
+                span_context=source.span_context,
+                envelope_id=output_envelope_id(source.id, self.name, part),
+            )
+            outputs.append(Output(self._inbox_topic, group[0].encode(), envelope, partition))
+        return outputs
 
     def _room_output(self, item: Incoming, message: ChatMessage) -> Output:
         source = item.envelope

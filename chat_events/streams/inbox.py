@@ -2,6 +2,12 @@
 row -> a delivery to each edge holding one of the recipient's sessions (``chat.edge.<edge_id>``),
 or an offline push (``chat.push``) when the recipient has none.
 
+A ``messageFannedOutBatch`` record stands for one ``messageFannedOut`` per listed recipient (all
+on this partition). Deliveries of one message to one edge are grouped by the recipients' partition
+of the edge topic: one ``messageDispatched`` per partition with a single recipient, one
+``messageDispatchedBatch`` (explicit partition) where several share it, so every recipient's
+deliveries stay on one partition, in seq order.
+
 This worker owns the recipient's partition, so it alone assigns that user's seqs: dense,
 strictly increasing, never reused. A replayed record finds its ``(user, message)`` entry and
 reuses the seq; its delivery is sent again (the edge drops a seq it already delivered).
@@ -13,9 +19,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from chat_events.events.factory import new_envelope
-from chat_events.events.types import ChatMessage, MessageDispatched, MessageFannedOut, OfflinePushRequested
+from chat_events.events.types import (
+    ChatMessage,
+    MessageDispatched,
+    MessageDispatchedBatch,
+    MessageFannedOut,
+    MessageFannedOutBatch,
+    OfflinePushRequested,
+)
+from chat_events.producers.partitioner import partition_for
 from chat_events.store.models import ConversationState, InboxEntry
 from chat_events.store.port import MessageStore
 from chat_events.streams.inbox_logic import fold_conversation, preview_of, wants_push
@@ -23,21 +38,32 @@ from chat_events.streams.records import Incoming, Output, StageResult, output_en
 from chat_events.streams.sequencing import SeqCounters
 
 
+@dataclass(frozen=True, slots=True)
+class _Fanned:
+    """One (recipient, message) of a ``messageFannedOut`` or of a ``messageFannedOutBatch``."""
+
+    recipient_id: str
+    message: ChatMessage
+
+
 class InboxStage:
     name = "inbox"
-    accepts = frozenset({MessageFannedOut.EVENT_NAME})
+    accepts = frozenset({MessageFannedOut.EVENT_NAME, MessageFannedOutBatch.EVENT_NAME})
 
-    def __init__(self, store: MessageStore, *, edge_topic: Callable[[str], str], push_topic: str) -> None:
+    def __init__(
+        self, store: MessageStore, *, edge_topic: Callable[[str], str], push_topic: str, edge_partitions: int
+    ) -> None:
         self._store = store
         self._edge_topic = edge_topic
         self._push_topic = push_topic
+        self._edge_partitions = edge_partitions
         self.counters = SeqCounters()
 
     def reset(self) -> None:
         self.counters.forget()
 
     async def handle(self, batch: Sequence[Incoming]) -> StageResult:
-        items = [(item, _fanned_out(item)) for item in batch]
+        items = [(item, fanned) for item in batch for fanned in _fanned_out(item)]
         keys = [(e.recipient_id, e.message.message_id) for _, e in items]
         entries = await self._store.find_inbox_entries(keys)
         fresh = [(item, e) for item, e in items if (e.recipient_id, e.message.message_id) not in entries]
@@ -69,11 +95,13 @@ class InboxStage:
 
         sessions = await self._store.sessions_of({e.recipient_id for _, e in items})
         result = StageResult()
+        dispatch: dict[tuple[int, str], list[tuple[Incoming, _Fanned, int]]] = {}
+        """(input record, edge) -> the deliveries of that record's message to that edge."""
         for item, event in items:
             entry = entries[(event.recipient_id, event.message.message_id)]
             edges = sorted({s.edge_id for s in sessions.get(event.recipient_id, ())})
             for edge_id in edges:
-                result.outputs.append(self._dispatch(item, event, entry.user_seq, edge_id))
+                dispatch.setdefault((id(item), edge_id), []).append((item, event, entry.user_seq))
             conversation = conversations.get((entry.user_id, entry.conversation_id))
             muted = conversation.muted if conversation else False
             if wants_push(
@@ -84,21 +112,46 @@ class InboxStage:
             ):
                 unread = conversation.unread if conversation else 1
                 result.outputs.append(self._push(item, event, entry.user_seq, unread))
+        for (_, edge_id), deliveries in dispatch.items():
+            result.outputs.extend(self._dispatch(edge_id, deliveries))
         return result
 
-    def _dispatch(self, item: Incoming, event: MessageFannedOut, user_seq: int, edge_id: str) -> Output:
-        envelope = new_envelope(
-            MessageDispatched(
-                recipient_id=event.recipient_id, user_seq=user_seq, edge_id=edge_id, message=event.message
-            ),
-            user_id=event.recipient_id,
-            trace_id=item.envelope.trace_id,
-            span_context=item.envelope.span_context,
-            envelope_id=output_envelope_id(item.envelope.id, self.name, edge_id),
-        )
-        return Output(self._edge_topic(edge_id), event.recipient_id.encode(), envelope)
+    def _dispatch(self, edge_id: str, deliveries: list[tuple[Incoming, _Fanned, int]]) -> list[Output]:
+        """One record per partition of the edge topic among ``deliveries`` (one message, one edge)."""
+        by_partition: dict[int, list[tuple[Incoming, _Fanned, int]]] = {}
+        for delivery in deliveries:
+            by_partition.setdefault(partition_for(delivery[1].recipient_id.encode(), self._edge_partitions), []).append(
+                delivery
+            )
+        topic = self._edge_topic(edge_id)
+        outputs = []
+        for partition, group in sorted(by_partition.items()):
+            item, first, user_seq = group[0]
+            source = item.envelope
+            if len(group) == 1:
+                event: MessageDispatched | MessageDispatchedBatch = MessageDispatched(
+                    recipient_id=first.recipient_id, user_seq=user_seq, edge_id=edge_id, message=first.message
+                )
+                part = f"{edge_id}/{first.recipient_id}"
+            else:
+                event = MessageDispatchedBatch(
+                    recipient_ids=tuple(f.recipient_id for _, f, _ in group),
+                    user_seqs=tuple(seq for _, _, seq in group),
+                    edge_id=edge_id,
+                    message=first.message,
+                )
+                part = f"{edge_id}/p{partition}"
+            envelope = new_envelope(
+                event,
+                user_id=first.recipient_id,
+                trace_id=source.trace_id,
+                span_context=source.span_context,
+                envelope_id=output_envelope_id(source.id, self.name, part),
+            )
+            outputs.append(Output(topic, first.recipient_id.encode(), envelope, partition))
+        return outputs
 
-    def _push(self, item: Incoming, event: MessageFannedOut, user_seq: int, unread: int) -> Output:
+    def _push(self, item: Incoming, event: _Fanned, user_seq: int, unread: int) -> Output:
         message = event.message
         push = OfflinePushRequested(
             recipient_id=event.recipient_id,
@@ -114,18 +167,20 @@ class InboxStage:
             push,
             user_id=event.recipient_id,
             trace_id=item.envelope.trace_id,
-            envelope_id=output_envelope_id(item.envelope.id, self.name, "push"),
+            envelope_id=output_envelope_id(item.envelope.id, self.name, f"push/{event.recipient_id}"),
         )
         return Output(self._push_topic, event.recipient_id.encode(), envelope)
 
 
-def _fanned_out(item: Incoming) -> MessageFannedOut:
+def _fanned_out(item: Incoming) -> list[_Fanned]:
     event = item.envelope.payload
+    if isinstance(event, MessageFannedOutBatch):
+        return [_Fanned(recipient, event.message) for recipient in event.recipient_ids]
     assert isinstance(event, MessageFannedOut)
-    return event
+    return [_Fanned(event.recipient_id, event.message)]
 
 
-def _entry(event: MessageFannedOut, user_seq: int, now_ms: int) -> InboxEntry:
+def _entry(event: _Fanned, user_seq: int, now_ms: int) -> InboxEntry:
     message: ChatMessage = event.message
     return InboxEntry(
         user_id=event.recipient_id,

@@ -28,12 +28,15 @@ from chat_events.events.types import (
     Envelope,
     Event,
     GroupCreated,
+    MessageDispatchedBatch,
+    MessageFannedOutBatch,
     PersonalChatSent,
     UserBlocked,
     UserChatRateLimited,
     UserConnected,
     UserDisconnected,
 )
+from chat_events.producers.partitioner import partition_for
 from chat_events.settings import Settings
 from chat_events.store.embedded import EmbeddedStore
 from chat_events.streams.app import Stages, build_stages
@@ -41,11 +44,16 @@ from chat_events.streams.records import Incoming, Output, SourceRecord
 
 EDGE = "edge-a.1234abcd"
 EDGE_B = "edge-b.5678abcd"
+PARTITIONS = 2
 
 
 @pytest.fixture
 async def stages(tmp_path: Path) -> AsyncIterator[tuple[Stages, AvroEnvelopeCodec, EmbeddedStore]]:
-    settings = Settings(data_dir=tmp_path, edge_heartbeat_timeout_ms=100, fanout_write_max_members=3)
+    # 2 partitions: alice is on partition 1; bob, carol and dave share partition 0 (murmur2), so
+    # both single-recipient records and per-partition batches are emitted.
+    settings = Settings(
+        data_dir=tmp_path, edge_heartbeat_timeout_ms=100, fanout_write_max_members=3, topic_partitions=PARTITIONS
+    )
     async with EmbeddedStore(settings.store_path) as store:
         yield build_stages(settings, store), build_codec(settings), store
 
@@ -69,6 +77,9 @@ class Checked:
     def check(self, outputs: Sequence[Output]) -> list[Envelope]:
         for output in outputs:
             self.codec.encode(output.envelope)  # raises EventValidationError naming the field
+            event = output.envelope.payload
+            if isinstance(event, MessageFannedOutBatch | MessageDispatchedBatch):  # one partition per batch
+                assert {partition_for(r.encode(), PARTITIONS) for r in event.recipient_ids} == {output.partition}
             self.seen[output.envelope.name] = self.seen.get(output.envelope.name, 0) + 1
         return [output.envelope for output in outputs]
 
@@ -114,6 +125,11 @@ async def test_every_stage_output_passes_the_contract(
     await run(
         s.groups,
         checked,
+        [env(GroupCreated(group_id="g2", name="G2", owner_id="alice", member_ids=("alice", "bob", "carol")), "alice")],
+    )
+    await run(
+        s.groups,
+        checked,
         [
             env(
                 GroupCreated(group_id="big", name="B", owner_id="alice", member_ids=("alice", "bob", "carol", "dave")),
@@ -122,10 +138,15 @@ async def test_every_stage_output_passes_the_contract(
         ],
     )
 
-    sent = [message("alice", "bob"), message("alice", "g1", "group", "to-group"), message("bob", "big", "group")]
+    sent = [
+        message("alice", "bob"),  # alice and bob on different partitions: two messageFannedOut
+        message("alice", "g1", "group", "to-group"),  # bob + dave (offline: push) batched
+        message("alice", "g2", "group", "to-g2"),  # bob + carol, both online on EDGE: a dispatch batch
+        message("bob", "big", "group"),
+    ]
     stored = await run(s.persist, checked, sent)  # messageStored
     fanned = await run(s.fanout, checked, stored)  # messageFannedOut per member, room message for "big"
-    await run(s.inbox, checked, [e for e in fanned if e.name == "messageFannedOut"])  # dispatched + offline push
+    await run(s.inbox, checked, [e for e in fanned if e.name != "messageStored"])  # dispatched + offline push
 
     # bob's phone signs in again on another edge: the older session ends, its edge gets a kick
     kicks = await run(s.sessions, checked, [env(UserConnected(edge_id=EDGE_B, device_id="d1"), "bob", "s-bob-2")])
@@ -168,7 +189,9 @@ async def test_every_stage_output_passes_the_contract(
     for name in (
         "messageStored",
         "messageFannedOut",
+        "messageFannedOutBatch",
         "messageDispatched",
+        "messageDispatchedBatch",
         "offlinePushRequested",
         "userPresenceChanged",
         "userDisconnected",

@@ -51,8 +51,10 @@ PINNED_BODY_HEX = (
     "626f6208746578740000"
 )
 """The Avro binary of PINNED: unchanged since schema v2 (new union branches are appended)."""
-PINNED_HEX = "00" + "00000004" + PINNED_BODY_HEX
-"""As written now: Confluent frame with schema id 4 (v4 added userTyping and deviceAcked)."""
+PINNED_HEX = "00" + "00000005" + PINNED_BODY_HEX
+"""As written now: Confluent frame with schema id 5 (v5 added the two fan-out batch events)."""
+V4_PINNED_HEX = "00" + "00000004" + PINNED_BODY_HEX
+"""The same envelope as the v4 writer wrote it (the pinned bytes before v5)."""
 V3_PINNED_HEX = "00" + "00000003" + PINNED_BODY_HEX
 """The same envelope as the v3 writer wrote it (the pinned bytes before v4)."""
 V2_PINNED_HEX = "00" + "00000002" + PINNED_BODY_HEX
@@ -96,7 +98,8 @@ PINNED_DISPATCH_BODY_HEX = (
     "616c"
 )
 """A v3 event with the nested ChatMessage record (union branch 6): its Avro binary, unchanged by v4."""
-PINNED_DISPATCH_HEX = "00" + "00000004" + PINNED_DISPATCH_BODY_HEX
+PINNED_DISPATCH_HEX = "00" + "00000005" + PINNED_DISPATCH_BODY_HEX
+V4_PINNED_DISPATCH_HEX = "00" + "00000004" + PINNED_DISPATCH_BODY_HEX
 V3_PINNED_DISPATCH_HEX = "00" + "00000003" + PINNED_DISPATCH_BODY_HEX
 """As the v3 writer wrote it (schema id 3)."""
 
@@ -114,13 +117,15 @@ PINNED_TYPING = Envelope(
     trace_id="t1",
     session_id="s1",
 )
-PINNED_TYPING_HEX = (
+V4_PINNED_TYPING_HEX = (
     "00000000044830623666396130652d386135332d346433382d396431612d336432653166306334623561021475736572"
     "547970696e6712636861742e7573657202086368617430323031392d30382d32345431343a31353a32322e3031305a00"
     "020a616c6963650204743102047331002018646d3a616c6963653a626f62087573657206626f620a7374617274020662"
     "6f6200"
 )
 """A v4 event (union branch 16, zigzag 0x20) with an array field, as written under schema id 4."""
+PINNED_TYPING_HEX = "00" + "00000005" + V4_PINNED_TYPING_HEX[10:]
+"""The same event as written now (schema id 5: the body is unchanged, branches are appended)."""
 
 
 @given(envelopes())
@@ -148,7 +153,7 @@ def test_frame_is_confluent_magic_byte_and_schema_id() -> None:
     data = CODEC.encode(PINNED)
     magic, schema_id = struct.unpack(">bI", data[:5])
     assert magic == 0
-    assert schema_id == CODEC.writer_id == 4
+    assert schema_id == CODEC.writer_id == 5
 
 
 def test_pinned_bytes() -> None:
@@ -166,6 +171,13 @@ def test_pinned_bytes_of_a_nested_record_event() -> None:
 def test_pinned_bytes_of_a_v4_event() -> None:
     assert CODEC.encode(PINNED_TYPING).hex() == PINNED_TYPING_HEX
     assert CODEC.decode(bytes.fromhex(PINNED_TYPING_HEX)) == PINNED_TYPING
+
+
+def test_v4_written_pinned_bytes_still_decode() -> None:
+    """Records written under schema id 4 (before v5) decode with the current reader."""
+    assert CODEC.decode(bytes.fromhex(V4_PINNED_HEX)) == PINNED
+    assert CODEC.decode(bytes.fromhex(V4_PINNED_DISPATCH_HEX)) == PINNED_DISPATCH
+    assert CODEC.decode(bytes.fromhex(V4_PINNED_TYPING_HEX)) == PINNED_TYPING
 
 
 def test_v2_written_pinned_bytes_still_decode() -> None:

@@ -16,7 +16,9 @@ from chat_events.events import (
     GroupMemberJoined,
     GroupMemberLeft,
     MessageDispatched,
+    MessageDispatchedBatch,
     MessageFannedOut,
+    MessageFannedOutBatch,
     MessageStored,
     OfflinePushRequested,
     PersonalChatSent,
@@ -130,6 +132,14 @@ KEYED: list[tuple[Event, str | None, bytes]] = [
     (MessageStored(message=MESSAGE), "alice", b"team-1"),
     (MessageFannedOut(recipient_id="bob", message=MESSAGE), "alice", b"bob"),
     (MessageDispatched(recipient_id="bob", user_seq=3, edge_id="edge-1-00ff00ff", message=MESSAGE), None, b"bob"),
+    (MessageFannedOutBatch(recipient_ids=("bob", "carol"), message=MESSAGE), "alice", b"bob"),
+    (
+        MessageDispatchedBatch(
+            recipient_ids=("carol", "bob"), user_seqs=(4, 9), edge_id="edge-1-00ff00ff", message=MESSAGE
+        ),
+        None,
+        b"carol",
+    ),
     (
         OfflinePushRequested(
             recipient_id="carol",

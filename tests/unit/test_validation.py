@@ -20,7 +20,9 @@ from chat_events.events import (
     GroupMemberJoined,
     GroupMemberLeft,
     MessageDispatched,
+    MessageDispatchedBatch,
     MessageFannedOut,
+    MessageFannedOutBatch,
     MessageStored,
     OfflinePushRequested,
     PersonalChatSent,
@@ -113,6 +115,13 @@ GROUP_TYPING = new_envelope(
 ACKED = new_envelope(
     DeviceAcked(device_id="phone-1", seq=318, received_at_ms=1_700_000_000_000), user_id="bob", session_id="s-2"
 )
+FANNED_BATCH = new_envelope(MessageFannedOutBatch(recipient_ids=("bob", "carol"), message=STORED_MSG), user_id="bob")
+DISPATCHED_BATCH = new_envelope(
+    MessageDispatchedBatch(
+        recipient_ids=("bob", "carol"), user_seqs=(3, 1), edge_id="edge-1-00ff00ff", message=STORED_MSG
+    )
+)
+V5_EVENTS = (FANNED_BATCH, DISPATCHED_BATCH)
 V4_EVENTS = (
     TYPING,
     GROUP_TYPING,
@@ -321,6 +330,33 @@ BAD_ENVELOPES: list[tuple[str, Envelope, str]] = [
     ("ack empty device", _event(ACKED, device_id=""), "payload.deviceAcked.device_id"),
     ("ack device id too long", _event(ACKED, device_id="d" * 129), "payload.deviceAcked.device_id"),
     ("ack device id not a string", _event(ACKED, device_id=1), "payload.deviceAcked.device_id"),
+    # messageFannedOutBatch / messageDispatchedBatch
+    ("batch without recipients", _event(FANNED_BATCH, recipient_ids=()), "payload.messageFannedOutBatch.recipient_ids"),
+    (
+        "batch with a repeated recipient",
+        _event(FANNED_BATCH, recipient_ids=("bob", "bob")),
+        "payload.messageFannedOutBatch.recipient_ids",
+    ),
+    (
+        "batch recipient not an id",
+        _event(FANNED_BATCH, recipient_ids=("bob", "a:b")),
+        "payload.messageFannedOutBatch.recipient_ids[1]",
+    ),
+    (
+        "dispatch batch seqs do not match the recipients",
+        _event(DISPATCHED_BATCH, user_seqs=(3,)),
+        "payload.messageDispatchedBatch.user_seqs",
+    ),
+    (
+        "dispatch batch seq zero",
+        _event(DISPATCHED_BATCH, user_seqs=(3, 0)),
+        "payload.messageDispatchedBatch.user_seqs[1]",
+    ),
+    (
+        "dispatch batch bad edge",
+        _event(DISPATCHED_BATCH, edge_id="Edge 1"),
+        "payload.messageDispatchedBatch.edge_id",
+    ),
 ]
 
 
@@ -334,7 +370,7 @@ def test_invalid_envelope_names_the_field(case: str, envelope: Envelope, field: 
 
 
 def test_valid_envelopes_encode() -> None:
-    for envelope in (GOOD, DISCONNECT, LIMITED, *NEW_EVENTS, *V4_EVENTS):
+    for envelope in (GOOD, DISCONNECT, LIMITED, *NEW_EVENTS, *V4_EVENTS, *V5_EVENTS):
         assert CODEC.decode(CODEC.encode(envelope)) == envelope
         assert envelope_from_json(envelope_to_json(envelope)) == envelope
 
