@@ -37,6 +37,29 @@ log = logging.getLogger(__name__)
 
 DEFAULT_DEVICE_ID = "default"
 
+ABNORMAL_CLOSURE = 1006
+"""The close code of a socket that ended without a close handshake (the peer went away)."""
+
+SERVER_CLOSE_REASONS: dict[int, str] = {
+    Close.NORMAL: "server_closed",
+    Close.GOING_AWAY: "edge_shutdown",
+    Close.TOO_BIG: "frame_too_large",
+    Close.INTERNAL: "internal_error",
+    Close.TRY_AGAIN_LATER: "too_slow",
+    Close.IDLE_TIMEOUT: "idle_timeout",
+    Close.CONFLICT_LOGIN: "conflict_login",
+}
+"""``userDisconnected.reason`` of a signed-in socket the edge closed, by close code; any other
+code (1008, 4001, ...) closed it for a protocol error."""
+
+Disconnect = tuple[str, int, bool]
+"""What a session's ``userDisconnected`` says: reason, close code, forced."""
+
+
+def server_closed(code: int) -> Disconnect:
+    """The ``userDisconnected`` of a socket the edge decided to close with ``code``."""
+    return SERVER_CLOSE_REASONS.get(code, "protocol_error"), int(code), True
+
 
 class WsSession:
     """One socket's reader. Nothing per socket runs while it is silent but this coroutine,
@@ -49,7 +72,7 @@ class WsSession:
         self.edge = edge
         self.socket = socket
         self.settings = edge.settings
-        self._disconnect: tuple[str, int, bool] = ("client_closed", Close.NORMAL, False)
+        self._disconnect: Disconnect = ("client_closed", Close.NORMAL, False)
         self._waiting: asyncio.Timeout | None = None  # while the reader waits: how _wake interrupts it
 
     async def run(self) -> None:
@@ -61,18 +84,24 @@ class WsSession:
             await self._serve(conn, handlers)
         finally:
             await handlers.drain()
-            registered = self.edge.registry.remove(conn)
+            await self._end(conn)
+
+    async def _end(self, conn: Connection, *, close: bool = True) -> None:
+        """Forget a session's socket, close it (``close``: unless it is gone already) and announce
+        the end with ``self._disconnect`` to the workers, who were told of it by its userConnected."""
+        registered = self.edge.registry.remove(conn)
+        if close:
             if conn.close_code is None:
                 conn.close(Close.NORMAL)
             await conn.wait_closed(1.0)
-            await conn.stop_writer()
-            if registered or conn.close_code == Close.CONFLICT_LOGIN:
-                reason, code, forced = self._disconnect
-                if conn.close_code == Close.CONFLICT_LOGIN:
-                    reason, code, forced = "conflict_login", Close.CONFLICT_LOGIN, True
-                if not self.edge.stopping:  # a stopping edge announces every session itself
-                    with contextlib.suppress(ChatEventsError):
-                        await self.edge.publish_disconnects([conn], reason=reason, code=code, forced=forced)
+        await conn.stop_writer()
+        if registered or conn.close_code == Close.CONFLICT_LOGIN:
+            reason, code, forced = self._disconnect
+            if conn.close_code == Close.CONFLICT_LOGIN:
+                reason, code, forced = "conflict_login", Close.CONFLICT_LOGIN, True
+            if not self.edge.stopping:  # a stopping edge announces every session itself
+                with contextlib.suppress(ChatEventsError):
+                    await self.edge.publish_disconnects([conn], reason=reason, code=code, forced=forced)
 
     # --- sign-in ------------------------------------------------------------------------
 
@@ -159,18 +188,24 @@ class WsSession:
             old = admission.replaced
             old.push(output_frame("kicked", code=Code.CONFLICT_LOGIN, message=CONFLICT_LOGIN_MESSAGE))
             old.close(Close.CONFLICT_LOGIN, "conflict login")
+        announced = False
         try:
             await edge.publisher.publish_user_connected(
                 user_id=conn.user_id, session_id=conn.session_id, edge_id=edge.edge_id, device_id=device_id
             )
+            announced = True
             registered = await edge.await_session(conn.user_id, conn.session_id)
             last = (await edge.store.max_user_seqs([conn.user_id])).get(conn.user_id, 0)
         except ChatEventsError as exc:
             log.warning("sign-in of a session failed: %s", exc.code)
-            edge.registry.remove(conn)
+            if not announced:
+                edge.registry.remove(conn)
             await self._refuse(
                 ProtocolError(Code.UNAVAILABLE, "try again shortly", close=Close.TRY_AGAIN_LATER, request_id=request_id)
             )
+            if announced:  # the workers were told of the session: end it there too
+                self._disconnect = ("sign_in_failed", Close.TRY_AGAIN_LATER, True)
+                await self._end(conn, close=False)
             return None
         if not registered:
             log.warning("session of %s not registered by the workers in time; the client syncs", conn.user_id)
@@ -187,7 +222,16 @@ class WsSession:
             "protocol": PROTOCOL_VERSION,
             "expires_at_ms": claims.expires_at_ms,
         }
-        await self.socket.send_text(output_frame("sign_in", request_id=request_id, data=data))
+        try:
+            await self.socket.send_text(output_frame("sign_in", request_id=request_id, data=data))
+        except Exception as exc:  # the peer went away: forget the session and end it with the workers
+            log.info("peer of %s gone before the sign-in answer: %r", conn.user_id, exc)
+            if conn.close_code is not None:  # the edge had closed it meanwhile (kicked, stopping)
+                self._disconnect = server_closed(conn.close_code)
+            else:
+                self._disconnect = ("client_closed", _lost_code(exc), False)
+            await self._end(conn, close=False)
+            return None
         conn.start()  # deliveries queued since registration follow the sign-in answer
         return conn
 
@@ -200,8 +244,12 @@ class WsSession:
         sweep.watch(conn)
         try:
             while True:
-                if conn.closed:  # kicked, too slow, or the edge is stopping
-                    self._disconnect = ("server_closed", conn.close_code or Close.NORMAL, True)
+                if conn.closed:  # kicked, too slow, the edge is stopping; or a write failed
+                    self._disconnect = (
+                        server_closed(conn.close_code)
+                        if conn.close_code is not None
+                        else ("client_closed", ABNORMAL_CLOSURE, False)  # the peer went away
+                    )
                     return
                 try:
                     async with asyncio.timeout(None) as self._waiting:
@@ -209,18 +257,23 @@ class WsSession:
                 except TimeoutError:  # woken: closed (handled above), or silent too long (the sweep)
                     if conn.closed:
                         continue
-                    self._disconnect = ("idle_timeout", Close.IDLE_TIMEOUT, True)
                     conn.close(Close.IDLE_TIMEOUT, "no heartbeat")
+                    self._disconnect = server_closed(conn.close_code or Close.IDLE_TIMEOUT)
                     return
                 finally:
                     self._waiting = None
                 if text is None:
+                    if conn.close_code is not None:
+                        # The edge closed first (too slow, a protocol error, ...); uvicorn answers the
+                        # close with a ``websocket.disconnect`` the reader may see before it looks at
+                        # ``conn.closed``: the end is still the edge's decision, not the client's.
+                        self._disconnect = server_closed(conn.close_code)
                     return
                 limit = self.settings.ws_max_frame_bytes
                 if len(text) > limit // 4 and len(text.encode()) > limit:
                     conn.push(error_frame(ProtocolError(Code.FRAME_TOO_LARGE, "frame too large")))
                     conn.close(Close.TOO_BIG, "frame too large")
-                    self._disconnect = ("frame_too_large", Close.TOO_BIG, True)
+                    self._disconnect = server_closed(conn.close_code or Close.TOO_BIG)
                     return
                 await self._handle(conn, handlers, text)
                 conn.idle_since_s = time.monotonic()
@@ -265,10 +318,16 @@ class WsSession:
             return None
         try:
             message = await self.socket.receive()
-        except (WebSocketDisconnect, RuntimeError):
+        except WebSocketDisconnect as exc:
+            self._disconnect = ("client_closed", int(exc.code), False)
+            return None
+        except RuntimeError:
             return None
         if message["type"] == "websocket.disconnect":
-            self._disconnect = ("client_closed", int(message.get("code") or Close.NORMAL), False)
+            code = int(message.get("code") or Close.NORMAL)
+            # uvicorn enforces ws_max_size (= ws_max_frame_bytes) itself: it fails the connection
+            # with 1009 and reports that as a disconnect, before the app sees the frame.
+            self._disconnect = server_closed(code) if code == Close.TOO_BIG else ("client_closed", code, False)
             return None
         text = message.get("text")
         if text is None:
@@ -278,3 +337,8 @@ class WsSession:
             except UnicodeDecodeError:
                 return '"binary frame"'  # parses as a non-object: BAD_FRAME
         return str(text)
+
+
+def _lost_code(exc: Exception) -> int:
+    """The close code of a send that failed because the peer went away (starlette: 1006)."""
+    return int(exc.code) if isinstance(exc, WebSocketDisconnect) else ABNORMAL_CLOSURE

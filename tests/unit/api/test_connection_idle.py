@@ -293,7 +293,7 @@ async def test_a_woken_reader_whose_peer_never_answers_still_ends(edge: FakeEdge
     conn.close(Close.TRY_AGAIN_LATER, "too slow; reconnect and sync")
     await asyncio.wait_for(task, 2)
     assert peer.close_code == Close.TRY_AGAIN_LATER
-    assert edge.disconnects == [("dave", "server_closed", 1013, True)]
+    assert edge.disconnects == [("dave", "too_slow", 1013, True)]
 
 
 async def test_the_running_sweep_closes_a_silent_socket_in_time(edge: FakeEdge) -> None:
