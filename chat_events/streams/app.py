@@ -33,6 +33,7 @@ from chat_events.streams.fanout import FanoutStage
 from chat_events.streams.groups import GroupsStage
 from chat_events.streams.inbox import InboxStage
 from chat_events.streams.persist import PersistStage
+from chat_events.streams.persist_fanout import PersistFanoutStage
 from chat_events.streams.records import Output
 from chat_events.streams.runner import RebalanceFanout, RunnerTimings, StageRunner
 from chat_events.streams.stage import BatchProcessor, Stage
@@ -216,8 +217,7 @@ def build_worker(
         return reset
 
     wiring: list[tuple[Stage, TopicSpec]] = [
-        (stages.persist, PERSONAL_CHAT),
-        (stages.fanout, MESSAGE_STORED),
+        (PersistFanoutStage(stages.persist, stages.fanout), PERSONAL_CHAT),  # no hop via message-stored
         (stages.inbox, INBOX),
         (stages.sessions, USER_EVENTS),
         (stages.groups, GROUP_EVENTS),

@@ -36,6 +36,12 @@ class PersistStage:
         self.counters.forget()
 
     async def handle(self, batch: Sequence[Incoming]) -> StageResult:
+        result, _ = await self.persist(batch)
+        return result
+
+    async def persist(self, batch: Sequence[Incoming]) -> tuple[StageResult, list[Incoming]]:
+        """:meth:`handle`, also returning each stored message as the ``messageStored`` input the
+        fan-out would consume (record = the original ``personalChatSent`` record)."""
         result = StageResult()
         valid: list[tuple[Incoming, PersonalChatSent]] = []
         for item in batch:
@@ -47,7 +53,7 @@ class PersistStage:
             assert isinstance(item.envelope.payload, PersonalChatSent)
             valid.append((item, item.envelope.payload))
         if not valid:
-            return result
+            return result, []
 
         stored = await self._store.find_messages(e.message_id for _, e in valid)
         by_client = await self._store.find_client_messages(
@@ -74,9 +80,12 @@ class PersistStage:
 
         await self._store.save_messages(new)
         self.counters.commit()
+        stored_items = []
         for item, message in emitted:
-            result.outputs.append(self._stored_output(item, message))
-        return result
+            output = self._stored_output(item, message)
+            result.outputs.append(output)
+            stored_items.append(Incoming(item.record, output.envelope))
+        return result, stored_items
 
     def _new_message(self, item: Incoming, event: PersonalChatSent, now_ms: int) -> ChatMessage:
         conversation_id = conversation_id_of(event)

@@ -235,7 +235,9 @@ async def test_poison_and_unauthorised_records_go_to_dead_letter_and_the_stream_
         poison.offset,
     )
     assert undecodable.value == b"\x00\x00\x00\x00\x07garbage" and undecodable.stage == "persist"
-    assert by_code["not_a_member"].stage == "fanout"
+    refused = by_code["not_a_member"]  # the fan-out runs in the persist pass: the original record is parked
+    assert (refused.stage, refused.source_topic) == ("persist", p.topic(PERSONAL_CHAT))
+    assert p.codec.decode(refused.value).id == intrusion.envelope.id
     assert await inbox_of(p, owner) == []
     assert intrusion.envelope.payload.message_id not in {m for _, m, _ in await inbox_of(p, outsider)}  # type: ignore[union-attr]
     assert after.envelope.payload.message_id == (await inbox_of(p, bob))[0][1]  # type: ignore[union-attr]
