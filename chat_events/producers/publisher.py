@@ -171,6 +171,40 @@ class EventPublisher:
         prepared = [(topic, key, encode(envelope, validate=validate)) for topic, key, envelope, _ in routed]
         await self._send_all(prepared, [partition for *_, partition in routed])
 
+    async def enqueue_routed(
+        self, routed: Sequence[tuple[str, bytes, Envelope, int | None]], *, validate: bool = True
+    ) -> Awaitable[None]:
+        """:meth:`send_routed` in two steps: hand every envelope to the producer now, in order,
+        and return an awaitable that resolves once the broker acknowledged all of them (or
+        raises :class:`PublishError`). Envelopes enqueued by successive calls keep that order
+        in each partition (aiokafka has one batch in flight per partition), so a stream
+        processor can enqueue its next batch's outputs before the previous ones are acknowledged."""
+        producer = self._producer
+        if producer is None:
+            raise PublishError("publisher is not started")
+        encode = self._codec.encode
+        try:
+            futures = [
+                await producer.send(topic, encode(envelope, validate=validate), key=key, partition=partition)
+                for topic, key, envelope, partition in routed
+            ]
+        except KafkaError as exc:
+            raise PublishError(f"publish failed: {type(exc).__name__}: {exc}") from exc
+        timeout = self._settings.kafka_send_timeout_s
+
+        async def acknowledged() -> None:
+            try:
+                async with asyncio.timeout(timeout):
+                    await asyncio.gather(*futures)
+            except TimeoutError as exc:
+                raise PublishError(
+                    f"the broker at {self._target.bootstrap_servers} did not acknowledge within {timeout:g}s"
+                ) from exc
+            except KafkaError as exc:
+                raise PublishError(f"publish failed: {type(exc).__name__}: {exc}") from exc
+
+        return acknowledged()
+
     async def partitions_of(self, topic: str) -> list[int]:
         """The partition ids of ``topic`` (from cluster metadata)."""
         producer = self._producer

@@ -71,6 +71,10 @@ class PublisherSink:
         routed = [(o.topic, o.key, o.envelope, o.partition) for o in outputs]
         await self._publisher.send_routed(routed, validate=False)
 
+    async def enqueue_outputs(self, outputs: Sequence[Output]) -> Awaitable[None]:
+        routed = [(o.topic, o.key, o.envelope, o.partition) for o in outputs]
+        return await self._publisher.enqueue_routed(routed, validate=False)
+
 
 @dataclass(frozen=True, slots=True)
 class Stages:

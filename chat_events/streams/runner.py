@@ -9,18 +9,21 @@ records of its own topic's partitions. The loop, per batch:
 1. ``getmany(*partitions)`` returns what the consumer has prefetched for this stage (up to
    ``batch_max`` records, offset order within each partition);
 2. the stage handles the batch (:meth:`BatchProcessor.handle`: decode, store writes, outputs);
-3. the outputs are handed to the producer in a background task (:meth:`BatchProcessor.send`)
-   while the loop goes back to 1 and handles the next batch. Before that next batch's outputs
-   are handed over, the previous send must have finished, so outputs reach the producer in input
-   order and a key's outputs keep their order; only one batch is ever awaiting the broker.
+3. the outputs are handed to the producer at once (:meth:`BatchProcessor.enqueue`), and the
+   loop goes back to 1 without waiting for the broker's acknowledgement: up to
+   ``max_in_flight`` batches may await it. Outputs reach the producer in input order, and
+   aiokafka keeps one batch in flight per partition, so a key's outputs keep their order.
+   (Only a batch whose send fails is sent again later, behind newer ones: consumers are
+   idempotent, and the edge syncs the gap.)
 
-**At-least-once.** An input offset is committed only after every output of its batch was
-acknowledged by the broker: every ``commit_interval_s``, when partitions are revoked, and on
-stop. A worker killed at any moment replays from the last committed offsets; every stage is
-idempotent (same seqs, same output ids), so a replay changes nothing.
+**At-least-once.** An input offset is committed only after every output of its batch *and of
+every earlier batch* was acknowledged by the broker (batches complete in FIFO order here):
+every ``commit_interval_s``, when partitions are revoked, and on stop. A worker killed at any
+moment replays from the last committed offsets; every stage is idempotent (same seqs, same
+output ids), so a replay changes nothing.
 
 **Rebalances.** After a rebalance aiokafka restarts every assigned partition from its committed
-offset. Revocation first waits for the batch in flight and commits it. A batch handled while a
+offset. Revocation first waits for the batches in flight and commits them. A batch handled while a
 rebalance happened is neither sent nor committed (whoever owns its partitions now replays it),
 and the stage's caches are reset (``on_assigned``) before the first batch of the new assignment,
 since another worker may have advanced the counters meanwhile.
@@ -35,6 +38,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -54,7 +58,9 @@ class RunnerTimings:
     """Longest ``getmany`` wait (only bounds how soon a stop is noticed: records return at once)."""
     commit_interval_s: float = 0.5
     drain_timeout_s: float = 10.0
-    """How long a revocation or a stop waits for the batch in flight."""
+    """How long a revocation or a stop waits for the batches in flight."""
+    max_in_flight: int = 4
+    """Batches whose outputs may await the broker's acknowledgement at once."""
 
 
 def next_offsets(records: list[SourceRecord]) -> dict[TopicPartition, int]:
@@ -90,7 +96,8 @@ class StageRunner:
         self._epoch = 0
         """Bumped by every revocation and assignment: work from an older epoch is stale."""
         self._reset_epoch = 0
-        self._in_flight: asyncio.Task[None] | None = None
+        self._in_flight: deque[tuple[asyncio.Task[StageResult], dict[TopicPartition, int]]] = deque()
+        """Batches sent and not yet acknowledged, oldest first, with their next offsets."""
         self._done: dict[TopicPartition, int] = {}
         """Next offset per partition whose outputs are all acknowledged (to commit)."""
         self._committed: dict[TopicPartition, int] = {}
@@ -135,27 +142,38 @@ class StageRunner:
             SourceRecord(r.topic, r.partition, r.offset, r.key, r.value) for batch in fetched.values() for r in batch
         ]
         result = await self._processor.handle(records)
-        if self._in_flight is not None:  # the previous batch's outputs go to the producer first
-            await asyncio.shield(self._in_flight)
-            self._in_flight = None
         if epoch != self._epoch:
             log.info("%s: rebalanced while handling %d records; the new owner replays them", self.name, len(records))
             return
-        self._in_flight = asyncio.ensure_future(self._send(result, records))
+        self._collect()
+        while len(self._in_flight) >= self._timings.max_in_flight:
+            await asyncio.shield(self._in_flight[0][0])
+            self._collect()
+        acknowledged = await self._processor.enqueue(result, records)  # in input order, now
+        self._in_flight.append((asyncio.ensure_future(acknowledged), next_offsets(records)))
 
-    async def _send(self, result: StageResult, records: list[SourceRecord]) -> None:
-        await self._processor.send(result, records)
-        self._done.update(next_offsets(records))
+    def _collect(self) -> None:
+        """Move the offsets of the acknowledged batches at the head of the queue to ``_done``
+        (FIFO: a later batch counts only once every earlier one is done). A batch that failed for
+        good (not even its dead letters could be sent) ends the loop with its error."""
+        while self._in_flight and self._in_flight[0][0].done():
+            task, offsets = self._in_flight.popleft()
+            task.result()
+            self._done.update(offsets)
 
     async def _drain(self) -> None:
-        """Wait (bounded) for the batch in flight, then commit what is done."""
-        in_flight, self._in_flight = self._in_flight, None
-        if in_flight is not None:
+        """Wait (bounded) for the batches in flight, then commit what is done."""
+        if self._in_flight:
+            tasks = [task for task, _ in self._in_flight]
+            _, pending = await asyncio.wait(tasks, timeout=self._timings.drain_timeout_s)
+            if pending:
+                log.warning("%s: %d batches in flight did not finish in time; replayed later", self.name, len(pending))
             try:
-                await asyncio.wait_for(asyncio.shield(in_flight), self._timings.drain_timeout_s)
-            except TimeoutError:
-                log.warning("%s: the batch in flight did not finish in time; it will be replayed", self.name)
-                in_flight.cancel()
+                self._collect()
+            finally:
+                for task in pending:
+                    task.cancel()
+                self._in_flight.clear()
         await self.commit()
 
     async def commit(self) -> None:
@@ -180,6 +198,8 @@ class StageRunner:
     async def _commit_periodically(self) -> None:
         while True:
             await asyncio.sleep(self._timings.commit_interval_s)
+            with contextlib.suppress(Exception):  # a failed batch is raised by the loop itself
+                self._collect()
             await self.commit()
 
     async def on_revoked(self, revoked: set[TopicPartition]) -> None:

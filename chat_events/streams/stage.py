@@ -52,6 +52,9 @@ class OutputSink(Protocol):
     async def send_outputs(self, outputs: Sequence[Output]) -> None:
         """Send all and return once the broker acknowledged every one."""
 
+    async def enqueue_outputs(self, outputs: Sequence[Output]) -> Awaitable[None]:
+        """Hand all to the producer now (in order); the awaitable resolves once acknowledged."""
+
 
 def is_retriable(exc: BaseException) -> bool:
     if isinstance(exc, ChatEventsError | KafkaError):
@@ -94,6 +97,33 @@ class BatchProcessor:
         result = await self._handle(items) if items else StageResult()
         result.rejects[:0] = rejects
         return result
+
+    async def enqueue(self, result: StageResult, records: Sequence[SourceRecord]) -> Awaitable[StageResult]:
+        """:meth:`send` in two steps, for pipelining: the outputs go to the producer now, in call
+        order, and the returned awaitable resolves once the broker acknowledged them. If the
+        first attempt fails (or cannot even be enqueued), it falls back to :meth:`send` — retrying,
+        or parking the inputs — which may put these outputs after a later batch's; every consumer
+        is idempotent and the edge syncs a gap, so that only happens on a broker failure."""
+        outputs = result.outputs + [self._dead_letter(reject) for reject in result.rejects]
+        acknowledged: Awaitable[None] | None = None
+        if outputs:
+            try:
+                acknowledged = await self._sink.enqueue_outputs(outputs)
+            except Exception as exc:
+                log.warning("%s: enqueue failed (%s); sending with retries", self._stage.name, exc)
+                return self.send(result, records)
+
+        async def done() -> StageResult:
+            if acknowledged is None:
+                return result
+            try:
+                await acknowledged
+            except Exception as exc:
+                log.warning("%s: send failed (%s); sending again with retries", self._stage.name, exc)
+                return await self.send(result, records)
+            return result
+
+        return done()
 
     async def send(self, result: StageResult, records: Sequence[SourceRecord]) -> StageResult:
         """Second half of :meth:`process`: send ``result``'s outputs and dead letters, and return

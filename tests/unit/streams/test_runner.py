@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 
 import pytest
@@ -92,20 +92,30 @@ class EchoStage:
 
 
 class GatedSink:
-    """Acknowledges a send only when the test opens the gate."""
+    """Records what is handed to the producer at once; acknowledges only when the test opens
+    the gate (``gate``: all sends; ``gates[i]``: the i-th send, if set up)."""
 
     def __init__(self, *, open_: bool = True) -> None:
         self.sent: list[list[str]] = []
         self.acked: list[list[str]] = []
         self.gate = asyncio.Event()
+        self.gates: list[asyncio.Event] = []
         if open_:
             self.gate.set()
 
-    async def send_outputs(self, outputs: Sequence[Output]) -> None:
+    async def enqueue_outputs(self, outputs: Sequence[Output]) -> Awaitable[None]:
         users = [str(o.envelope.user_id) for o in outputs]
+        gate = self.gates[len(self.sent)] if len(self.gates) > len(self.sent) else self.gate
         self.sent.append(users)
-        await self.gate.wait()
-        self.acked.append(users)
+
+        async def acknowledged() -> None:
+            await gate.wait()
+            self.acked.append(users)
+
+        return acknowledged()
+
+    async def send_outputs(self, outputs: Sequence[Output]) -> None:
+        await (await self.enqueue_outputs(outputs))
 
 
 def recs(codec: AvroEnvelopeCodec, partition: int, first_offset: int, users: Sequence[str]) -> list[Rec]:
@@ -155,17 +165,51 @@ async def test_offsets_are_committed_only_after_the_outputs_are_acknowledged(cod
     await asyncio.gather(task, return_exceptions=True)
 
 
-async def test_the_next_batch_is_handled_while_the_previous_awaits_the_broker_but_sent_after_it(
+async def test_the_next_batch_is_handled_and_enqueued_while_the_previous_awaits_the_broker(
     codec: AvroEnvelopeCodec,
 ) -> None:
     consumer = FakeConsumer([{TP0: recs(codec, 0, 0, ["a"])}, {TP1: recs(codec, 1, 0, ["b"])}])
     stage, sink = EchoStage(), GatedSink(open_=False)
     task = asyncio.ensure_future(runner(consumer, stage, sink, codec).run())
     await until(lambda: stage.handled == [["a"], ["b"]])  # b handled while a's send is unacknowledged
-    assert sink.sent == [["a"]]  # b's outputs wait for a's acknowledgement: order kept
+    await until(lambda: sink.sent == [["a"], ["b"]])  # both handed to the producer, in input order
+    await asyncio.sleep(0.05)
+    assert consumer.committed() == {}
     sink.gate.set()
     await until(lambda: sink.acked == [["a"], ["b"]])
     await until(lambda: consumer.committed() == {TP0: 1, TP1: 1})
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_offsets_are_committed_in_batch_order_even_if_a_later_batch_is_acknowledged_first(
+    codec: AvroEnvelopeCodec,
+) -> None:
+    consumer = FakeConsumer([{TP0: recs(codec, 0, 0, ["a"])}, {TP1: recs(codec, 1, 0, ["b"])}])
+    stage, sink = EchoStage(), GatedSink(open_=False)
+    sink.gates = [asyncio.Event(), asyncio.Event()]
+    task = asyncio.ensure_future(runner(consumer, stage, sink, codec).run())
+    await until(lambda: len(sink.sent) == 2)
+    sink.gates[1].set()  # b acknowledged, a not yet
+    await until(lambda: sink.acked == [["b"]])
+    await asyncio.sleep(0.05)
+    assert consumer.committed() == {}  # b's offset waits for a: a crash now must replay a
+    sink.gates[0].set()
+    await until(lambda: consumer.committed() == {TP0: 1, TP1: 1})
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_at_most_max_in_flight_batches_await_the_broker(codec: AvroEnvelopeCodec) -> None:
+    batches = [{TP0: recs(codec, 0, i, [f"u{i}"])} for i in range(TIMINGS.max_in_flight + 3)]
+    consumer = FakeConsumer(batches)
+    stage, sink = EchoStage(), GatedSink(open_=False)
+    task = asyncio.ensure_future(runner(consumer, stage, sink, codec).run())
+    await until(lambda: len(sink.sent) == TIMINGS.max_in_flight)
+    await asyncio.sleep(0.05)
+    assert len(sink.sent) == TIMINGS.max_in_flight  # the loop waits for the oldest
+    sink.gate.set()
+    await until(lambda: consumer.committed() == {TP0: len(batches)})
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
 
