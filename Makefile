@@ -38,6 +38,7 @@ bench: install
 	$(BIN)/python -m benchmarks.bench_codec
 	$(BIN)/python -m benchmarks.bench_producer
 	$(BIN)/python -m benchmarks.bench_worker
+	$(BIN)/python -m benchmarks.bench_edge
 
 clean:
 	rm -rf $(VENV) tools/asyncapi/node_modules tools/asyncapi/out .chat-events
