@@ -1,0 +1,96 @@
+"""What the README promises a newcomer: ``chat-events up`` starts the whole system on the embedded
+default, two ``chat-events chat`` terminals talk to each other, and Ctrl-C stops everything
+cleanly. Real processes, real ports, nothing shared with the other tests (own broker and data
+directory)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.integration.edge_harness import free_port
+
+COMMAND = [sys.executable, "-m", "chat_events.cli.main"]
+
+
+def wait_for(path: Path, text: str, proc: subprocess.Popen[bytes], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if text in path.read_text(errors="replace"):
+            return
+        if proc.poll() is not None:
+            break
+        time.sleep(0.1)
+    raise AssertionError(f"{text!r} not seen in {timeout}s (exit {proc.poll()}):\n{path.read_text()[-3000:]}")
+
+
+@pytest.fixture
+def system(tmp_path: Path) -> Iterator[tuple[str, dict[str, str], subprocess.Popen[bytes], Path]]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHAT_")}
+    edge_port = free_port()
+    env.update(
+        CHAT_DATA_DIR=str(tmp_path / "data"),
+        CHAT_EMBEDDED_BROKER_PORT=str(free_port()),
+        CHAT_EDGE_PORT=str(edge_port),
+    )
+    log = tmp_path / "up.log"
+    with log.open("wb") as out:
+        up = subprocess.Popen([*COMMAND, "up"], env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_for(log, "chat-events is up", up, 120)
+        yield f"http://127.0.0.1:{edge_port}", env, up, log
+    finally:
+        if up.poll() is None:
+            os.killpg(up.pid, signal.SIGKILL)
+            up.wait(10)
+
+
+def chat(env: dict[str, str], url: str, me: str, to: str, log: Path) -> subprocess.Popen[bytes]:
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [*COMMAND, "chat", "--as", me, "--to", to, "--url", url],
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def test_up_then_two_terminals_chat_and_ctrl_c_stops_everything(
+    system: tuple[str, dict[str, str], subprocess.Popen[bytes], Path], tmp_path: Path
+) -> None:
+    url, env, up, up_log = system
+    alice = chat(env, url, "alice", "bob", tmp_path / "alice.log")
+    bob = chat(env, url, "bob", "alice", tmp_path / "bob.log")
+    try:
+        wait_for(tmp_path / "alice.log", "signed in as alice", alice, 30)
+        wait_for(tmp_path / "bob.log", "signed in as bob", bob, 30)
+        assert alice.stdin is not None and bob.stdin is not None
+        alice.stdin.write(b"hello bob\n")
+        alice.stdin.flush()
+        wait_for(tmp_path / "bob.log", "alice: hello bob", bob, 30)
+        bob.stdin.write(b"hi alice\n")
+        bob.stdin.flush()
+        wait_for(tmp_path / "alice.log", "bob: hi alice", alice, 30)
+        for proc in (alice, bob):
+            assert proc.stdin is not None
+            proc.stdin.write(b"/quit\n")
+            proc.stdin.flush()
+            assert proc.wait(30) == 0
+    finally:
+        for proc in (alice, bob):
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+
+    os.killpg(up.pid, signal.SIGINT)  # Ctrl-C in the terminal reaches the whole process group
+    assert up.wait(60) == 0, up_log.read_text()[-3000:]
+    assert "stopped" in up_log.read_text()
+    assert "Traceback" not in up_log.read_text(), up_log.read_text()[-3000:]
