@@ -25,11 +25,20 @@ class AdmissionGate:
     open: bool = True
     lag: int | None = None
     """The last reading (None: never read, or the last read failed)."""
+    max_unknown: int = 5
+    """Readings in a row that may fail before a closed gate opens anyway."""
+    unknown: int = 0
 
     def observe(self, lag: int | None) -> None:
         """Take a reading. An unknown lag (the broker did not answer) leaves the gate as it
-        is: a broker that is really down fails the sends by itself."""
+        is — a broker that is really down fails the sends by itself — unless the readings keep
+        failing (e.g. the edge may not describe the workers' group): then the gate opens, so a
+        broken lag reading never refuses sends for good."""
         self.lag = lag
+        self.unknown = self.unknown + 1 if lag is None else 0
+        if lag is None and self.unknown >= self.max_unknown:
+            self.open = True
+            return
         self.open = next_state(self.open, lag, self.max_lag)
 
 

@@ -218,23 +218,40 @@ class EdgeNode:
         open or close the send gate (``backpressure.py``)."""
         assert self._target is not None
         topics = {self.topic(spec): self.catalog.resolve(spec).partitions for spec in (PERSONAL_CHAT, INBOX)}
-        admin = AIOKafkaAdminClient(**client_options(self.settings, self._target))
-        await admin.start()
+        admin: AIOKafkaAdminClient | None = None
         try:
             while True:
                 await asyncio.sleep(self.settings.edge_lag_check_ms / 1000)
                 lag: int | None = None
                 try:
+                    if admin is None:
+                        admin = await self._start_admin()
                     lag = sum((await group_lag(admin, consumer, self.settings.worker_app_id, topics)).values())
-                except (KafkaError, OSError) as exc:
+                except Exception as exc:  # never let the gate's reader die: retried next interval
                     log.debug("reading the workers' lag failed: %r", exc)
+                    if not isinstance(exc, KafkaError) and admin is not None:  # start afresh next time
+                        with contextlib.suppress(Exception):
+                            await admin.close()
+                        admin = None
                 was_open = self.admission.open
                 self.admission.observe(lag)
                 if was_open != self.admission.open:
                     state = "accepting sends again" if self.admission.open else "refusing sends (code 13)"
                     log.warning("workers %s records behind: %s", lag, state)
         finally:
-            await admin.close()
+            if admin is not None:
+                await admin.close()
+
+    async def _start_admin(self) -> AIOKafkaAdminClient:
+        assert self._target is not None
+        admin = AIOKafkaAdminClient(**client_options(self.settings, self._target))
+        try:
+            await admin.start()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await admin.close()
+            raise
+        return admin
 
     async def await_session(self, user_id: str, session_id: str, timeout_s: float = SESSION_WAIT_S) -> bool:
         """Wait until the workers stored this session (so every later inbox write is pushed

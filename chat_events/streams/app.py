@@ -149,9 +149,12 @@ class Worker:
         self._tasks = [asyncio.ensure_future(runner.run()) for runner in self.runners]
         self._tasks.append(asyncio.ensure_future(self._expire_edges_forever()))
         try:
-            done, _ = await asyncio.wait(self._tasks, return_when=asyncio.FIRST_EXCEPTION)
-            for task in done:
+            done, _ = await asyncio.wait(self._tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:  # none of them ends on its own: an ending is a failure
+                if task.cancelled():
+                    raise RuntimeError("a stage runner was cancelled from inside; stopping the worker")
                 task.result()
+                raise RuntimeError("a stage runner ended unexpectedly; stopping the worker")
         finally:
             for task in self._tasks:
                 task.cancel()

@@ -77,7 +77,7 @@ class FanoutStage:
                 part = group[0]
             else:
                 event = MessageFannedOutBatch(recipient_ids=tuple(group), message=message)
-                part = f"p{partition}"
+                part = f"#p{partition}"  # "#" is in no id: never a lone recipient's part
             envelope = new_envelope(
                 event,
                 user_id=group[0],

@@ -140,7 +140,7 @@ class InboxStage:
                     edge_id=edge_id,
                     message=first.message,
                 )
-                part = f"{edge_id}/p{partition}"
+                part = f"{edge_id}/#p{partition}"  # "#" is in no id
             envelope = new_envelope(
                 event,
                 user_id=first.recipient_id,

@@ -28,13 +28,27 @@ def connect(sessions: tuple[Session, ...], session: Session) -> SessionChange:
     return SessionChange((*others, session), "online" if not sessions else None)
 
 
+def _age(session: Session) -> tuple[int, str]:
+    """Which of two sessions is older: the earlier ``since_ms``, ties broken by session id."""
+    return (session.since_ms, session.session_id)
+
+
+def _same_device(a: Session, b: Session) -> bool:
+    return bool(a.device_id) and a.device_id == b.device_id and a.session_id != b.session_id
+
+
 def superseded(sessions: tuple[Session, ...], session: Session) -> tuple[Session, ...]:
-    """The sessions ``session`` replaces: the same user's other sessions on the same device
-    (conflict login: one device, one session, on whichever edge). Sessions without a device id
-    are never superseded."""
-    if not session.device_id:
-        return ()
-    return tuple(s for s in sessions if s.device_id == session.device_id and s.session_id != session.session_id)
+    """The sessions ``session`` replaces: the same user's *older* sessions on the same device
+    (conflict login: one device, one session, on whichever edge). Older is by ``since_ms`` (ties
+    broken by session id), so a replayed or late-arriving older connect never ends a newer
+    session. Sessions without a device id are never superseded."""
+    return tuple(s for s in sessions if _same_device(s, session) and _age(s) < _age(session))
+
+
+def is_stale(sessions: tuple[Session, ...], session: Session) -> bool:
+    """Whether a newer session of the same device already exists: ``session``'s connect is a
+    replay, or arrived after the newer one's; it is the one to end."""
+    return any(_same_device(s, session) and _age(s) > _age(session) for s in sessions)
 
 
 def disconnect(sessions: tuple[Session, ...], session_id: str) -> SessionChange:

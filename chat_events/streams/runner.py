@@ -46,7 +46,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 
 from chat_events.streams.records import SourceRecord, StageResult
-from chat_events.streams.stage import BatchProcessor
+from chat_events.streams.stage import BatchProcessor, is_retriable
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +61,16 @@ class RunnerTimings:
     """How long a revocation or a stop waits for the batches in flight."""
     max_in_flight: int = 4
     """Batches whose outputs may await the broker's acknowledgement at once."""
+
+
+@dataclass(frozen=True, slots=True)
+class _InFlight:
+    """A batch handed to the producer: its acknowledgement, the offsets to commit once it is
+    acknowledged, and the epoch it was handled in (offsets of an older epoch are never committed)."""
+
+    task: asyncio.Task[StageResult]
+    offsets: dict[TopicPartition, int]
+    epoch: int
 
 
 def next_offsets(records: list[SourceRecord]) -> dict[TopicPartition, int]:
@@ -96,8 +106,10 @@ class StageRunner:
         self._epoch = 0
         """Bumped by every revocation and assignment: work from an older epoch is stale."""
         self._reset_epoch = 0
-        self._in_flight: deque[tuple[asyncio.Task[StageResult], dict[TopicPartition, int]]] = deque()
-        """Batches sent and not yet acknowledged, oldest first, with their next offsets."""
+        self._in_flight: deque[_InFlight] = deque()
+        """Batches sent and not yet acknowledged (or not yet collected), oldest first."""
+        self._revoking = False
+        self._enqueuing = False
         self._done: dict[TopicPartition, int] = {}
         """Next offset per partition whose outputs are all acknowledged (to commit)."""
         self._committed: dict[TopicPartition, int] = {}
@@ -123,6 +135,7 @@ class StageRunner:
         return [tp for tp in self.consumer.assignment() if tp.topic == self.topic]
 
     async def _run_once(self) -> None:
+        self._collect()  # raises a batch that failed for good, even when no records arrive
         partitions = self.partitions()
         if not partitions:  # nothing of this topic assigned (getmany() without any means "all")
             await asyncio.sleep(self._timings.poll_timeout_s)
@@ -134,46 +147,75 @@ class StageRunner:
         epoch = self._epoch
         if self._reset_epoch != epoch:  # first batch of a new assignment: caches may be stale
             self._reset_epoch = epoch
-            if self._on_assigned is not None:
-                await self._on_assigned()
+            await self._after_assignment()
         if not fetched or epoch != self._epoch:
             return
         records = [
             SourceRecord(r.topic, r.partition, r.offset, r.key, r.value) for batch in fetched.values() for r in batch
         ]
         result = await self._processor.handle(records)
-        if epoch != self._epoch:
+        self._collect()
+        while len(self._in_flight) >= self._timings.max_in_flight and self._current(epoch):
+            await asyncio.wait([self._in_flight[0].task])  # never cancels it, never raises
+            self._collect()
+        if not self._current(epoch):  # a rebalance began: whoever owns the partitions replays them
             log.info("%s: rebalanced while handling %d records; the new owner replays them", self.name, len(records))
             return
-        self._collect()
-        while len(self._in_flight) >= self._timings.max_in_flight:
-            await asyncio.shield(self._in_flight[0][0])
-            self._collect()
-        acknowledged = await self._processor.enqueue(result, records)  # in input order, now
-        self._in_flight.append((asyncio.ensure_future(acknowledged), next_offsets(records)))
+        self._enqueuing = True
+        try:
+            acknowledged = await self._processor.enqueue(result, records)  # in input order, now
+        finally:
+            self._enqueuing = False
+        self._in_flight.append(_InFlight(asyncio.ensure_future(acknowledged), next_offsets(records), epoch))
+
+    def _current(self, epoch: int) -> bool:
+        return epoch == self._epoch and not self._revoking
+
+    async def _after_assignment(self) -> None:
+        """The stage's reset hook, retried while it fails retriably (e.g. the store is down)."""
+        if self._on_assigned is None:
+            return
+        delay = 0.05
+        while True:
+            try:
+                await self._on_assigned()
+                return
+            except Exception as exc:
+                if not is_retriable(exc):
+                    raise
+                log.warning("%s: reset after assignment failed (%s); retrying in %.2fs", self.name, exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
 
     def _collect(self) -> None:
         """Move the offsets of the acknowledged batches at the head of the queue to ``_done``
         (FIFO: a later batch counts only once every earlier one is done). A batch that failed for
-        good (not even its dead letters could be sent) ends the loop with its error."""
-        while self._in_flight and self._in_flight[0][0].done():
-            task, offsets = self._in_flight.popleft()
-            task.result()
-            self._done.update(offsets)
+        good (not even its dead letters could be sent) stays at the head and its error is raised,
+        again on every call: nothing after it is ever committed, and the loop ends with it."""
+        while self._in_flight and self._in_flight[0].task.done():
+            head = self._in_flight[0]
+            head.task.result()
+            self._in_flight.popleft()
+            if head.epoch == self._epoch:
+                self._done.update(head.offsets)
 
     async def _drain(self) -> None:
-        """Wait (bounded) for the batches in flight, then commit what is done."""
-        if self._in_flight:
-            tasks = [task for task, _ in self._in_flight]
-            _, pending = await asyncio.wait(tasks, timeout=self._timings.drain_timeout_s)
+        """Wait (bounded) until every batch in flight, and an enqueue under way, is acknowledged
+        and collected; then commit what is done. Nothing is cancelled: a batch still unacknowledged
+        at the deadline is left to finish on its own, uncommitted (replayed later)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._timings.drain_timeout_s
+        while (self._in_flight or self._enqueuing) and loop.time() < deadline:
+            pending = [entry.task for entry in self._in_flight if not entry.task.done()]
             if pending:
-                log.warning("%s: %d batches in flight did not finish in time; replayed later", self.name, len(pending))
-            try:
-                self._collect()
-            finally:
-                for task in pending:
-                    task.cancel()
-                self._in_flight.clear()
+                await asyncio.wait(pending, timeout=max(0.0, deadline - loop.time()))
+            else:
+                await asyncio.sleep(0.01)  # an enqueue under way
+            self._collect()
+        if self._in_flight or self._enqueuing:
+            log.warning(
+                "%s: %d batches in flight did not finish in time; replayed later", self.name, len(self._in_flight)
+            )
         await self.commit()
 
     async def commit(self) -> None:
@@ -198,19 +240,24 @@ class StageRunner:
     async def _commit_periodically(self) -> None:
         while True:
             await asyncio.sleep(self._timings.commit_interval_s)
-            with contextlib.suppress(Exception):  # a failed batch is raised by the loop itself
+            with contextlib.suppress(Exception):  # a failed batch stays at the head; the loop raises it
                 self._collect()
             await self.commit()
 
     async def on_revoked(self, revoked: set[TopicPartition]) -> None:
-        """Before giving partitions up: stop new work, finish the batch in flight, commit it."""
-        self._epoch += 1
+        """Before giving partitions up: stop new work, let the batches in flight finish, commit
+        them (the partitions are still ours until this returns), then forget this epoch."""
+        self._revoking = True
         try:
             await self._drain()
         except Exception:
-            log.exception("%s: the batch in flight failed during a rebalance; it will be replayed", self.name)
-        self._done.clear()
-        self._committed.clear()
+            log.exception("%s: a batch in flight failed during a rebalance; it will be replayed", self.name)
+        finally:
+            self._epoch += 1
+            self._in_flight.clear()  # anything left finishes on its own and is never committed
+            self._done.clear()
+            self._committed.clear()
+            self._revoking = False
 
     def on_assigned(self, assigned: set[TopicPartition]) -> None:
         self._epoch += 1

@@ -37,7 +37,7 @@ from chat_events.events.types import (
 )
 from chat_events.store.models import Session
 from chat_events.store.port import MessageStore
-from chat_events.streams.presence import EdgeMonitor, SessionChange, connect, disconnect, superseded
+from chat_events.streams.presence import EdgeMonitor, SessionChange, connect, disconnect, is_stale, superseded
 from chat_events.streams.records import Incoming, Output, Reject, StageResult, output_envelope_id, timestamp_ms
 
 log = logging.getLogger(__name__)
@@ -145,6 +145,12 @@ class UserEventsStage:
             device_id=event.device_id,
             since_ms=at_ms,
         )
+        if is_stale(current, session):  # a newer session of this device exists: end this one
+            log.info(
+                "%s: connect of %s's session %s is older than the device's current one", self.name, user_id, session_id
+            )
+            stale = [] if self.monitor.is_expired(session.edge_id) else [self._kick(item, session)]
+            return SessionChange(current, None), stale
         replaced = superseded(current, session)
         kicks = []
         for old in replaced:

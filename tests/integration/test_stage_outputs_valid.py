@@ -197,3 +197,22 @@ async def test_every_stage_output_passes_the_contract(
         "userDisconnected",
     ):
         assert checked.seen.get(name), f"no {name} was emitted: the scenario no longer covers it ({checked.seen})"
+
+
+async def test_a_replayed_or_late_older_connect_never_kicks_the_newer_session(
+    stages: tuple[Stages, AvroEnvelopeCodec, EmbeddedStore],
+) -> None:
+    s, codec, store = stages
+    checked = Checked(codec)
+    older = env(UserConnected(edge_id=EDGE, device_id="phone"), "alice", "S1")
+    await asyncio.sleep(0.01)  # envelope timestamps have millisecond resolution
+    newer = env(UserConnected(edge_id=EDGE_B, device_id="phone"), "alice", "S2")
+
+    def kicked(outputs: list[Envelope]) -> list[str | None]:
+        return [e.session_id for e in outputs if isinstance(e.payload, UserDisconnected)]
+
+    assert kicked(await run(s.sessions, checked, [older, newer])) == ["S1"]
+    s.sessions.reset()  # a crash before the commit: both records are replayed
+    assert kicked(await run(s.sessions, checked, [older, newer])) == ["S1"]  # never S2
+    assert kicked(await run(s.sessions, checked, [older])) == ["S1"]  # arriving late: the old one goes
+    assert [x.session_id for x in (await store.sessions_of(["alice"]))["alice"]] == ["S2"]

@@ -42,3 +42,15 @@ def test_gate_observes_readings() -> None:
     assert not gate.open and gate.lag is None
     gate.observe(40)
     assert gate.open
+
+
+def test_readings_that_keep_failing_open_a_closed_gate() -> None:
+    gate = AdmissionGate(max_lag=100, max_unknown=3)
+    gate.observe(500)
+    gate.observe(None)
+    gate.observe(None)
+    assert not gate.open  # a broker hiccup keeps the gate as it was
+    gate.observe(None)
+    assert gate.open  # a lag that cannot be read must not refuse sends for good
+    gate.observe(500)
+    assert not gate.open and gate.unknown == 0

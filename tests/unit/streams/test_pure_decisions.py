@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from chat_events.store.models import InboxEntry, Session
 from chat_events.streams.inbox_logic import fold_conversation, preview_of, wants_push
-from chat_events.streams.presence import EdgeMonitor, connect, disconnect, superseded
+from chat_events.streams.presence import EdgeMonitor, connect, disconnect, is_stale, superseded
 from chat_events.streams.recipients import may_post, plan_fanout, recipients_of
 from chat_events.streams.records import output_envelope_id, timestamp_ms
 from chat_events.streams.sequencing import SeqCounters
@@ -138,14 +138,23 @@ def test_presence_flips_only_on_first_and_last_session() -> None:
 
 
 def test_a_device_signing_in_again_supersedes_only_its_own_older_sessions() -> None:
-    def on(sid: str, edge: str, device: str | None) -> Session:
-        return Session(user_id="bob", session_id=sid, edge_id=edge, device_id=device, since_ms=1)
+    def on(sid: str, edge: str, device: str | None, since: int) -> Session:
+        return Session(user_id="bob", session_id=sid, edge_id=edge, device_id=device, since_ms=since)
 
-    phone_a, laptop, phone_b = on("s1", "edge-a", "phone"), on("s2", "edge-a", "laptop"), on("s3", "edge-b", "phone")
+    phone_a, laptop, phone_b = (
+        on("s1", "edge-a", "phone", 1),
+        on("s2", "edge-a", "laptop", 2),
+        on("s3", "edge-b", "phone", 3),
+    )
     assert superseded((phone_a, laptop), phone_b) == (phone_a,)  # across edges
     assert superseded((phone_a, laptop), phone_a) == ()  # a replayed connect supersedes nothing
-    assert superseded((phone_a, laptop), on("s4", "edge-a", "tablet")) == ()
-    assert superseded((on("s5", "edge-a", None),), on("s6", "edge-b", None)) == ()  # no device id: no conflict
+    assert superseded((phone_a, laptop), on("s4", "edge-a", "tablet", 4)) == ()
+    assert superseded((on("s5", "edge-a", None, 1),), on("s6", "edge-b", None, 2)) == ()  # no device id: no conflict
+    # an older connect (replayed, or arriving late) never ends the newer session; it is the stale one
+    assert superseded((phone_b,), phone_a) == () and is_stale((phone_b,), phone_a)
+    assert not is_stale((phone_a, laptop), phone_b) and not is_stale((phone_b,), phone_b)
+    tie_low, tie_high = on("s7", "edge-a", "phone", 9), on("s8", "edge-b", "phone", 9)  # same ms: by session id
+    assert superseded((tie_low,), tie_high) == (tie_low,) and is_stale((tie_high,), tie_low)
 
 
 def test_edge_monitor_expires_silent_and_stopping_edges_once() -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Awaitable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pytest
 from aiokafka import TopicPartition
@@ -276,3 +276,83 @@ async def test_a_runner_asks_only_for_its_own_topics_partitions(codec: AvroEnvel
     await asyncio.gather(task, return_exceptions=True)
     assert consumer.asked[0] == (TP0,)
     assert len(consumer.asked) <= asked + 1
+
+
+# --- review findings (each failed before its fix) -------------------------------------------
+
+
+class RefusingFirstSink(GatedSink):
+    """The first batch's acknowledgement fails once the test says so, and every resend of it
+    (its dead letters too) is refused for good; later batches are acknowledged."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fail_gate = asyncio.Event()
+
+    async def enqueue_outputs(self, outputs: Sequence[Output]) -> Awaitable[None]:
+        users = [str(o.envelope.user_id) for o in outputs]
+        self.sent.append(users)
+        first = len(self.sent) == 1
+
+        async def acknowledged() -> None:
+            if first:
+                await self.fail_gate.wait()
+                raise ValueError("refused")
+            self.acked.append(users)
+
+        return acknowledged()
+
+    async def send_outputs(self, outputs: Sequence[Output]) -> None:
+        raise ValueError("refused for good")
+
+
+def with_timings(
+    consumer: FakeConsumer, stage: EchoStage, sink: GatedSink, codec: AvroEnvelopeCodec, timings: RunnerTimings
+) -> StageRunner:
+    processor = BatchProcessor(stage, codec, sink, dead_letter_topic="dlq")
+    return StageRunner("echo", TOPIC, processor, consumer, timings=timings)  # type: ignore[arg-type]
+
+
+async def test_a_batch_that_failed_for_good_blocks_every_later_commit_and_ends_the_runner(
+    codec: AvroEnvelopeCodec,
+) -> None:
+    consumer = FakeConsumer([{TP0: recs(codec, 0, 0, ["a"])}, {TP0: recs(codec, 0, 1, ["b"])}])
+    stage, sink = EchoStage(), RefusingFirstSink()
+    task = asyncio.ensure_future(with_timings(consumer, stage, sink, codec, TIMINGS).run())
+    await until(lambda: len(sink.sent) == 2 and sink.acked == [["b"]])
+    sink.fail_gate.set()
+    await asyncio.wait([task], timeout=2)
+    assert consumer.committed().get(TP0, 0) == 0  # b's offset would skip the lost a
+    assert task.done() and isinstance(task.exception(), ValueError)
+
+
+async def test_a_drain_timeout_during_revocation_leaves_the_runner_running(codec: AvroEnvelopeCodec) -> None:
+    consumer = FakeConsumer([{TP0: recs(codec, 0, 0, ["a"])}, {TP0: recs(codec, 0, 1, ["b"])}])
+    stage, sink = EchoStage(), GatedSink(open_=False)  # the broker never answers
+    timings = RunnerTimings(batch_max=100, poll_timeout_s=0.01, commit_interval_s=0.01, drain_timeout_s=0.1)
+    under_test = with_timings(consumer, stage, sink, codec, replace(timings, max_in_flight=1))
+    task = asyncio.ensure_future(under_test.run())
+    await until(lambda: len(stage.handled) == 2)  # b handled; the loop waits for a's acknowledgement
+    await RebalanceFanout([under_test]).on_partitions_revoked({TP0, TP1})
+    await RebalanceFanout([under_test]).on_partitions_assigned({TP0, TP1})
+    await asyncio.sleep(0.2)
+    assert not task.done()  # nothing cancelled the runner from inside
+    assert consumer.committed() == {}
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_a_batch_handled_before_a_revocation_is_not_sent_during_it(codec: AvroEnvelopeCodec) -> None:
+    consumer = FakeConsumer([{TP0: recs(codec, 0, 0, ["a"])}, {TP0: recs(codec, 0, 1, ["b"])}])
+    stage, sink = EchoStage(), GatedSink(open_=False)
+    under_test = with_timings(consumer, stage, sink, codec, replace(TIMINGS, max_in_flight=1))
+    task = asyncio.ensure_future(under_test.run())
+    await until(lambda: len(stage.handled) == 2)
+    revoking = asyncio.ensure_future(RebalanceFanout([under_test]).on_partitions_revoked({TP0, TP1}))
+    await asyncio.sleep(0.02)
+    sink.gate.set()  # a is acknowledged during the revocation and committed by it
+    await revoking
+    await asyncio.sleep(0.05)
+    assert sink.sent == [["a"]] and consumer.committed() == {TP0: 1}  # b is left to the new owner
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
