@@ -83,20 +83,14 @@ class EventPublisher:
         value = self._codec.encode(envelope)  # validates: raises before anything is sent
         return self._topic_of_event[envelope.name], key_of(envelope), value
 
-    async def _send_all(
-        self, prepared: list[tuple[str, bytes, bytes]], partitions: Sequence[int | None] | None = None
-    ) -> list[tuple[str, int, int]]:
+    async def _send_all(self, prepared: list[tuple[str, bytes, bytes]]) -> list[tuple[str, int, int]]:
         producer = self._producer
         if producer is None:
             raise PublishError("publisher is not started")
         timeout = self._settings.kafka_send_timeout_s
         try:
             async with asyncio.timeout(timeout):
-                parts = partitions if partitions is not None else [None] * len(prepared)
-                futures = [
-                    await producer.send(topic, value, key=key, partition=partition)
-                    for (topic, key, value), partition in zip(prepared, parts, strict=True)
-                ]
+                futures = [await producer.send(topic, value, key=key) for topic, key, value in prepared]
                 metadata = await asyncio.gather(*futures)
         except TimeoutError as exc:
             raise PublishError(
@@ -167,9 +161,7 @@ class EventPublisher:
         Validates all first (unless ``validate`` is False: envelopes derived from validated
         records, see :meth:`AvroEnvelopeCodec.encode`); returns once the broker acknowledged
         every one."""
-        encode = self._codec.encode
-        prepared = [(topic, key, encode(envelope, validate=validate)) for topic, key, envelope, _ in routed]
-        await self._send_all(prepared, [partition for *_, partition in routed])
+        await (await self.enqueue_routed(routed, validate=validate))
 
     async def enqueue_routed(
         self, routed: Sequence[tuple[str, bytes, Envelope, int | None]], *, validate: bool = True
@@ -183,11 +175,9 @@ class EventPublisher:
         if producer is None:
             raise PublishError("publisher is not started")
         encode = self._codec.encode
-        try:
-            futures = [
-                await producer.send(topic, encode(envelope, validate=validate), key=key, partition=partition)
-                for topic, key, envelope, partition in routed
-            ]
+        prepared = [(topic, key, encode(envelope, validate=validate), p) for topic, key, envelope, p in routed]
+        try:  # every envelope is encoded (validated) before the first is handed over
+            futures = [await producer.send(topic, value, key=key, partition=p) for topic, key, value, p in prepared]
         except KafkaError as exc:
             raise PublishError(f"publish failed: {type(exc).__name__}: {exc}") from exc
         timeout = self._settings.kafka_send_timeout_s
