@@ -33,6 +33,7 @@ from cassandra.query import BatchStatement, BatchType, dict_factory
 
 from chat_events.errors import ChatEventsError, ConfigurationError, StoreUnavailableError
 from chat_events.settings import Settings
+from chat_events.store.cassandra_contact import parse_contact_points
 from chat_events.store.cassandra_plan import Write, pack
 
 T = TypeVar("T")
@@ -55,8 +56,11 @@ UNAVAILABLE: tuple[type[BaseException], ...] = (
 """Driver errors that mean "the cluster did not answer in time": retriable."""
 
 
-def contact_points(settings: Settings) -> list[str]:
-    return [host.strip() for host in (settings.cassandra_contact_points or "").split(",") if host.strip()]
+def contact_points(settings: Settings) -> list[tuple[str, int]]:
+    """``(host, port)`` per contact point (``host:port`` entries keep their port; the others get
+    ``CHAT_CASSANDRA_PORT``). The driver takes these tuples as they are; a plain ``"host:port"``
+    string would be resolved as a host name and fail."""
+    return parse_contact_points(settings.cassandra_contact_points, settings.cassandra_port)
 
 
 def build_cluster(settings: Settings) -> Any:
@@ -82,7 +86,7 @@ def build_cluster(settings: Settings) -> Any:
         auth = PlainTextAuthProvider(username=settings.cassandra_username, password=password)
     return Cluster(
         contact_points=points,
-        port=settings.cassandra_port,
+        port=settings.cassandra_port,  # peers the driver discovers without a port use this one
         auth_provider=auth,
         execution_profiles={EXEC_PROFILE_DEFAULT: profile},
         connect_timeout=settings.cassandra_request_timeout_s,

@@ -226,7 +226,7 @@ def test_cluster_from_settings() -> None:
     )
     cluster = build_cluster(settings)
     profile = cluster.profile_manager.default
-    assert cluster.contact_points == ["10.0.0.1", "10.0.0.2"] and cluster.port == 9043
+    assert cluster.contact_points == [("10.0.0.1", 9043), ("10.0.0.2", 9043)] and cluster.port == 9043
     assert cluster.auth_provider.username == "chat" and cluster.auth_provider.password == "secret"
     assert profile.consistency_level == 4 and profile.request_timeout == 3.5  # QUORUM
     assert type(profile.load_balancing_policy).__name__ == "TokenAwarePolicy"
