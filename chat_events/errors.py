@@ -17,6 +17,13 @@ class ConfigurationError(ChatEventsError):
     code = "configuration_error"
 
 
+class IdempotenceUnsupportedError(ConfigurationError):
+    """The broker answered but refused (or never granted) an idempotent producer id: it does
+    not support idempotent producers (Tansu, Kafka < 0.11). Fix: ``CHAT_KAFKA_IDEMPOTENCE=off``."""
+
+    code = "idempotence_unsupported"
+
+
 class EventValidationError(ChatEventsError, ValueError):
     """An event does not satisfy its contract. ``field`` is the dotted path of the offending field
     in the envelope's JSON form, e.g. ``payload.personalChatSent.message_id``."""

@@ -17,12 +17,15 @@ record is queued, so a refresh always covers every topic with records in flight.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
+from collections.abc import Iterator
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError, KafkaError
 
-from chat_events.errors import BrokerUnavailableError
+from chat_events.errors import BrokerUnavailableError, IdempotenceUnsupportedError
 from chat_events.kafka.connection import KafkaTarget, client_options
 from chat_events.producers.partitioner import CachedMurmur2Partitioner
 from chat_events.settings import Settings
@@ -65,12 +68,54 @@ def build_producer(settings: Settings, target: KafkaTarget) -> AIOKafkaProducer:
 
 
 async def start_producer(producer: AIOKafkaProducer, settings: Settings, target: KafkaTarget) -> None:
-    """Start ``producer`` or raise :class:`BrokerUnavailableError` within the connect timeout."""
+    """Start ``producer`` within the connect timeout, or raise :class:`BrokerUnavailableError`
+    (no broker answered) or :class:`IdempotenceUnsupportedError` (the broker answered, but an
+    idempotent producer got no producer id from it)."""
     try:
-        await asyncio.wait_for(producer.start(), settings.kafka_connect_timeout_s)
+        with _init_pid_errors_silenced():  # reported as our own error below, once
+            await asyncio.wait_for(producer.start(), settings.kafka_connect_timeout_s)
     except (KafkaConnectionError, KafkaError, TimeoutError, OSError) as exc:
+        reached = bool(producer.client.cluster.brokers())  # bootstrap done: the broker answered
         await producer.stop()
-        reason = "timed out" if isinstance(exc, TimeoutError) else str(exc) or type(exc).__name__
-        raise BrokerUnavailableError(
-            f"cannot reach Kafka at {target.bootstrap_servers} within {settings.kafka_connect_timeout_s:g}s: {reason}"
-        ) from exc
+        raise start_failure(exc, settings, target, reached=reached, idempotent=target.idempotence(settings)) from exc
+
+
+def start_failure(
+    exc: BaseException, settings: Settings, target: KafkaTarget, *, reached: bool, idempotent: bool
+) -> BrokerUnavailableError | IdempotenceUnsupportedError:
+    """What a failed ``producer.start()`` means. aiokafka's start is bootstrap (metadata), then,
+    for an idempotent producer, InitProducerId until it succeeds: a broker that answered the
+    bootstrap and then refused (UnknownError from Tansu, UnsupportedVersionError from Kafka < 0.11)
+    or never granted the id is reachable, and "cannot reach Kafka" would send the user looking
+    in the wrong place."""
+    reason = "timed out" if isinstance(exc, TimeoutError) else str(exc) or type(exc).__name__
+    where, within = target.bootstrap_servers, f"{settings.kafka_connect_timeout_s:g}s"
+    if reached and idempotent and isinstance(exc, TimeoutError):  # (before OSError: it is one)
+        return IdempotenceUnsupportedError(
+            f"Kafka at {where} answered but granted no idempotent producer id within {within} "
+            "(InitProducerId timed out): the broker may not support idempotent producers; "
+            "set CHAT_KAFKA_IDEMPOTENCE=off for it"
+        )
+    if reached and idempotent and not isinstance(exc, KafkaConnectionError | OSError):
+        return IdempotenceUnsupportedError(
+            f"Kafka at {where} does not support idempotent producers (InitProducerId failed: "
+            f"{type(exc).__name__}); set CHAT_KAFKA_IDEMPOTENCE=off for this broker"
+        )
+    return BrokerUnavailableError(f"cannot reach Kafka at {where} within {within}: {reason}")
+
+
+class _DropInitPidErrors(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Unexpected error during InitProducerIdRequest")
+
+
+@contextlib.contextmanager
+def _init_pid_errors_silenced() -> Iterator[None]:
+    """aiokafka logs a refused InitProducerId at ERROR before raising it; without logging set
+    up (the CLI) that is a second, rawer line next to the error we raise for it."""
+    sender_log, drop = logging.getLogger("aiokafka.producer.sender"), _DropInitPidErrors()
+    sender_log.addFilter(drop)
+    try:
+        yield
+    finally:
+        sender_log.removeFilter(drop)

@@ -129,3 +129,20 @@ def test_no_broker_configured_gives_guidance(tmp_path: Path) -> None:
         timeout=60,
     )
     assert result.returncode == 1 and "chat-events broker" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_idempotence_unsupported_is_one_clear_line(settings: Settings, kafka_target: KafkaTarget) -> None:
+    if not kafka_target.embedded:
+        pytest.skip("needs a broker without idempotent producers (the embedded one)")
+    body = {"sender_id": "alice", "target_id": "bob", "target_type": "user", "payload": "hi"}
+    result = _run(
+        settings.model_copy(update={"kafka_idempotence": "on"}),
+        "publish",
+        "personalChatSent",
+        "--json",
+        json.dumps(body),
+    )
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1, result.stderr  # no aiokafka log line beside it
+    assert result.stderr.startswith("error: idempotence_unsupported: ")
+    assert "does not support idempotent producers" in result.stderr and "CHAT_KAFKA_IDEMPOTENCE=off" in result.stderr

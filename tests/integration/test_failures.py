@@ -11,7 +11,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from chat_events.codec import AvroEnvelopeCodec, build_codec
-from chat_events.errors import BrokerUnavailableError, EventValidationError, PublishError
+from chat_events.errors import BrokerUnavailableError, EventValidationError, IdempotenceUnsupportedError, PublishError
 from chat_events.events import PersonalChatSent, new_envelope
 from chat_events.kafka.admin import ensure_topics
 from chat_events.kafka.connection import KafkaTarget
@@ -76,6 +76,21 @@ async def test_unreachable_broker_fails_fast_with_a_clear_error(tmp_path: Path) 
     started = time.monotonic()
     with pytest.raises(BrokerUnavailableError, match="cannot reach Kafka"):
         await EventPublisher(settings, target, build_codec(settings)).start()
+    assert time.monotonic() - started < settings.kafka_connect_timeout_s + 3
+
+
+async def test_idempotence_on_a_broker_without_it_says_so(kafka_target: KafkaTarget, tmp_path: Path) -> None:
+    """The embedded broker (Tansu) answers InitProducerId with UnknownError: the broker is
+    reachable, so the error names the missing feature and the setting, not "cannot reach"."""
+    if not kafka_target.embedded:
+        pytest.skip("needs a broker without idempotent producers (the embedded one)")
+    settings = make_settings(kafka_target, tmp_path, kafka_idempotence="on", kafka_connect_timeout_s=3.0)
+    started = time.monotonic()
+    with pytest.raises(IdempotenceUnsupportedError) as caught:
+        await EventPublisher(settings, kafka_target, build_codec(settings)).start()
+    message = str(caught.value)
+    assert "does not support idempotent producers" in message and "CHAT_KAFKA_IDEMPOTENCE=off" in message
+    assert "cannot reach" not in message
     assert time.monotonic() - started < settings.kafka_connect_timeout_s + 3
 
 
