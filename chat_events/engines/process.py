@@ -1,0 +1,119 @@
+"""One JVM child process of an engine: started in its own session with its output in a log
+file, stopped with SIGTERM and killed after a bound. Shared by the Kafka and Cassandra servers."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from chat_events.engines.availability import EngineUnavailableError
+
+HOST = "127.0.0.1"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+def port_accepts(port: int, host: str = HOST) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex((host, port)) == 0
+
+
+def tail(path: Path, lines: int = 20) -> str:
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+class JvmProcess:
+    """``java <argv>`` with stdout and stderr appended to ``log_path``."""
+
+    def __init__(self, name: str, argv: Sequence[str], log_path: Path, *, cwd: Path) -> None:
+        self.name = name
+        self._argv = list(argv)
+        self.log_path = log_path
+        self._cwd = cwd
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process else None
+
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def start(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "ab") as log:
+            self._process = subprocess.Popen(
+                self._argv,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=self._cwd,
+                start_new_session=True,
+            )
+
+    def wait_ready(self, is_ready: Callable[[], bool], timeout_s: float, what: str) -> None:
+        """Poll ``is_ready`` until true; a clear error (with the log's tail) if the process
+        exits or the bound passes."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if self._process is None or self._process.poll() is not None:
+                code = None if self._process is None else self._process.returncode
+                raise EngineUnavailableError(
+                    f"{self.name} exited with code {code} before {what}; log: {self.log_path}\n{tail(self.log_path)}"
+                )
+            if is_ready():
+                return
+            if time.monotonic() > deadline:
+                self.stop()
+                raise EngineUnavailableError(
+                    f"{self.name} was not {what} within {timeout_s:g}s; log: {self.log_path}\n{tail(self.log_path)}"
+                )
+            time.sleep(0.2)
+
+    def wait_exit(self, timeout_s: float) -> int | None:
+        """Wait for a short-lived command; kill it past the bound. Returns its exit code."""
+        if self._process is None:
+            return None
+        try:
+            return self._process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            return self.stop(5)
+
+    def stop(self, timeout_s: float = 30.0) -> int | None:
+        """SIGTERM, wait up to ``timeout_s``, then SIGKILL. Returns the exit code."""
+        process, self._process = self._process, None
+        if process is None:
+            return None
+        if process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.wait(10)
+        return process.returncode
+
+    def kill(self) -> None:
+        """SIGKILL now (fault tests)."""
+        process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait(10)
