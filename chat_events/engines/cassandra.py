@@ -126,8 +126,11 @@ commit_failure_policy: stop
 def answers_cql(port: int, timeout_s: float = 5.0) -> bool:
     """True when a CQL client is answered on ``port``."""
     from cassandra.cluster import Cluster
+    from cassandra.policies import RoundRobinPolicy
 
-    cluster = Cluster([HOST], port=port, connect_timeout=timeout_s, protocol_version=5)
+    cluster = Cluster(
+        [HOST], port=port, connect_timeout=timeout_s, protocol_version=5, load_balancing_policy=RoundRobinPolicy()
+    )
     try:
         session = cluster.connect()
         return session.execute("SELECT release_version FROM system.local", timeout=timeout_s).one() is not None

@@ -22,10 +22,33 @@ class TopicStatus:
     status: Literal["created", "exists", "partition-mismatch"]
 
 
-async def _describe(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, int]:
-    """Partition count per existing topic among ``names``."""
-    metadata = await admin.describe_topics(names)
-    return {m["topic"]: len(m["partitions"]) for m in metadata if m.get("error_code", 0) == 0}
+def ready_partition_counts(metadata: list[dict[str, object]]) -> dict[str, int]:
+    """Partition count per topic whose metadata is complete: no topic error and a leader for
+    every partition. A topic just created (here or by another client) is missing or leaderless
+    for a moment on a real cluster; it is counted only once usable."""
+    counts: dict[str, int] = {}
+    for topic in metadata:
+        partitions = topic.get("partitions") or []
+        assert isinstance(partitions, list)
+        if topic.get("error_code", 0) != 0 or not partitions:
+            continue
+        if all(p.get("error_code", 0) == 0 and p.get("leader", -1) >= 0 for p in partitions):
+            counts[str(topic["topic"])] = len(partitions)
+    return counts
+
+
+async def _describe(
+    admin: AIOKafkaAdminClient, names: list[str], expected: set[str], timeout_s: float
+) -> dict[str, int]:
+    """Partition count per existing topic among ``names``, waiting (bounded) until every topic
+    of ``expected`` (known to exist) is usable."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while True:
+        counts = ready_partition_counts(await admin.describe_topics(names))
+        if expected <= counts.keys() or loop.time() > deadline:
+            return counts
+        await asyncio.sleep(0.1)
 
 
 async def ensure_topics(
@@ -60,7 +83,8 @@ async def ensure_topics(
                     created.add(name)
                 elif code != TopicAlreadyExistsError.errno:
                     raise ConfigurationError(f"cannot create topic {name}: error code {code} {entry[2:]}")
-        partitions = await _describe(admin, [t.name for t in topics])
+        known = created | {t.name for t in topics if t.name in existing}
+        partitions = await _describe(admin, [t.name for t in topics], known, settings.kafka_connect_timeout_s)
         statuses = []
         for topic in topics:
             actual = partitions.get(topic.name, 0)

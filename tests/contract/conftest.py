@@ -1,5 +1,7 @@
-"""The store contract runs against every adapter: embedded always, Cassandra when
-``CHAT_CASSANDRA_CONTACT_POINTS`` is set (each run in a fresh keyspace)."""
+"""The store contract runs against every adapter: the embedded store always, and Cassandra:
+``CHAT_CASSANDRA_CONTACT_POINTS`` when set (an external cluster), otherwise the session's real
+Apache Cassandra from ``tests/real_engines.py`` (skipped with one line when this machine cannot
+run it, a failure with ``CI=true``). Each Cassandra test runs in a fresh keyspace."""
 
 from __future__ import annotations
 
@@ -12,8 +14,9 @@ import pytest
 
 from chat_events.settings import Settings
 from chat_events.store.port import MessageStore
+from tests.real_engines import Engines
 
-ADAPTERS = ["embedded"] + (["cassandra"] if os.environ.get("CHAT_CASSANDRA_CONTACT_POINTS") else [])
+ADAPTERS = ["embedded", "cassandra"]
 
 
 @pytest.fixture(params=ADAPTERS)
@@ -26,7 +29,12 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         from chat_events.store.cassandra import CassandraStore
         from chat_events.store.cql import init_schema
 
-        settings = Settings(cassandra_keyspace=f"chat_test_{uuid.uuid4().hex[:12]}")
+        keyspace = f"chat_test_{uuid.uuid4().hex[:12]}"
+        if os.environ.get("CHAT_CASSANDRA_CONTACT_POINTS"):
+            settings = Settings(cassandra_keyspace=keyspace)
+        else:
+            engines: Engines = request.getfixturevalue("engines")
+            settings = Settings(cassandra_contact_points=engines.cassandra_contact_point(), cassandra_keyspace=keyspace)
         await init_schema(settings)
         adapter = CassandraStore(settings)
     async with adapter:

@@ -212,10 +212,8 @@ async def test_rate_limit_accounting_is_idempotent(store: MessageStore) -> None:
 
 
 async def test_data_survives_reopening(store: MessageStore) -> None:
-    from chat_events.store.embedded import EmbeddedStore
-
-    if not isinstance(store, EmbeddedStore):
-        pytest.skip("file durability is the embedded adapter's concern")
+    """Closing the adapter (the SQLite file, or the Cassandra cluster connection) and opening it
+    again finds what was written."""
     first = message(1)
     await store.save_messages([first])
     await store.close()

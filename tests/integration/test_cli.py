@@ -85,6 +85,7 @@ def test_broker_command_starts_announces_and_stops_cleanly(
 ) -> None:
     env = _env(settings)
     env.pop("CHAT_KAFKA_BOOTSTRAP_SERVERS")
+    env.pop("CHAT_KAFKA_IDEMPOTENCE")  # auto: off for the embedded broker this test starts
     env["CHAT_DATA_DIR"] = str(tmp_path / "broker-data")
     process = subprocess.Popen([*CLI, "broker", "--port", "0"], env=env, stdout=subprocess.PIPE, text=True)
     try:
