@@ -6,7 +6,17 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from chat_events.cli import broker_cmd, chat_cmd, edge_cmd, events_cmd, schemas_cmd, store_cmd, topics_cmd, worker_cmd
+from chat_events.cli import (
+    broker_cmd,
+    chat_cmd,
+    edge_cmd,
+    events_cmd,
+    schemas_cmd,
+    store_cmd,
+    topics_cmd,
+    up_cmd,
+    worker_cmd,
+)
 from chat_events.errors import ChatEventsError, EventValidationError
 from chat_events.settings import Settings
 
@@ -20,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     broker_cmd.register(sub)
+    up_cmd.register(sub)
     topics_cmd.register(sub)
     events_cmd.register(sub)
     schemas_cmd.register(sub)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chat_events.errors import ConfigurationError
-from chat_events.kafka.embedded import read_state
+from chat_events.kafka.embedded import REAL_STATE_FILE, read_state
 from chat_events.settings import Settings
 
 
@@ -24,15 +24,27 @@ class KafkaTarget:
             return not self.embedded
         return settings.kafka_idempotence == "on"
 
+    def transactions(self, settings: Settings) -> bool:
+        """Transactional worker outputs on/off: 'auto' means on wherever the idempotent producer
+        is on (real Kafka), off for the embedded broker (Tansu has no InitProducerId, so no
+        transactions either) and for a broker run with ``CHAT_KAFKA_IDEMPOTENCE=off``."""
+        if settings.kafka_transactions == "auto":
+            return self.idempotence(settings)
+        return settings.kafka_transactions == "on"
+
 
 def resolve_target(settings: Settings) -> KafkaTarget:
-    """``CHAT_KAFKA_BOOTSTRAP_SERVERS`` if set, else the embedded broker recorded as running in
-    the data directory, else a clear error telling the user what to start."""
+    """``CHAT_KAFKA_BOOTSTRAP_SERVERS`` if set, else the broker recorded as running in the data
+    directory (the embedded broker, or the real Kafka node ``chat-events up`` runs), else a clear
+    error telling the user what to start."""
     if settings.kafka_bootstrap_servers:
         return KafkaTarget(settings.kafka_bootstrap_servers, embedded=False)
     state = read_state(settings.data_dir)
     if state is not None:
         return KafkaTarget(state.bootstrap_servers, embedded=True)
+    real = read_state(settings.data_dir, REAL_STATE_FILE)
+    if real is not None:
+        return KafkaTarget(real.bootstrap_servers, embedded=False)
     raise ConfigurationError(
         "no Kafka broker: start one with `chat-events broker` (or `chat-events up`), "
         "or set CHAT_KAFKA_BOOTSTRAP_SERVERS to an external cluster"
@@ -60,5 +72,12 @@ def client_options(settings: Settings, target: KafkaTarget) -> dict[str, Any]:
 
 
 def consumer_options(settings: Settings, target: KafkaTarget) -> dict[str, Any]:
-    """Options for every consumer: a short fetch wait (per-hop latency on the embedded broker)."""
-    return {**client_options(settings, target), "fetch_max_wait_ms": settings.kafka_fetch_max_wait_ms}
+    """Options for every consumer: a short fetch wait (per-hop latency on the embedded broker),
+    and ``read_committed``: records of open or aborted transactions (the workers' outputs on real
+    Kafka) are never seen. Harmless on non-transactional data and on the embedded broker; end
+    offsets read through such a consumer are the last stable offsets."""
+    return {
+        **client_options(settings, target),
+        "fetch_max_wait_ms": settings.kafka_fetch_max_wait_ms,
+        "isolation_level": "read_committed",
+    }

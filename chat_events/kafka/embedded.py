@@ -26,6 +26,8 @@ from types import TracebackType
 from chat_events.errors import ConfigurationError
 
 STATE_FILE = "embedded-broker.json"
+REAL_STATE_FILE = "kafka-broker.json"
+"""Written by ``chat-events up`` for the real Kafka node it runs (same format, not Tansu)."""
 HOST = "127.0.0.1"
 
 
@@ -72,14 +74,25 @@ class BrokerState:
         return port_accepts(int(port), host)
 
 
-def read_state(data_dir: Path) -> BrokerState | None:
-    """The running embedded broker recorded in ``data_dir``, if its process is alive."""
+def read_state(data_dir: Path, name: str = STATE_FILE) -> BrokerState | None:
+    """The running broker recorded in ``data_dir`` (file ``name``), if its process is alive."""
     try:
-        raw = json.loads((data_dir / STATE_FILE).read_text(encoding="utf-8"))
+        raw = json.loads((data_dir / name).read_text(encoding="utf-8"))
         state = BrokerState(bootstrap_servers=str(raw["bootstrap_servers"]), pid=int(raw["pid"]))
     except (OSError, ValueError, KeyError, TypeError):
         return None
     return state if state.alive() else None
+
+
+def write_state(data_dir: Path, state: BrokerState, name: str = STATE_FILE) -> None:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    payload = {"bootstrap_servers": state.bootstrap_servers, "pid": state.pid}
+    (data_dir / name).write_text(json.dumps(payload), encoding="utf-8")
+
+
+def remove_state(data_dir: Path, name: str = STATE_FILE) -> None:
+    with contextlib.suppress(OSError):
+        (data_dir / name).unlink()
 
 
 class EmbeddedBroker:
@@ -134,16 +147,13 @@ class EmbeddedBroker:
             time.sleep(0.05)
         self.port = port
         if self._state_dir is not None:
-            self._state_dir.mkdir(parents=True, exist_ok=True)
-            state = {"bootstrap_servers": self.bootstrap_servers, "pid": self._process.pid}
-            (self._state_dir / STATE_FILE).write_text(json.dumps(state), encoding="utf-8")
+            write_state(self._state_dir, BrokerState(self.bootstrap_servers, self._process.pid))
         return self.bootstrap_servers
 
     def stop(self, timeout_s: float = 5.0) -> None:
         process, self._process = self._process, None
         if self._state_dir is not None:
-            with contextlib.suppress(OSError):
-                (self._state_dir / STATE_FILE).unlink()
+            remove_state(self._state_dir)
         if process is None or process.poll() is not None:
             return
         process.send_signal(signal.SIGTERM)
