@@ -13,6 +13,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Idempotence = Literal["auto", "on", "off"]
+Transactions = Literal["auto", "on", "off"]
 DEV_AUTH_SECRET = "chat-events-development-secret-do-not-use"
 
 
@@ -38,6 +39,12 @@ class Settings(BaseSettings):
         default="auto",
         description="Idempotent producer. 'auto' = on for an external cluster, off for the embedded "
         "broker (it does not implement InitProducerId).",
+    )
+    kafka_transactions: Transactions = Field(
+        default="auto",
+        description="Exactly-once worker outputs: each stage's outputs and its input offsets commit in one "
+        "Kafka transaction. 'auto' = on where the idempotent producer is on (an external cluster), off for "
+        "the embedded broker (no InitProducerId, so no transactions) or with CHAT_KAFKA_IDEMPOTENCE=off.",
     )
     kafka_linger_ms: int = Field(default=2, ge=0, le=1000)
     kafka_max_batch_bytes: int = Field(default=256 * 1024, ge=1024)
@@ -96,6 +103,12 @@ class Settings(BaseSettings):
     cassandra_replication: str = Field(
         default="{'class': 'SimpleStrategy', 'replication_factor': 1}",
         description="Keyspace replication map used by `chat-events store init`.",
+    )
+    cassandra_protocol_version: int = Field(
+        default=5,
+        ge=3,
+        le=6,
+        description="CQL native protocol version: 5 for Cassandra 4.0+ (no downgrade round trips), 4 for 3.x.",
     )
     cassandra_request_timeout_s: float = Field(default=10.0, gt=0)
 

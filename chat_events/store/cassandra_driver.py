@@ -90,6 +90,7 @@ def build_cluster(settings: Settings) -> Any:
         auth_provider=auth,
         execution_profiles={EXEC_PROFILE_DEFAULT: profile},
         connect_timeout=settings.cassandra_request_timeout_s,
+        protocol_version=settings.cassandra_protocol_version,
     )
 
 
@@ -191,10 +192,16 @@ class CqlSession:
     def _connect(self) -> tuple[Any, Any, dict[str, Any]]:  # blocking: runs on a worker thread
         cluster = build_cluster(self._settings)
         try:
-            session = cluster.connect(self._settings.cassandra_keyspace)
+            keyspace = self._settings.cassandra_keyspace
+            session = cluster.connect()
+            # Protocol v5 names the keyspace per prepared statement; `USE <keyspace>` on a session
+            # with prepared statements is what Cassandra 5 warns about. Older protocols need it.
+            per_statement = cluster.protocol_version >= 5
+            if not per_statement:
+                session.set_keyspace(keyspace)
             prepared: dict[str, Any] = {}
             for name, text in self._statements.items():
-                statement = session.prepare(text)
+                statement = session.prepare(text, keyspace=keyspace) if per_statement else session.prepare(text)
                 statement.is_idempotent = True  # upserts and reads only: safe to retry
                 prepared[name] = statement
         except BaseException:

@@ -214,8 +214,11 @@ class FakeSession:
         self.engine = engine
         self.page_size = page_size
 
-    def prepare(self, text: str) -> Prepared:
+    def prepare(self, text: str, keyspace: str | None = None) -> Prepared:
         return Prepared(text, parse(text))
+
+    def set_keyspace(self, keyspace: str) -> None:
+        pass
 
     def execute_async(self, statement: Any, values: Sequence[Any] = ()) -> FakeFuture:
         if isinstance(statement, FakeBatch):
@@ -236,6 +239,7 @@ class FakeCluster:
     def __init__(self, engine: Engine, page_size: int = 7) -> None:
         self.session = FakeSession(engine, page_size)
         self.shut_down = False
+        self.protocol_version = 5
 
     def connect(self, keyspace: str | None = None) -> FakeSession:
         return self.session
