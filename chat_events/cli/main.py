@@ -10,6 +10,7 @@ from chat_events.cli import (
     broker_cmd,
     chat_cmd,
     edge_cmd,
+    engines_cmd,
     events_cmd,
     schemas_cmd,
     store_cmd,
@@ -31,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     broker_cmd.register(sub)
     up_cmd.register(sub)
+    engines_cmd.register(sub)
     topics_cmd.register(sub)
     events_cmd.register(sub)
     schemas_cmd.register(sub)
