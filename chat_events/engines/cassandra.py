@@ -125,15 +125,20 @@ commit_failure_policy: stop
 
 def answers_cql(port: int, timeout_s: float = 5.0) -> bool:
     """True when a CQL client is answered on ``port``."""
-    from cassandra.cluster import Cluster
+    from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
     from cassandra.policies import RoundRobinPolicy
 
+    profile = ExecutionProfile(load_balancing_policy=RoundRobinPolicy(), request_timeout=timeout_s)
     cluster = Cluster(
-        [HOST], port=port, connect_timeout=timeout_s, protocol_version=5, load_balancing_policy=RoundRobinPolicy()
+        [HOST],
+        port=port,
+        connect_timeout=timeout_s,
+        protocol_version=5,
+        execution_profiles={EXEC_PROFILE_DEFAULT: profile},
     )
     try:
         session = cluster.connect()
-        return session.execute("SELECT release_version FROM system.local", timeout=timeout_s).one() is not None
+        return session.execute("SELECT release_version FROM system.local").one() is not None
     except Exception:
         return False
     finally:
