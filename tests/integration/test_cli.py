@@ -147,3 +147,21 @@ def test_idempotence_unsupported_is_one_clear_line(settings: Settings, kafka_tar
     assert result.stderr.count("\n") == 1, result.stderr  # no aiokafka log line beside it
     assert result.stderr.startswith("error: idempotence_unsupported: ")
     assert "does not support idempotent producers" in result.stderr and "CHAT_KAFKA_IDEMPOTENCE=off" in result.stderr
+
+
+def test_consume_of_a_topic_missing_on_the_broker_is_one_clear_line(settings: Settings) -> None:
+    """Declared, but not created on this broker (another prefix): refused within the connect timeout."""
+    env = {
+        **_env(settings),
+        "CHAT_TOPIC_PREFIX": f"missing{settings.topic_prefix}",
+        "CHAT_KAFKA_CONNECT_TIMEOUT_S": "2",
+    }
+    started = time.monotonic()
+    result = subprocess.run(
+        [*CLI, "consume", "chat.personal-chat", "--timeout", "1"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith("error: configuration_error: topic 'missing")
+    assert "has no partitions" in result.stderr and "chat-events topics create" in result.stderr
+    assert time.monotonic() - started < 15
