@@ -1,5 +1,5 @@
 """The whole system over real sockets: uvicorn edges on real ports, a real worker process, the
-real broker and the embedded store, driven by the Python client.
+real broker and the stack's store (read through the store port), driven by the Python client.
 
 One worker and two edges (A, B) serve the module; each test uses its own users.
 """
@@ -22,7 +22,8 @@ from chat_events.events.types import UserDisconnected
 from chat_events.kafka.admin import ensure_topics
 from chat_events.kafka.connection import KafkaTarget
 from chat_events.settings import Settings
-from chat_events.store.embedded import EmbeddedStore
+from chat_events.store.factory import open_store
+from chat_events.store.port import MessageStore
 from chat_events.topics import USER_EVENTS, TopicCatalog
 from tests.conftest import make_settings
 from tests.integration.edge_harness import EdgeProcess
@@ -35,7 +36,7 @@ class System:
     worker: WorkerProcess
     a: EdgeProcess
     b: EdgeProcess
-    store: EmbeddedStore
+    store: MessageStore
     tmp: Path
 
     async def token(self, user: str) -> str:
@@ -72,7 +73,7 @@ async def system(kafka_target: KafkaTarget, tmp_path_factory: pytest.TempPathFac
     worker.start()
     a.start()
     b.start()
-    store = EmbeddedStore(settings.store_path)
+    store = open_store(settings)
     await store.open()
     try:
         yield System(settings, worker, a, b, store, tmp)
@@ -158,7 +159,7 @@ async def test_a_reconnecting_recipient_gets_all_500_missed_messages_once_in_ord
             await b.receive(timeout=0.3)  # nothing twice
 
 
-async def _inbox_at_least(store: EmbeddedStore, user: str, n: int) -> bool:
+async def _inbox_at_least(store: MessageStore, user: str, n: int) -> bool:
     return (await store.max_user_seqs([user])).get(user, 0) >= n
 
 
@@ -179,13 +180,14 @@ async def test_a_send_retried_after_a_lost_ack_is_one_message(system: System) ->
     assert retried.message_id == again.message_id
     conversation = retried.conversation_id
     await wait_until(lambda: _stored(system.store, conversation, 1), timeout=20, what="the message stored")
-    await asyncio.sleep(1.0)
+    await wait_until(lambda: _inbox_at_least(system.store, bob, 1), timeout=20, what="the message in bob's inbox")
+    await asyncio.sleep(1.0)  # a second copy, had the retry made one, would be stored by now
     page = await system.store.conversation_messages(conversation, after_seq=0, limit=10)
     assert [m.message_id for m in page.items] == [retried.message_id]
     assert (await system.store.max_user_seqs([bob]))[bob] == 1
 
 
-async def _stored(store: EmbeddedStore, conversation: str, n: int) -> bool:
+async def _stored(store: MessageStore, conversation: str, n: int) -> bool:
     return len((await store.conversation_messages(conversation, after_seq=0, limit=n + 1)).items) >= n
 
 

@@ -2,7 +2,8 @@
 
 The worker sends its outputs without validating them again (``PublisherSink``: they are built
 from records validated when first published, and validation was a quarter of the worker's CPU).
-This test is what holds that promise: it drives every stage over the real embedded store with
+This test is what holds that promise: it drives every stage over a real store (the embedded
+store, and real Apache Cassandra: each test in a keyspace of its own), through the store port, with
 the events of a day in the life of a chat — connect, 1:1 and group messages, offline push,
 blocks, rate limits, acks, disconnect, a silent edge — chaining each stage's outputs into the
 next stage, and validates every output with the codec's full contract check.
@@ -38,23 +39,40 @@ from chat_events.events.types import (
 )
 from chat_events.producers.partitioner import partition_for
 from chat_events.settings import Settings
-from chat_events.store.embedded import EmbeddedStore
+from chat_events.store.factory import open_store
+from chat_events.store.port import MessageStore
 from chat_events.streams.app import Stages, build_stages
 from chat_events.streams.records import Incoming, Output, SourceRecord
+from tests.real_engines import Engines
 
 EDGE = "edge-a.1234abcd"
 EDGE_B = "edge-b.5678abcd"
 PARTITIONS = 2
 
 
-@pytest.fixture
-async def stages(tmp_path: Path) -> AsyncIterator[tuple[Stages, AvroEnvelopeCodec, EmbeddedStore]]:
+@pytest.fixture(params=["embedded", "cassandra"])
+async def stages(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[tuple[Stages, AvroEnvelopeCodec, MessageStore]]:
     # 2 partitions: alice is on partition 1; bob, carol and dave share partition 0 (murmur2), so
     # both single-recipient records and per-partition batches are emitted.
+    store_settings: dict[str, object] = {}
+    if request.param == "cassandra":
+        # a keyspace per test: the tests reuse user and edge ids, and edge expiry reads every
+        # active edge in the store
+        engines: Engines = request.getfixturevalue("engines")
+        store_settings = {
+            "cassandra_contact_points": engines.cassandra_contact_point(),
+            "cassandra_keyspace": engines.keyspace(f"{__name__}.{request.node.name}"),
+        }
     settings = Settings(
-        data_dir=tmp_path, edge_heartbeat_timeout_ms=100, fanout_write_max_members=3, topic_partitions=PARTITIONS
+        data_dir=tmp_path,
+        edge_heartbeat_timeout_ms=100,
+        fanout_write_max_members=3,
+        topic_partitions=PARTITIONS,
+        **store_settings,  # type: ignore[arg-type]
     )
-    async with EmbeddedStore(settings.store_path) as store:
+    async with open_store(settings) as store:
         yield build_stages(settings, store), build_codec(settings), store
 
 
@@ -108,7 +126,7 @@ async def run(stage: object, checked: Checked, envelopes: Sequence[Envelope]) ->
 
 
 async def test_every_stage_output_passes_the_contract(
-    stages: tuple[Stages, AvroEnvelopeCodec, EmbeddedStore],
+    stages: tuple[Stages, AvroEnvelopeCodec, MessageStore],
 ) -> None:
     s, codec, store = stages
     checked = Checked(codec)
@@ -200,7 +218,7 @@ async def test_every_stage_output_passes_the_contract(
 
 
 async def test_a_replayed_or_late_older_connect_never_kicks_the_newer_session(
-    stages: tuple[Stages, AvroEnvelopeCodec, EmbeddedStore],
+    stages: tuple[Stages, AvroEnvelopeCodec, MessageStore],
 ) -> None:
     s, codec, store = stages
     checked = Checked(codec)

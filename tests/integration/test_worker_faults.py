@@ -1,79 +1,103 @@
 """Faults: a worker killed with SIGKILL mid-run, and a broker that lost all its data.
 
 One checker holds the invariants after each: nothing lost, nothing stored or delivered twice,
-no seq reused or skipped.
+no seq reused or skipped. It reads the store through the port (embedded SQLite, or Cassandra on
+the ``kafka`` stack), per conversation and per user the test sent to: the test knows them, and
+the port has no "list everything".
 """
 
 from __future__ import annotations
 
 import asyncio
 import signal
-import sqlite3
 import uuid
 from collections import defaultdict
-from dataclasses import replace
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pytest
 
 from chat_events.codec import build_codec
-from chat_events.events.conversations import conversation_id_of
+from chat_events.events.conversations import conversation_id_of, direct_conversation_id
 from chat_events.events.factory import new_envelope
-from chat_events.events.types import PersonalChatSent
+from chat_events.events.types import ChatMessage, PersonalChatSent
 from chat_events.kafka.admin import ensure_topics
 from chat_events.kafka.connection import KafkaTarget
 from chat_events.kafka.embedded import EmbeddedBroker
 from chat_events.producers.publisher import EventPublisher
 from chat_events.settings import Settings
+from chat_events.store.factory import open_store
+from chat_events.store.models import InboxEntry, Page
+from chat_events.store.port import MessageStore
 from tests.conftest import make_settings
 from tests.integration.worker_harness import WorkerProcess, wait_until
+from tests.real_engines import Engines
+
+PAGE = 500
 
 
-def check_invariants(db_path: Path, sent: dict[str, tuple[str, str]]) -> None:
+async def conversation_rows(store: MessageStore, conversation_id: str) -> list[ChatMessage]:
+    """Every stored message of one conversation, in seq order (paged)."""
+    out: list[ChatMessage] = []
+    while True:
+        after = out[-1].seq if out else 0
+        page = await store.conversation_messages(conversation_id, after_seq=after, limit=PAGE)
+        out += page.items
+        if not page.has_more or not page.items:
+            return out
+
+
+async def inbox_rows(store: MessageStore, user_id: str) -> list[InboxEntry]:
+    """Every inbox entry of one user, in user seq order (paged)."""
+    out: list[InboxEntry] = []
+    while True:
+        page = await store.inbox_after(user_id, out[-1].user_seq if out else 0, limit=PAGE)
+        out += page.items
+        if not page.has_more or not page.items:
+            return out
+
+
+async def check_invariants(store: MessageStore, sent: dict[str, tuple[str, str]]) -> None:
     """``sent``: message id -> (sender, recipient) of every message ACKed by the broker."""
-    db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
-    try:
-        messages = db.execute("SELECT message_id, conversation_id, seq FROM messages").fetchall()
-        assert len(messages) == len({m for m, _, _ in messages}) == len(sent)  # each stored once, none lost
-        assert {m for m, _, _ in messages} == set(sent)
-        per_conversation: dict[str, list[int]] = defaultdict(list)
-        for _, conversation, seq in messages:
-            per_conversation[conversation].append(seq)
-        for seqs in per_conversation.values():  # conversation seqs: dense, none reused
-            assert sorted(seqs) == list(range(1, len(seqs) + 1))
-        conversation_seq = {m: seq for m, _, seq in messages}
+    expected_in: dict[str, set[str]] = defaultdict(set)  # conversation -> its message ids
+    for mid, (sender, recipient) in sent.items():
+        expected_in[direct_conversation_id(sender, recipient)].add(mid)
+    conversation_seq: dict[str, int] = {}
+    for conversation, expected in expected_in.items():
+        messages = await conversation_rows(store, conversation)
+        ids = [m.message_id for m in messages]
+        assert len(ids) == len(set(ids)) == len(expected), conversation  # each stored once, none lost
+        assert set(ids) == expected, conversation
+        seqs = [m.seq for m in messages]
+        assert seqs == list(range(1, len(seqs) + 1)), conversation  # conversation seqs: dense, none reused
+        conversation_seq.update((m.message_id, m.seq) for m in messages)
+    maxima = await store.max_conversation_seqs(expected_in)
+    assert maxima == {c: len(ids) for c, ids in expected_in.items()}
+    found = await store.find_messages(sent)  # the message-id lookup agrees with the conversation
+    assert {mid: m.seq for mid, m in found.items()} == conversation_seq
 
-        inbox = db.execute(
-            "SELECT user_id, user_seq, message_id, conversation_id, conversation_seq FROM inbox "
-            "ORDER BY user_id, user_seq"
-        ).fetchall()
-        expected = {(user, mid) for mid, pair in sent.items() for user in pair}
-        assert len(inbox) == len(expected)  # one entry per (recipient, message): none twice, none lost
-        assert {(user, mid) for user, _, mid, _, _ in inbox} == expected
-        by_user: dict[str, list[tuple[int, str, str, int]]] = defaultdict(list)
-        for user, user_seq, mid, conversation, cseq in inbox:
-            assert cseq == conversation_seq[mid]
-            by_user[user].append((user_seq, mid, conversation, cseq))
-        for rows in by_user.values():
-            assert [r[0] for r in rows] == list(range(1, len(rows) + 1))  # user seqs dense from 1
-            last: dict[str, int] = {}
-            for _, _, conversation, cseq in rows:  # per conversation, inbox order = conversation order
-                assert cseq > last.get(conversation, 0)
-                last[conversation] = cseq
-    finally:
-        db.close()
+    expected_inbox: dict[str, set[str]] = defaultdict(set)  # user -> message ids: sender and recipient
+    for mid, pair in sent.items():
+        for user in pair:
+            expected_inbox[user].add(mid)
+    for user, expected in expected_inbox.items():
+        rows = await inbox_rows(store, user)
+        mids = [e.message_id for e in rows]
+        assert len(mids) == len(set(mids)) == len(expected), user  # one entry per message: none twice, none lost
+        assert set(mids) == expected, user
+        assert [e.user_seq for e in rows] == list(range(1, len(rows) + 1)), user  # user seqs dense from 1
+        last: dict[str, int] = {}
+        for e in rows:
+            assert e.conversation_seq == conversation_seq[e.message_id]
+            assert e.conversation_seq > last.get(e.conversation_id, 0)  # per conversation, inbox order = seq order
+            last[e.conversation_id] = e.conversation_seq
+    assert await store.max_user_seqs(expected_inbox) == {u: len(ids) for u, ids in expected_inbox.items()}
 
 
-def stored_count(db_path: Path, table: str) -> int:
-    if not db_path.exists():
-        return 0
-    db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=5)
-    try:
-        return int(db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
-    except sqlite3.OperationalError:
-        return 0
-    finally:
-        db.close()
+async def inbox_count(store: MessageStore, users: Iterable[str]) -> int:
+    """Inbox entries of ``users`` so far (their highest user seqs: dense, so the count)."""
+    return sum((await store.max_user_seqs(users)).values())
 
 
 async def send_pairs(
@@ -115,83 +139,152 @@ async def test_worker_stopped_mid_run_loses_and_duplicates_nothing(
     users = [f"u{i}-{uuid.uuid4().hex[:4]}" for i in range(40)]
     worker = WorkerProcess(settings, tmp_path / "worker.log")
     worker.start()
-    try:
-        async with EventPublisher(settings, kafka_target, build_codec(settings)) as publisher:
-            sending = asyncio.ensure_future(send_pairs(publisher, 5000, users))
-            await wait_until(
-                lambda: _at_least(settings.store_path, "inbox", 2000), timeout=120, what="a third of the run"
-            )
-            if how == "kill -9":
-                worker.kill9()
-            else:
-                assert worker.terminate(sig=signal.Signals[how]) == 0
-            killed_at = stored_count(settings.store_path, "inbox")
-            sent = await sending
-            assert killed_at < 10_000, "the kill must land mid-run"
-            worker.start()
-            await wait_until(
-                lambda: _at_least(settings.store_path, "inbox", 10_000),
-                timeout=180,
-                what="every inbox entry after the restart",
-            )
-            await asyncio.sleep(1.0)  # anything replayed late would show up as a duplicate now
-    finally:
-        worker.stop()
-    check_invariants(settings.store_path, sent)
+    async with open_store(settings) as store:
+        try:
+            async with EventPublisher(settings, kafka_target, build_codec(settings)) as publisher:
+                sending = asyncio.ensure_future(send_pairs(publisher, 5000, users))
+                await wait_until(lambda: _at_least(store, users, 2000), timeout=120, what="a third of the run")
+                if how == "kill -9":
+                    worker.kill9()
+                else:
+                    assert worker.terminate(sig=signal.Signals[how]) == 0
+                killed_at = await inbox_count(store, users)
+                sent = await sending
+                assert killed_at < 10_000, "the kill must land mid-run"
+                worker.start()
+                await wait_until(
+                    lambda: _at_least(store, users, 10_000),
+                    timeout=180,
+                    what="every inbox entry after the restart",
+                )
+                await asyncio.sleep(1.0)  # anything replayed late would show up as a duplicate now
+        finally:
+            worker.stop()
+        await check_invariants(store, sent)
 
 
-async def _at_least(path: Path, table: str, n: int) -> bool:
-    return stored_count(path, table) >= n
+async def _at_least(store: MessageStore, users: Sequence[str], n: int) -> bool:
+    return await inbox_count(store, users) >= n
 
 
-async def test_broker_data_lost_seqs_continue_from_the_store(tmp_path: Path) -> None:
+@pytest.mark.parametrize("store_kind", ["embedded", "cassandra"])
+async def test_broker_data_lost_seqs_continue_from_the_store(
+    request: pytest.FixtureRequest, tmp_path: Path, store_kind: str
+) -> None:
+    """The embedded broker keeps topics in memory: restarting it loses every record and offset.
+    The counters then continue from the store (either adapter), so no seq is reused."""
     broker = EmbeddedBroker(0)
     broker.start()
     port = int(broker.bootstrap_servers.rsplit(":", 1)[1])
     target = KafkaTarget(broker.bootstrap_servers, embedded=True)
-    settings: Settings = make_settings(target, tmp_path, worker_app_id="w-lost")
-    users = [f"v{i}" for i in range(10)]
+    store_settings: dict[str, object] = {}
+    if store_kind == "cassandra":
+        engines: Engines = request.getfixturevalue("engines")
+        store_settings = {
+            "cassandra_contact_points": engines.cassandra_contact_point(),
+            "cassandra_keyspace": engines.keyspace(__name__),
+        }
+    settings: Settings = make_settings(
+        target, tmp_path, worker_app_id=f"w-lost-{uuid.uuid4().hex[:8]}", **store_settings
+    )
+    users = [f"v{i}-{uuid.uuid4().hex[:4]}" for i in range(10)]
     worker = WorkerProcess(settings, tmp_path / "worker.log")
     try:
-        await ensure_topics(settings, target)
-        worker.start()
-        async with EventPublisher(settings, target, build_codec(settings)) as publisher:
-            sent = await send_pairs(publisher, 200, users)
-        await wait_until(lambda: _at_least(settings.store_path, "inbox", 400), timeout=60, what="first half")
-        worker.stop()
-        broker.stop()  # the embedded broker keeps topics in memory: everything is gone
-        broker = EmbeddedBroker(port)
-        broker.start()
-        await ensure_topics(settings, target)
-        worker.start()
-        async with EventPublisher(settings, target, build_codec(settings)) as publisher:
-            sent.update(await send_pairs(publisher, 200, users))
-        await wait_until(lambda: _at_least(settings.store_path, "inbox", 800), timeout=60, what="second half")
-        await asyncio.sleep(0.5)
+        async with open_store(settings) as store:
+            await ensure_topics(settings, target)
+            worker.start()
+            async with EventPublisher(settings, target, build_codec(settings)) as publisher:
+                sent = await send_pairs(publisher, 200, users)
+            await wait_until(lambda: _at_least(store, users, 400), timeout=60, what="first half")
+            worker.stop()
+            broker.stop()  # everything in the broker is gone
+            broker = EmbeddedBroker(port)
+            broker.start()
+            await ensure_topics(settings, target)
+            worker.start()
+            async with EventPublisher(settings, target, build_codec(settings)) as publisher:
+                sent.update(await send_pairs(publisher, 200, users))
+            await wait_until(lambda: _at_least(store, users, 800), timeout=60, what="second half")
+            await asyncio.sleep(0.5)
+            await check_invariants(store, sent)
     finally:
         worker.stop()
         broker.stop()
-    check_invariants(settings.store_path, sent)
 
 
-@pytest.mark.parametrize("broken", ["gap", "duplicate"])
-def test_the_checker_catches_violations(tmp_path: Path, broken: str) -> None:
-    """The checker itself can fail: a skipped seq or a second inbox copy is caught."""
-    path = tmp_path / "store.sqlite3"
-    db = sqlite3.connect(path)
-    db.executescript(
-        "CREATE TABLE messages (message_id, conversation_id, seq);"
-        "CREATE TABLE inbox (user_id, user_seq, message_id, conversation_id, conversation_seq);"
-        "INSERT INTO messages VALUES ('m1', 'dm:a:b', 1), ('m2', 'dm:a:b', 2);"
-        "INSERT INTO inbox VALUES ('a', 1, 'm1', 'dm:a:b', 1), ('a', 2, 'm2', 'dm:a:b', 2),"
-        "('b', 1, 'm1', 'dm:a:b', 1), ('b', 2, 'm2', 'dm:a:b', 2);"
+@dataclass
+class Rows:
+    """Just the reads the checker makes, over rows a test writes directly: the real stores
+    refuse a second inbox entry for one message, so a violation must be made by hand."""
+
+    messages: list[ChatMessage] = field(default_factory=list)
+    inbox: list[InboxEntry] = field(default_factory=list)
+
+    async def conversation_messages(self, conversation_id: str, *, after_seq: int, limit: int) -> Page[ChatMessage]:
+        found = sorted(
+            (m for m in self.messages if m.conversation_id == conversation_id and m.seq > after_seq),
+            key=lambda m: m.seq,
+        )
+        return Page(tuple(found[:limit]), has_more=len(found) > limit)
+
+    async def max_conversation_seqs(self, conversation_ids: Iterable[str]) -> dict[str, int]:
+        return {c: max((m.seq for m in self.messages if m.conversation_id == c), default=0) for c in conversation_ids}
+
+    async def find_messages(self, message_ids: Iterable[str]) -> dict[str, ChatMessage]:
+        wanted = set(message_ids)
+        return {m.message_id: m for m in self.messages if m.message_id in wanted}
+
+    async def inbox_after(self, user_id: str, after_seq: int, limit: int) -> Page[InboxEntry]:
+        found = sorted(
+            (e for e in self.inbox if e.user_id == user_id and e.user_seq > after_seq), key=lambda e: e.user_seq
+        )
+        return Page(tuple(found[:limit]), has_more=len(found) > limit)
+
+    async def max_user_seqs(self, user_ids: Iterable[str]) -> dict[str, int]:
+        return {u: max((e.user_seq for e in self.inbox if e.user_id == u), default=0) for u in user_ids}
+
+
+def _message(mid: str, seq: int) -> ChatMessage:
+    return ChatMessage(
+        message_id=mid,
+        conversation_id="dm:a:b",
+        seq=seq,
+        sender_id="a",
+        target_type="user",
+        target_id="b",
+        message_type="text",
+        payload="x",
     )
-    check_invariants(path, {"m1": ("a", "b"), "m2": ("a", "b")})
+
+
+def _entry(user: str, user_seq: int, mid: str, seq: int) -> InboxEntry:
+    return InboxEntry(
+        user_id=user,
+        user_seq=user_seq,
+        message_id=mid,
+        conversation_id="dm:a:b",
+        conversation_seq=seq,
+        sender_id="a",
+        created_at_ms=0,
+    )
+
+
+@pytest.mark.parametrize("broken", ["gap", "duplicate", "lost", "conversation gap"])
+async def test_the_checker_catches_violations(broken: str) -> None:
+    """The checker itself can fail: a skipped seq, a second inbox copy or a lost message is caught."""
+    rows = Rows(
+        [_message("m1", 1), _message("m2", 2)],
+        [_entry("a", 1, "m1", 1), _entry("a", 2, "m2", 2), _entry("b", 1, "m1", 1), _entry("b", 2, "m2", 2)],
+    )
+    sent = {"m1": ("a", "b"), "m2": ("a", "b")}
+    await check_invariants(rows, sent)  # type: ignore[arg-type]
     if broken == "gap":
-        db.execute("UPDATE inbox SET user_seq = 3 WHERE user_id = 'b' AND message_id = 'm2'")
+        rows.inbox[3] = _entry("b", 3, "m2", 2)
+    elif broken == "duplicate":
+        rows.inbox.append(_entry("b", 3, "m2", 2))
+    elif broken == "lost":
+        del rows.inbox[3]  # seqs stay dense: only the count tells
     else:
-        db.execute("INSERT INTO inbox VALUES ('b', 3, 'm2', 'dm:a:b', 2)")
-    db.commit()
-    db.close()
+        rows.messages[1] = _message("m2", 3)
     with pytest.raises(AssertionError):
-        check_invariants(path, {"m1": ("a", "b"), "m2": ("a", "b")})
+        await check_invariants(rows, sent)  # type: ignore[arg-type]

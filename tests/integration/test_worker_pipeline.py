@@ -1,4 +1,5 @@
-"""The worker end to end: a real worker process, the real broker and the embedded store.
+"""The worker end to end: a real worker process, the real broker and the stack's store (embedded
+SQLite, or Cassandra on the ``kafka`` stack), read through the store port.
 
 One worker serves the whole module (its own topic prefix and consumer group); each test uses
 its own users and conversations.
@@ -29,7 +30,8 @@ from chat_events.kafka.admin import ensure_topics
 from chat_events.kafka.connection import KafkaTarget
 from chat_events.producers.publisher import EventPublisher
 from chat_events.settings import Settings
-from chat_events.store.embedded import EmbeddedStore
+from chat_events.store.factory import open_store
+from chat_events.store.port import MessageStore
 from chat_events.topics import DEAD_LETTER, PERSONAL_CHAT, PRESENCE, PUSH, USER_EVENTS, TopicCatalog
 from tests.conftest import make_settings
 from tests.integration.worker_harness import WorkerProcess, edge_alive, heartbeat, read_topic, wait_until
@@ -40,7 +42,7 @@ class Pipeline:
     settings: Settings
     codec: AvroEnvelopeCodec
     publisher: EventPublisher
-    store: EmbeddedStore
+    store: MessageStore
     worker: WorkerProcess
     catalog: TopicCatalog
 
@@ -65,7 +67,7 @@ async def pipeline(kafka_target: KafkaTarget, tmp_path_factory: pytest.TempPathF
     try:
         async with (
             EventPublisher(settings, kafka_target, codec) as publisher,
-            EmbeddedStore(settings.store_path) as store,
+            open_store(settings) as store,
         ):
             yield Pipeline(settings, codec, publisher, store, worker, TopicCatalog(settings))
     finally:

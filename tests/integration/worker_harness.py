@@ -145,8 +145,15 @@ async def read_topic(settings: Settings, codec: AvroEnvelopeCodec, topic: str) -
 
 
 async def read_topic_raw(settings: Settings, codec: AvroEnvelopeCodec, topic: str) -> list[tuple[Any, Envelope]]:
+    """Read as the system's consumers read (``read_committed``: no record of an open or aborted
+    transaction), up to the end offsets when called. Done when every partition's position reaches
+    its end offset, not when a record at end - 1 was seen: with transactional producers (the
+    workers on real Kafka) the last offsets are transaction markers, which no consumer returns."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False, fetch_max_wait_ms=10
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        enable_auto_commit=False,
+        fetch_max_wait_ms=10,
+        isolation_level="read_committed",
     )
     await consumer.start()
     try:
@@ -165,11 +172,11 @@ async def read_topic_raw(settings: Settings, codec: AvroEnvelopeCodec, topic: st
         deadline = time.monotonic() + 20
         while remaining and time.monotonic() < deadline:
             batches = await consumer.getmany(timeout_ms=200)
-            for tp, records in batches.items():
-                for record in records:
-                    out.append((record, codec.decode(record.value)))
-                    if record.offset + 1 >= ends[tp]:
-                        remaining.discard(tp)
+            for records in batches.values():
+                out.extend((record, codec.decode(record.value)) for record in records)
+            for tp in list(remaining):
+                if await consumer.position(tp) >= ends[tp]:
+                    remaining.discard(tp)
         return out
     finally:
         await consumer.stop()
