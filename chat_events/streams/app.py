@@ -32,6 +32,7 @@ from chat_events.store.port import MessageStore
 from chat_events.streams.fanout import FanoutStage
 from chat_events.streams.groups import GroupsStage
 from chat_events.streams.inbox import InboxStage
+from chat_events.streams.log_reset import LogResetWatch
 from chat_events.streams.persist import PersistStage
 from chat_events.streams.persist_fanout import PersistFanoutStage
 from chat_events.streams.records import Output
@@ -148,6 +149,7 @@ class Worker:
         others are cancelled and the error raised: the worker exits and a restart replays)."""
         self._tasks = [asyncio.ensure_future(runner.run()) for runner in self.runners]
         self._tasks.append(asyncio.ensure_future(self._expire_edges_forever()))
+        self._tasks.append(asyncio.ensure_future(LogResetWatch(self.consumer).run()))  # a broker that lost its logs
         try:
             done, _ = await asyncio.wait(self._tasks, return_when=asyncio.FIRST_COMPLETED)
             for task in done:  # none of them ends on its own: an ending is a failure
