@@ -24,6 +24,13 @@ class IdempotenceUnsupportedError(ConfigurationError):
     code = "idempotence_unsupported"
 
 
+class TransactionsUnsupportedError(ConfigurationError):
+    """The broker refused a transactional producer (no transactions, or no authorization for the
+    workers' transactional ids): set ``CHAT_KAFKA_TRANSACTIONS=off`` for it."""
+
+    code = "transactions_unsupported"
+
+
 class EventValidationError(ChatEventsError, ValueError):
     """An event does not satisfy its contract. ``field`` is the dotted path of the offending field
     in the envelope's JSON form, e.g. ``payload.personalChatSent.message_id``."""

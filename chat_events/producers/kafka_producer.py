@@ -30,6 +30,13 @@ from chat_events.kafka.connection import KafkaTarget, client_options
 from chat_events.producers.partitioner import CachedMurmur2Partitioner
 from chat_events.settings import Settings
 
+TRANSACTION_TIMEOUT_MS = 60_000
+"""Longest a transaction may stay open before the broker aborts it (and fences its producer)."""
+TRANSACTION_RETRY_BACKOFF_MS = 10
+"""Backoff of a transactional producer's retries. The broker answers the first request of a
+transaction that follows a commit with CONCURRENT_TRANSACTIONS until the previous one's markers
+are written (a few ms); the default 100 ms wait would dominate every transaction."""
+
 
 class TrackingProducer(AIOKafkaProducer):  # type: ignore[misc]  # aiokafka is untyped
     """An :class:`AIOKafkaProducer` whose client tracks, for metadata refreshes, every topic this
@@ -53,16 +60,25 @@ class TrackingProducer(AIOKafkaProducer):  # type: ignore[misc]  # aiokafka is u
         return super().send_batch(batch, topic, partition=partition)
 
 
-def build_producer(settings: Settings, target: KafkaTarget) -> AIOKafkaProducer:
-    """A producer that acknowledges only after every in-sync replica has the record."""
+def build_producer(settings: Settings, target: KafkaTarget, *, transactional_id: str | None = None) -> AIOKafkaProducer:
+    """A producer that acknowledges only after every in-sync replica has the record. With a
+    ``transactional_id`` it is transactional (hence idempotent): ``start()`` registers that id
+    with the broker (InitProducerId), fencing any older producer that used it."""
+    extra: dict[str, Any] = {"retry_backoff_ms": 100}
+    if transactional_id is not None:
+        extra = {
+            "transactional_id": transactional_id,
+            "transaction_timeout_ms": TRANSACTION_TIMEOUT_MS,
+            "retry_backoff_ms": TRANSACTION_RETRY_BACKOFF_MS,
+        }
     return TrackingProducer(
         **client_options(settings, target),
+        **extra,
         acks="all",
-        enable_idempotence=target.idempotence(settings),
+        enable_idempotence=transactional_id is not None or target.idempotence(settings),
         linger_ms=settings.kafka_linger_ms,
         max_batch_size=settings.kafka_max_batch_bytes,
         compression_type=None if settings.kafka_compression == "none" else settings.kafka_compression,
-        retry_backoff_ms=100,
         partitioner=CachedMurmur2Partitioner(),
     )
 
@@ -78,6 +94,13 @@ async def start_producer(producer: AIOKafkaProducer, settings: Settings, target:
         reached = bool(producer.client.cluster.brokers())  # bootstrap done: the broker answered
         await producer.stop()
         raise start_failure(exc, settings, target, reached=reached, idempotent=target.idempotence(settings)) from exc
+
+
+async def start_transactional(producer: AIOKafkaProducer, timeout_s: float) -> None:
+    """Start a transactional producer (InitProducerId for its id) within ``timeout_s``; errors
+    are raised as aiokafka's, for the caller's policy, without aiokafka's own ERROR line."""
+    with _init_pid_errors_silenced():
+        await asyncio.wait_for(producer.start(), timeout_s)
 
 
 def start_failure(

@@ -7,6 +7,11 @@ last committed offsets; every stage is idempotent. One consumer per stage, one b
 at a time per stage (the next is handled while the previous one's outputs await the broker);
 scale out with more workers and partitions.
 
+With transactions on (``CHAT_KAFKA_TRANSACTIONS``, real Kafka) the runners are
+:class:`TransactionalStageRunner`: each input partition's outputs and offsets commit in one
+transaction of that partition's own producer (``transactional_runner.py``), exactly once for
+``read_committed`` consumers.
+
 Nothing connects at import or in :func:`build_worker`; ``run_worker`` (``worker.py``) starts
 the consumers and runs the :class:`Worker`.
 """
@@ -20,11 +25,12 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from chat_events.codec.avro import AvroEnvelopeCodec
 from chat_events.kafka.admin import delete_topics
 from chat_events.kafka.connection import KafkaTarget, consumer_options
+from chat_events.producers.kafka_producer import build_producer
 from chat_events.producers.partitioner import partition_for
 from chat_events.producers.publisher import EventPublisher
 from chat_events.settings import Settings
@@ -35,9 +41,16 @@ from chat_events.streams.inbox import InboxStage
 from chat_events.streams.log_reset import LogResetWatch
 from chat_events.streams.persist import PersistStage
 from chat_events.streams.persist_fanout import PersistFanoutStage
+from chat_events.streams.producer_pool import ProducerPool
 from chat_events.streams.records import Output
 from chat_events.streams.runner import RebalanceFanout, RunnerTimings, StageRunner
 from chat_events.streams.stage import BatchProcessor, Stage
+from chat_events.streams.transactional import PartitionTransactions
+from chat_events.streams.transactional_runner import (
+    TransactionalRebalance,
+    TransactionalStageRunner,
+    TransactionTimings,
+)
 from chat_events.streams.user_events import UserEventsStage
 from chat_events.topics import (
     DEAD_LETTER,
@@ -128,6 +141,8 @@ class Worker:
     stages: Stages
     sink: PublisherSink
     runners: list[StageRunner]
+    pool: ProducerPool | None = None
+    """The per-partition transactional producers (transactional mode only)."""
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @property
@@ -138,7 +153,17 @@ class Worker:
     def subscribe(self) -> None:
         """Join the group for every stage's topic (after the consumer started: aiokafka's
         ``start()`` would otherwise wait for the first assignment)."""
-        self.consumer.subscribe([runner.topic for runner in self.runners], listener=RebalanceFanout(self.runners))
+        listener: RebalanceFanout | TransactionalRebalance = RebalanceFanout(self.runners)
+        if self.pool is not None:
+            runners = [runner for runner in self.runners if isinstance(runner, TransactionalStageRunner)]
+            wait_s = self.settings.kafka_connect_timeout_s
+            listener = TransactionalRebalance(runners, self.pool, self.consumer, wait_s=wait_s)
+        self.consumer.subscribe([runner.topic for runner in self.runners], listener=listener)
+
+    async def close(self) -> None:
+        """After the consumer stopped: stop the transactional producers."""
+        if self.pool is not None:
+            await self.pool.close()
 
     async def wait_assigned(self) -> None:
         """Until every runner holds its first assignment."""
@@ -246,13 +271,56 @@ def build_worker(
         heartbeat_interval_ms=int(min(3.0, settings.worker_session_timeout_s / 3) * 1000),
         rebalance_timeout_ms=int(settings.worker_rebalance_timeout_s * 1000),
     )
-    runners = []
-    for stage, spec in wiring:
-        processor = BatchProcessor(
+    processors = {
+        catalog.resolve(spec).name: BatchProcessor(
             stage, codec, sink, dead_letter_topic=dead_letter, max_backoff_s=settings.worker_retry_max_backoff_s
         )
+        for stage, spec in wiring
+    }
+    pool = _producer_pool(settings, target, codec, processors) if target.transactions(settings) else None
+    grace_s = settings.worker_session_timeout_s + settings.worker_rebalance_timeout_s + 5.0
+    txn_timings = TransactionTimings(fenced_grace_s=grace_s, start_wait_s=settings.kafka_connect_timeout_s)
+    runners: list[StageRunner] = []
+    for stage, spec in wiring:
+        topic = catalog.resolve(spec).name
         hook = after_sessions_assigned if stage is stages.sessions else reset_hook(stage)
-        runners.append(
-            StageRunner(stage.name, catalog.resolve(spec).name, processor, consumer, timings=timings, on_assigned=hook)
+        if pool is None:
+            runner = StageRunner(stage.name, topic, processors[topic], consumer, timings=timings, on_assigned=hook)
+        else:
+            runner = TransactionalStageRunner(
+                stage.name,
+                topic,
+                processors[topic],
+                consumer,
+                pool,
+                timings=timings,
+                transactions=txn_timings,
+                on_assigned=hook,
+            )
+        runners.append(runner)
+    return Worker(settings, target, stages, sink, runners, pool)
+
+
+def _producer_pool(
+    settings: Settings, target: KafkaTarget, codec: AvroEnvelopeCodec, processors: dict[str, BatchProcessor]
+) -> ProducerPool:
+    """Transactional mode: one producer per assigned input partition, committing the partition's
+    outputs and offsets together (``transactional.py``)."""
+
+    def transactions(tp: TopicPartition, producer: AIOKafkaProducer) -> PartitionTransactions:
+        return PartitionTransactions(
+            tp,
+            producer,
+            group_id=settings.worker_app_id,
+            processor=processors[tp.topic],
+            codec=codec,
+            max_backoff_s=settings.worker_retry_max_backoff_s,
         )
-    return Worker(settings, target, stages, sink, runners)
+
+    return ProducerPool(
+        app_id=settings.worker_app_id,
+        topics=processors,
+        make_producer=lambda tid: build_producer(settings, target, transactional_id=tid),
+        make_transactions=transactions,
+        start_timeout_s=settings.kafka_connect_timeout_s,
+    )

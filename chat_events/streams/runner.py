@@ -22,6 +22,9 @@ every ``commit_interval_s``, when partitions are revoked, and on stop. A worker 
 moment replays from the last committed offsets; every stage is idempotent (same seqs, same
 output ids), so a replay changes nothing.
 
+(On real Kafka the worker runs :class:`TransactionalStageRunner` instead, which commits outputs
+and offsets together: ``transactional_runner.py``.)
+
 **Rebalances.** After a rebalance aiokafka restarts every assigned partition from its committed
 offset. Revocation first waits for the batches in flight and commits them. A batch handled while a
 rebalance happened is neither sent nor committed (whoever owns its partitions now replays it),

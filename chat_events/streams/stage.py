@@ -104,7 +104,7 @@ class BatchProcessor:
         first attempt fails (or cannot even be enqueued), it falls back to :meth:`send` — retrying,
         or parking the inputs — which may put these outputs after a later batch's; every consumer
         is idempotent and the edge syncs a gap, so that only happens on a broker failure."""
-        outputs = result.outputs + [self._dead_letter(reject) for reject in result.rejects]
+        outputs = self.outputs_of(result)
         acknowledged: Awaitable[None] | None = None
         if outputs:
             try:
@@ -129,20 +129,28 @@ class BatchProcessor:
         """Second half of :meth:`process`: send ``result``'s outputs and dead letters, and return
         once the broker acknowledged all of them. Outputs the broker refuses for good park the
         batch's input ``records`` in the dead-letter topic instead."""
-        outputs = result.outputs + [self._dead_letter(reject) for reject in result.rejects]
+        outputs = self.outputs_of(result)
         if not outputs:
             return result
         try:
             await self._retrying(lambda: self._sink.send_outputs(outputs), "send", reset=False)
         except Exception as exc:  # e.g. an output the broker refuses (too large): park the inputs
-            log.error(
-                "%s: outputs refused (%s); dead-lettering the batch's %d records", self._stage.name, exc, len(records)
-            )
-            rejects = [Reject(record, error_code(exc), f"outputs refused: {exc}") for record in records]
-            parked = [self._dead_letter(reject) for reject in rejects]
+            result = self.parked(records, exc)
+            parked = self.outputs_of(result)
             await self._retrying(lambda: self._sink.send_outputs(parked), "send", reset=False)
-            result = StageResult(rejects=rejects)
         return result
+
+    def outputs_of(self, result: StageResult) -> list[Output]:
+        """Everything ``result`` sends: its outputs, then a dead letter per rejected record."""
+        return result.outputs + [self._dead_letter(reject) for reject in result.rejects]
+
+    def parked(self, records: Sequence[SourceRecord], exc: BaseException) -> StageResult:
+        """What replaces a result whose outputs the broker refused for good: every input record
+        of the batch rejected (dead-lettered) with ``exc``'s code, and nothing else."""
+        log.error(
+            "%s: outputs refused (%s); dead-lettering the batch's %d records", self._stage.name, exc, len(records)
+        )
+        return StageResult(rejects=[Reject(record, error_code(exc), f"outputs refused: {exc}") for record in records])
 
     def _decode(self, records: Sequence[SourceRecord]) -> tuple[list[Incoming], list[Reject]]:
         items: list[Incoming] = []

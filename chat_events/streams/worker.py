@@ -85,6 +85,8 @@ async def _stop_fully(worker: Worker, running: asyncio.Future[None], timeout_s: 
     finally:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(worker.consumer.stop(), timeout_s)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(worker.close(), timeout_s)
     if running.done() and not running.cancelled() and running.exception() is not None:
         raise running.exception()  # type: ignore[misc]
 
