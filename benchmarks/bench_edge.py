@@ -3,10 +3,15 @@
 Run from the repository root::
 
     python -m benchmarks.bench_edge [--markdown] [--quick] [--profile] [--json PATH]
+                                    [--stack embedded|kafka|kafka-cassandra|all]
 
-Everything runs on this machine at once: the embedded broker (Tansu, memory only; or the cluster
-in ``CHAT_KAFKA_BOOTSTRAP_SERVERS``), one ``chat-events worker`` process, one ``chat-events
-edge`` process (uvicorn on a free port) and the load generator (this process, asyncio on uvloop,
+Everything runs on this machine at once: the broker and store of ``--stack`` (see
+:mod:`benchmarks.stacks`; default ``embedded`` = the embedded broker, Tansu, memory only, or the
+cluster in ``CHAT_KAFKA_BOOTSTRAP_SERVERS``, and the embedded SQLite store; ``kafka`` = real
+Apache Kafka started for this run; ``kafka-cassandra`` = real Kafka and real Cassandra, a fresh
+keyspace per system; ``all`` = each in turn, then one comparison table), one ``chat-events
+worker`` process, one ``chat-events edge`` process (uvicorn on a free port) and the load
+generator (this process, asyncio on uvloop,
 :class:`chat_events.client.ChatClient` per user). Every scenario gets fresh processes, a fresh
 data directory, topic prefix and worker consumer group. Settings of the benchmark processes:
 send rate limit 1,000,000/s (burst 1,000,000), outbound queue 100,000 frames per socket (so a
@@ -31,7 +36,9 @@ socket is not closed for being slow during saturation), everything else at its d
   (ascending, on one fresh system) for ``--latency-warmup`` + ``--latency-seconds``; latency =
   recipient's ``receive()`` - ``perf_counter_ns`` just before ``send()`` (stamped in the content).
   Every measured message must arrive within ``--drain-timeout``; missing and duplicate
-  deliveries are counted.
+  deliveries are counted. *Idle*: on the latency system, after priming and before the first
+  rate, ``--idle-cpu-seconds`` with all ``--w1-users`` connected and nothing sent: the CPU of every
+  process then (heartbeats, consumer long-polls, the engines' own housekeeping).
 * **W2, group**: one ``--w2-members`` (50) member group (created over HTTP), every member
   connected, ``--w2-senders`` (4) of them sending. Saturation as W1 (a message counts once per
   recipient, 49 for 50 members; delivery-gated = all 49 have it); latency at each of
@@ -100,13 +107,13 @@ from benchmarks.edge_load import (
     wait_http_ready,
     wait_log_line,
 )
-from benchmarks.report import emit
+from benchmarks.report import comparison_markdown, comparison_rows, comparison_text, emit
+from benchmarks.stacks import Stack, add_stack_argument, keyspace_name, stacks_to_run, started_stack
 from chat_events.api.tokens import issue_token
 from chat_events.client import ChatClient, HttpApi
 from chat_events.client.models import TargetType
 from chat_events.kafka.admin import ensure_topics
 from chat_events.kafka.connection import KafkaTarget
-from chat_events.kafka.embedded import EmbeddedBroker
 from chat_events.settings import Settings
 
 W1_AIM = 5_000
@@ -130,12 +137,13 @@ BENCH_ENV = {
     "CHAT_SEND_BURST": "1000000",
     "CHAT_WS_OUTBOUND_QUEUE": "100000",
     "CHAT_KAFKA_FETCH_MAX_WAIT_MS": "10",
-    "CHAT_STORE_BACKEND": "embedded",
 }
 PRIME_PER_ROUTE = 3
 """Messages per sender, sent and delivered before anything is measured."""
 IDLE_WARMUP = 50
 """Connections opened and closed before the idle baseline (first-use allocations, imports)."""
+PROCESSES = ("broker", "cassandra", "worker", "edge", "generator")
+"""The processes whose CPU is sampled (``cassandra`` only on the Cassandra stack)."""
 
 
 # --- the system under test ------------------------------------------------------------------
@@ -146,10 +154,15 @@ class Context:
     args: argparse.Namespace
     root: Path
     run_id: str
-    target: KafkaTarget
-    broker_pid: int | None
+    stack: Stack
     services: list[Service] = field(default_factory=list)
     nofile: int = 0
+    schema_s: list[float] = field(default_factory=list)
+    """Seconds each Cassandra keyspace took to create (before its system starts, not measured)."""
+
+    @property
+    def target(self) -> KafkaTarget:
+        return self.stack.target
 
 
 @dataclass(slots=True)
@@ -174,7 +187,13 @@ class System:
         return self.settings.auth_secret.get_secret_value()
 
     def pids(self, ctx: Context) -> dict[str, int | None]:
-        return {"broker": ctx.broker_pid, "worker": self.worker.pid, "edge": self.edge.pid, "generator": os.getpid()}
+        return {
+            "broker": ctx.stack.broker_pid,
+            "cassandra": ctx.stack.cassandra_pid,
+            "worker": self.worker.pid,
+            "edge": self.edge.pid,
+            "generator": os.getpid(),
+        }
 
 
 async def start_system(ctx: Context, name: str, **extra_env: str) -> System:
@@ -184,21 +203,19 @@ async def start_system(ctx: Context, name: str, **extra_env: str) -> System:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CHAT_")}
     env.update(BENCH_ENV)
+    env.update(ctx.stack.child_env(keyspace_name(ctx.run_id, name) if ctx.stack.cassandra else None))
     env.update(
-        CHAT_KAFKA_BOOTSTRAP_SERVERS=ctx.target.bootstrap_servers,
         CHAT_DATA_DIR=str(data_dir),
         CHAT_TOPIC_PREFIX=f"benche{ctx.run_id}-{name}.",
         CHAT_WORKER_APP_ID=f"bench-edge-{ctx.run_id}-{name}",
         CHAT_EDGE_PORT=str(port),
         CHAT_EDGE_NAME=f"bench-{name}",
     )
-    if ctx.target.embedded:
-        env["CHAT_KAFKA_IDEMPOTENCE"] = "off"  # Tansu does not implement InitProducerId
-    else:
-        env.update({k: v for k, v in os.environ.items() if k.startswith("CHAT_KAFKA_")})
     env.update(extra_env)
     values: dict[str, Any] = {k[len("CHAT_") :].lower(): v for k, v in env.items() if k.startswith("CHAT_")}
     settings = Settings(**values)
+    if ctx.stack.cassandra:
+        ctx.schema_s.append(await ctx.stack.init_keyspace(settings))
     await ensure_topics(settings, ctx.target)
     worker = Service("worker", "worker", env, ctx.root / f"{name}-worker.log")
     edge = Service("edge", "edge", env, ctx.root / f"{name}-edge.log")
@@ -465,10 +482,22 @@ async def latency_steps(
     routes: list[tuple[ChatClient, TargetType, str]],
     rates: list[float],
     recipients: int,
+    *,
+    idle: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Each rate (ascending): warm-up, then the measured open-loop step and its drain."""
+    """Each rate (ascending): warm-up, then the measured open-loop step and its drain. With
+    ``idle`` (a dict to fill), first ``--idle-cpu-seconds`` of CPU with everyone connected and silent."""
     args = ctx.args
     primed = await prime(ctx, pool, routes, recipients)
+    if idle is not None and args.idle_cpu_seconds > 0:
+        say(f"  idle: {len(pool.clients)} users connected, nothing sent, {args.idle_cpu_seconds:g} s ...")
+        await asyncio.sleep(1.0)  # the priming's last acknowledgements and commits
+        before = snapshot(system.pids(ctx))
+        await asyncio.sleep(args.idle_cpu_seconds)
+        idle.update(
+            users=len(pool.clients), seconds=args.idle_cpu_seconds, cpu=cpu_shares(before, snapshot(system.pids(ctx)))
+        )
+        say(f"    {cpu_line(idle['cpu'])}")
     steps: list[dict[str, Any]] = []
     for rate in sorted(rates):
         say(f"  {rate:g}/s: {args.latency_warmup:g} s warm-up + {args.latency_seconds:g} s ...")
@@ -515,11 +544,22 @@ async def run_w1_latency(ctx: Context) -> dict[str, Any]:
     try:
         users = [f"w1l{i:02d}-{ctx.run_id}" for i in range(args.w1_users)]
         await pool.connect(users)
-        primed, steps = await latency_steps(ctx, system, pool, pair_routes(pool, users), args.w1_rates, 1)
+        idle: dict[str, Any] = {}
+        routes = pair_routes(pool, users)
+        primed, steps = await latency_steps(ctx, system, pool, routes, args.w1_rates, 1, idle=idle)
     finally:
         await pool.close()
         problems = stop_system(system)
-    return {"primed": primed, "steps": steps, "startup": system.startup_s, "problems": problems, "users": args.w1_users}
+    result = {
+        "primed": primed,
+        "steps": steps,
+        "startup": system.startup_s,
+        "problems": problems,
+        "users": args.w1_users,
+    }
+    if idle:
+        result["idle"] = idle
+    return result
 
 
 async def run_w2_latency(ctx: Context) -> dict[str, Any]:
@@ -664,8 +704,10 @@ def environment(ctx: Context) -> dict[str, Any]:
         "python": platform.python_version(),
         "websockets": package_version("websockets"),
         "uvloop": package_version("uvloop"),
-        "broker": "embedded Tansu (memory only, no idempotence)" if ctx.target.embedded else "external",
-        "store": "embedded SQLite",
+        "stack": ctx.stack.name,
+        "stack_start_s": ctx.stack.start_s,
+        "broker": ctx.stack.broker_label,
+        "store": ctx.stack.store_label,
         "settings": BENCH_ENV,
     }
 
@@ -717,8 +759,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile-seconds", type=float, help="default 8; quick 5")
     parser.add_argument("--py-spy-rate", type=int, default=100)
     parser.add_argument("--top", type=int, default=12, help="functions listed per profile")
+    parser.add_argument(
+        "--idle-cpu-seconds",
+        type=float,
+        help="CPU with the W1 users connected and silent, on the W1 latency system (default 5; quick 3; 0 = skip)",
+    )
     parser.add_argument("--ready-timeout", type=float, default=90.0)
     parser.add_argument("--workdir", type=Path, help="keep logs, store files and profiles here")
+    add_stack_argument(parser)
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the results as JSON to PATH")
     parser.add_argument("--markdown", action="store_true", help="also print a Markdown section")
     args = parser.parse_args(argv)
@@ -733,6 +781,7 @@ def main(argv: list[str] | None = None) -> int:
         "gated_seconds": 5.0 if quick else 10.0,
         "gated_warmup": 2.0 if quick else 3.0,
         "idle_compression": "deflate" if quick else "both",
+        "idle_cpu_seconds": 3.0 if quick else 5.0,
     }
     for name, value in defaults.items():
         if getattr(args, name) is None:
@@ -749,28 +798,50 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))  # clean up on kill too
     nofile = raise_nofile(args.idle_connections + 2_000)
     started = time.perf_counter()
-    external = os.environ.get("CHAT_KAFKA_BOOTSTRAP_SERVERS", "").strip()
-    with contextlib.ExitStack() as stack:
+    command = "python -m benchmarks.bench_edge " + " ".join(argv if argv is not None else sys.argv[1:])
+    stacks = stacks_to_run(args.stack)
+    runs: list[dict[str, Any]] = []
+    with contextlib.ExitStack() as exits:
         if args.workdir:
             args.workdir.mkdir(parents=True, exist_ok=True)
             root = Path(tempfile.mkdtemp(prefix="bench-edge-", dir=args.workdir))
         else:
-            root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-edge-")))
-        if external:
-            target, broker_pid = KafkaTarget(external, embedded=False), None
-        else:
-            broker = stack.enter_context(EmbeddedBroker(0, log_path=root / "broker.log"))
-            target, broker_pid = KafkaTarget(broker.bootstrap_servers, embedded=True), broker.pid
-        ctx = Context(args, root, uuid.uuid4().hex[:6], target, broker_pid, nofile=nofile)
-        say(f"broker {target.bootstrap_servers}, work dir {root}, RLIMIT_NOFILE {nofile}")
-        env = environment(ctx)
-        with cleanup(ctx):
-            results = run(measure(ctx))
-    result: dict[str, Any] = {"benchmark": "edge", "environment": env, **results}
-    result["command"] = "python -m benchmarks.bench_edge " + " ".join(argv if argv is not None else sys.argv[1:])
+            root = Path(exits.enter_context(tempfile.TemporaryDirectory(prefix="bench-edge-")))
+        say(f"work dir {root}, RLIMIT_NOFILE {nofile}")
+        for name in stacks:
+            try:
+                with started_stack(name, root / name) as stack:
+                    runs.append(run_on(stack, root / name / "run", args, nofile, command))
+            except Exception as exc:  # one stack failing does not lose the others' figures
+                if len(stacks) == 1:
+                    raise
+                say(f"stack {name} failed: {type(exc).__name__}: {exc}")
+                runs.append({"benchmark": "edge", "stack": name, "error": f"{type(exc).__name__}: {exc}"})
+    if len(runs) == 1:
+        result = runs[0]
+        result["wall_seconds"] = round(time.perf_counter() - started, 1)
+        emit(result, format_text, format_markdown, markdown=args.markdown, json_path=args.json)
+        return 0
+    combined: dict[str, Any] = {"benchmark": "edge", "stack": args.stack, "command": command, "runs": runs}
+    combined["wall_seconds"] = round(time.perf_counter() - started, 1)
+    emit(combined, format_runs_text, format_runs_markdown, markdown=args.markdown, json_path=args.json)
+    return 1 if any("error" in run for run in runs) else 0
+
+
+def run_on(stack: Stack, root: Path, args: argparse.Namespace, nofile: int, command: str) -> dict[str, Any]:
+    """Every scenario once on ``stack``: one result, as a single-stack run reports it."""
+    started = time.perf_counter()
+    root.mkdir(parents=True)
+    ctx = Context(args, root, uuid.uuid4().hex[:6], stack, nofile=nofile)
+    say(f"== {stack.name}: broker {ctx.target.bootstrap_servers}, work dir {root}")
+    env = environment(ctx)
+    with cleanup(ctx):
+        results = run(measure(ctx))
+    result: dict[str, Any] = {"benchmark": "edge", "stack": stack.name, "environment": env, **results}
+    result["cassandra_schema_s"] = ctx.schema_s
+    result["command"] = command
     result["wall_seconds"] = round(time.perf_counter() - started, 1)
-    emit(result, format_text, format_markdown, markdown=args.markdown, json_path=args.json)
-    return 0
+    return result
 
 
 def run(coro: Any) -> dict[str, Any]:
@@ -796,7 +867,7 @@ def yes(ok: bool) -> str:
 def cpu_line(cpu: dict[str, Any]) -> str:
     p = cpu.get("processes", {})
     parts = []
-    for name in ("broker", "worker", "edge", "generator"):
+    for name in PROCESSES:
         if name in p:
             share = p[name]
             main = f" (main thread {share['main']:.0%})" if name in ("worker", "edge") else ""
@@ -816,7 +887,7 @@ def bottleneck(cpu: dict[str, Any]) -> str:
 
     def busiest(item: tuple[str, dict[str, float]]) -> float:
         name, share = item
-        return share["total"] if name in ("broker", "generator") else share["main"]
+        return share["main"] if name in ("worker", "edge") else share["total"]
 
     name, share = max(p.items(), key=busiest)
     value = busiest((name, share))
@@ -825,9 +896,7 @@ def bottleneck(cpu: dict[str, Any]) -> str:
     cores = os.cpu_count() or 1
     if machine is not None and machine >= 0.9 * cores:
         ours = sum(v["total"] for v in p.values())
-        text += (
-            f"; the machine is out of CPU: {machine:.2f} of {cores} cores busy, {ours:.2f} of them these four processes"
-        )
+        text += f"; the machine is out of CPU: {machine:.2f} of {cores} cores busy, {ours:.2f} of them these processes"
     return text
 
 
@@ -916,16 +985,26 @@ def format_text(r: dict[str, Any]) -> str:
     lines = [
         f"chat-events end-to-end benchmark  {env['date']}  python {env['python']}  websockets {env['websockets']}  "
         f"cpus {env['cpus']}" + (f"  load {load[0]:.2f}" if load else ""),
-        f"broker: {env['broker']}; store: {env['store']}; one worker + one edge + this load generator (uvloop)",
+        f"stack {env['stack']} (engines up in {env['stack_start_s']:.1f} s); broker: {env['broker']}; "
+        f"store: {env['store']}; one worker + one edge + this load generator (uvloop)",
         "settings: " + " ".join(f"{k}={v}" for k, v in env["settings"].items()),
         f"command: {r['command']}",
     ]
+    if r.get("cassandra_schema_s"):
+        times = r["cassandra_schema_s"]
+        lines.append(f"Cassandra keyspaces created (not measured): {len(times)}, {sum(times) / len(times):.1f} s each")
     if "w1_saturation" in r:
         s = r["w1_saturation"]
         lines += ["", f"W1 1:1, {s['users']} users in {s['users'] // 2} pairs"]
         lines += saturation_lines(s, "msg/s to recipients", 1)
     if "w1_latency" in r:
         lines += primed_line(r["w1_latency"].get("primed"))
+        idle = r["w1_latency"].get("idle")
+        if idle:
+            lines.append(
+                f"  idle, {idle['users']} users connected and nothing sent, {idle['seconds']:g} s: "
+                + cpu_line(idle["cpu"])
+            )
         lines.append("  latency, send() -> recipient's receive(), open loop:")
         for step in r["w1_latency"]["steps"]:
             lines += step_lines(step, "msg/s")
@@ -1026,20 +1105,21 @@ def profile_lines(name: str, p: dict[str, Any]) -> list[str]:
     return lines
 
 
-def markdown_cpu_row(label: str, cpu: dict[str, Any]) -> str:
+def cpu_cell(cpu: dict[str, Any], name: str) -> str:
+    """A process's share of one core (worker and edge: ``total (event loop)``), ``—`` if absent."""
     p = cpu.get("processes", {})
-
-    def cell(name: str) -> str:
-        if name not in p:
-            return "—"
-        share = p[name]
-        if name in ("broker", "generator"):
-            return f"{share['total']:.0%}"
+    if name not in p:
+        return "—"
+    share = p[name]
+    if name in ("worker", "edge"):
         return f"{share['total']:.0%} ({share['main']:.0%})"
+    return f"{share['total']:.0%}"
 
+
+def markdown_cpu_row(label: str, cpu: dict[str, Any], names: tuple[str, ...]) -> str:
     machine = cpu.get("machine_busy_cores")
     machine_text = f"{machine:.2f}" if machine is not None else "—"
-    return f"| {label} | {cell('broker')} | {cell('worker')} | {cell('edge')} | {cell('generator')} | {machine_text} |"
+    return f"| {label} | " + " | ".join(cpu_cell(cpu, name) for name in names) + f" | {machine_text} |"
 
 
 def format_markdown(r: dict[str, Any]) -> str:
@@ -1093,13 +1173,23 @@ def format_markdown(r: dict[str, Any]) -> str:
             f"| {yes(kib < IDLE_KIB_AIM)} |"
         )
         cpu_rows.append((f"opening idle connections ({i['compression']})", i["cpu_while_opening"]))
+    idle = r.get("w1_latency", {}).get("idle")
+    if idle:
+        cpu_rows.insert(0, (f"idle, {idle['users']} users connected, nothing sent", idle["cpu"]))
+    names = tuple(n for n in PROCESSES if n != "cassandra" or any(n in c.get("processes", {}) for _, c in cpu_rows))
+    headers = {
+        "broker": "broker",
+        "cassandra": "cassandra",
+        "worker": "worker (event loop)",
+        "edge": "edge (event loop)",
+        "generator": "load generator",
+    }
     lines += [
         "",
-        "| CPU, share of one core | broker | worker (event loop) | edge (event loop) | load generator "
-        "| machine, cores busy |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| CPU, share of one core | " + " | ".join(headers[n] for n in names) + " | machine, cores busy |",
+        "|---|" + "---:|" * (len(names) + 1),
     ]
-    lines += [markdown_cpu_row(label, cpu) for label, cpu in cpu_rows]
+    lines += [markdown_cpu_row(label, cpu, names) for label, cpu in cpu_rows]
     profiles = r.get("w1_saturation", {}).get("delivery_gated", {}).get("profiles", {})
     for name, p in profiles.items():
         if "error" in p:
@@ -1116,6 +1206,82 @@ def format_markdown(r: dict[str, Any]) -> str:
     ]
     lines += [f"| {name} | {v['w1']} | {v['w2']} |" for name, v in EJABBERD.items()]
     return "\n".join(lines)
+
+
+# --- several stacks: one comparison -----------------------------------------------------------
+
+
+def run_figures(r: dict[str, Any]) -> dict[str, str]:
+    """The figures of one run that the comparison table shows, by row label."""
+    out = {"engines up, s": f"{r['environment']['stack_start_s']:.1f}"}
+    cpu: list[tuple[str, dict[str, Any]]] = []
+    idle = r.get("w1_latency", {}).get("idle")
+    if idle:
+        cpu.append((f"idle, {idle['users']} users connected", idle["cpu"]))
+    for key, name, unit in (("w1_saturation", "W1", "msg/s"), ("w2_saturation", "W2", "deliveries/s")):
+        if key not in r:
+            continue
+        for gate, label in (("delivery_gated", "delivery-gated"), ("ack_gated", "ACK-gated")):
+            g = r[key][gate]
+            out[f"{name} saturation, {label}, delivered {unit}"] = f"{g['delivered_per_s']:,.0f}"
+        cpu.append((f"{name} saturation (delivery-gated)", r[key]["delivery_gated"]["cpu"]))
+    problems = 0
+    for key, name, unit in (("w1_latency", "W1", "msg/s"), ("w2_latency", "W2", "group msg/s")):
+        steps = r.get(key, {}).get("steps", [])
+        for step in steps:
+            lat = step["latency"]
+            value = f"{lat['p50_ms']:,.1f} / {lat['p99_ms']:,.1f}" if lat.get("n") else "no samples"
+            out[f"{name} at {step['rate']:g} {unit}, p50 / p99 ms"] = value
+            problems += step["missing"] + step["duplicates"]
+        if steps:
+            cpu.append((f"{name} at {steps[0]['rate']:g} {unit}", steps[0]["cpu"]))
+    if any(k in r for k in ("w1_latency", "w2_latency")):
+        out["latency steps: missing + duplicate deliveries"] = f"{problems:,}"
+    for i in r.get("idle", []):
+        out[f"idle connections ({i['compression']} offered): held / KiB each"] = (
+            f"{i['still_open_after_3s']:,} / {i['kib_per_connection']:.1f}"
+        )
+    errors = 0
+    for part in [r.get(k, {}) for k in ("w1_saturation", "w1_latency", "w2_saturation", "w2_latency")] + list(
+        r.get("idle", [])
+    ):
+        for service in ("edge", "worker"):
+            log = part.get("problems", {}).get(f"{service}_log", {})
+            errors += log.get("errors", 0) + log.get("tracebacks", 0)
+    out["worker + edge log: ERROR lines + tracebacks"] = f"{errors:,}"
+    for name, shares in cpu:
+        for process in PROCESSES:
+            out[f"CPU {name}: {process}"] = cpu_cell(shares, process)
+        machine = shares.get("machine_busy_cores")
+        out[f"CPU {name}: machine, cores busy"] = "—" if machine is None else f"{machine:.2f}"
+    return out
+
+
+def run_labels(runs: list[dict[str, Any]]) -> list[str]:
+    return [str(r["stack"]) for r in runs]
+
+
+def format_runs_text(combined: dict[str, Any]) -> str:
+    parts = []
+    for label, run in zip(run_labels(combined["runs"]), combined["runs"], strict=True):
+        body = f"failed: {run['error']}" if "error" in run else format_text(run)
+        parts.append(f"===== {label} =====\n{body}")
+    table = comparison_text(run_labels(combined["runs"]), comparison_rows(combined["runs"], run_figures))
+    parts.append(
+        "comparison (CPU = share of one core, worker and edge: total (event loop); only ratios within one run "
+        "mean anything):\n" + table
+    )
+    return "\n\n".join(parts)
+
+
+def format_runs_markdown(combined: dict[str, Any]) -> str:
+    parts = [
+        f"#### {label}\n\n{format_markdown(run)}"
+        for label, run in zip(run_labels(combined["runs"]), combined["runs"], strict=True)
+        if "error" not in run
+    ]
+    parts.append(comparison_markdown(run_labels(combined["runs"]), comparison_rows(combined["runs"], run_figures)))
+    return "\n\n".join(parts)
 
 
 if __name__ == "__main__":

@@ -3,17 +3,26 @@
 Run from the repository root::
 
     python -m benchmarks.bench_worker [--messages 20000] [--group-messages 1000] [--profiler cprofile]
-                                      [--json PATH] [--markdown]
+                                      [--stack embedded|kafka|kafka-cassandra|all]
+                                      [--transactions on|off|both] [--json PATH] [--markdown]
 
-Broker: the embedded one (Tansu, memory-only, no idempotent producer) started for this run, or
-an external cluster when ``CHAT_KAFKA_BOOTSTRAP_SERVERS`` is set. Store: the embedded SQLite
-store. Every scenario gets its own topic prefix, consumer group and fresh data directory (under
-one temporary directory, removed at the end), so nothing is shared between them.
+Broker and store (``--stack``, see :mod:`benchmarks.stacks`): ``embedded`` (default) = the
+embedded broker (Tansu, memory-only, no idempotent producer) started for this run, or an
+external cluster when ``CHAT_KAFKA_BOOTSTRAP_SERVERS`` is set, and the embedded SQLite store;
+``kafka`` = real Apache Kafka started for this run and SQLite; ``kafka-cassandra`` = real Kafka
+and real Cassandra (a fresh keyspace per scenario, schema initialised); ``all`` = each in turn,
+then one comparison table. ``--transactions on|off|both`` sets ``CHAT_KAFKA_TRANSACTIONS`` for
+the workers on real Kafka (``both``: every real-Kafka stack twice, on then off, on the same
+engines); without it the product default (``auto`` = on for real Kafka) applies, and the
+embedded broker is always without transactions. Every scenario gets its own topic prefix,
+consumer group and fresh data directory (under one temporary directory, removed at the end), so
+nothing is shared between them.
 
 The worker is a separate process (``python -m chat_events.cli.main worker``), so the load
 generator never shares its core or its GIL; this process pre-publishes with
 ``EventPublisher.publish_many`` *before* the worker starts, then only polls the store read-only
-(``SELECT COUNT(*) FROM inbox`` every ``--poll-ms``). Scenarios:
+(``SELECT COUNT(*) FROM inbox`` every ``--poll-ms``; on Cassandra the sum of ``user_seqs.max_seq``,
+written in the same batch as each user's inbox rows, instead of a full scan). Scenarios:
 
 1. **1:1 throughput**: ``--messages`` personalChatSent among ``--users`` users in fixed pairs,
    pre-published; then the worker starts and is timed from its "worker ready" line until all
@@ -37,7 +46,9 @@ generator never shares its core or its GIL; this process pre-publishes with
    "worker ready", so the SQLite store thread and Faust's consumer thread are in it too.
 
 Every throughput run also reports CPU from ``/proc``: the worker's event-loop thread, its other
-threads (Faust's consumer thread, the SQLite store thread), the broker and this process's poller.
+threads (Faust's consumer thread, the SQLite store thread), the broker (Tansu or the Kafka JVM),
+Cassandra's JVM and this process's poller; the latency run also over the second of idle before
+its load (worker ready and warmed up, nothing to do).
 The worker often does not exit after SIGINT (see ``docs/benchmarks.md``); after
 ``--stop-timeout`` it is killed, which does not affect the figures (taken before the stop).
 ``--worker-env CHAT_X=V`` changes a worker setting for experiments.
@@ -67,24 +78,31 @@ import tempfile
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sized
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiokafka
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from benchmarks.bench_codec import TEXT, make_envelope
-from benchmarks.report import emit
+from benchmarks.report import comparison_markdown, comparison_rows, comparison_text, emit
+from benchmarks.stacks import (
+    Stack,
+    add_stack_argument,
+    external_kafka,
+    keyspace_name,
+    stacks_to_run,
+    started_stack,
+)
 from chat_events.codec.factory import build_codec
 from chat_events.events import Envelope
 from chat_events.events.factory import new_envelope
 from chat_events.events.types import GroupCreated, MessageDispatchedBatch, PersonalChatSent, UserConnected
 from chat_events.kafka.admin import ensure_topics
 from chat_events.kafka.connection import KafkaTarget
-from chat_events.kafka.embedded import EmbeddedBroker
 from chat_events.producers import EventPublisher
 from chat_events.settings import Settings
 from chat_events.topics import TopicCatalog
@@ -98,6 +116,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 READY_LINE = b"worker ready"
 CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 EDGE_TIMEOUT_MS = 3_600_000
+T = TypeVar("T", bound=Sized)
 
 
 # --- processes ------------------------------------------------------------------------------
@@ -279,10 +298,79 @@ class StoreReader:
         db = self._conn()
         return [] if db is None else db.execute(sql, params).fetchall()
 
+    def inbox_count(self) -> int:
+        return self.scalar("SELECT COUNT(*) FROM inbox")
+
+    def inbox_created_ms(self) -> list[int]:
+        return [int(r[0]) for r in self.rows("SELECT created_at_ms FROM inbox")]
+
+    def inbox_rows(self) -> dict[tuple[str, str], int]:
+        """``created_at_ms`` per (user, message)."""
+        return {(u, m): c for u, m, c in self.rows("SELECT user_id, message_id, created_at_ms FROM inbox")}
+
+    def messages_count(self) -> int:
+        return self.scalar("SELECT COUNT(*) FROM messages")
+
+    def active_members(self, group_id: str) -> int:
+        return self.scalar("SELECT COUNT(*) FROM group_members WHERE group_id = ? AND active = 1", (group_id,))
+
+    def active_sessions(self, edge_id: str) -> int:
+        return self.scalar("SELECT COUNT(*) FROM sessions WHERE edge_id = ? AND active = 1", (edge_id,))
+
     def close(self) -> None:
         db, self._db = self._db, None
         if db is not None:
             db.close()
+
+
+class CassandraReader:
+    """The same questions asked of the scenario's Cassandra keyspace. The polled count is the
+    sum of ``user_seqs.max_seq`` (one row per user, raised in the same batch as that user's
+    inbox rows), so polling never scans the inbox; the rows themselves are read once at the end."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._cluster: Any = None
+        self._session: Any = None
+
+    def _run(self, cql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+        if self._session is None:
+            from chat_events.store.cassandra_driver import build_cluster
+
+            self._cluster = build_cluster(self._settings)
+            self._session = self._cluster.connect(self._settings.cassandra_keyspace)
+        return list(self._session.execute(cql, params, timeout=60))
+
+    def inbox_count(self) -> int:
+        return sum(int(r["max_seq"] or 0) for r in self._run("SELECT max_seq FROM user_seqs"))
+
+    def inbox_created_ms(self) -> list[int]:
+        return [int(r["created_at_ms"]) for r in self._run("SELECT created_at_ms FROM inbox")]
+
+    def inbox_rows(self) -> dict[tuple[str, str], int]:
+        found = self._run("SELECT user_id, message_id, created_at_ms FROM inbox")
+        return {(r["user_id"], r["message_id"]): int(r["created_at_ms"]) for r in found}
+
+    def messages_count(self) -> int:
+        return int(self._run("SELECT COUNT(*) FROM messages_by_id")[0]["count"])
+
+    def active_members(self, group_id: str) -> int:
+        return sum(
+            bool(r["active"]) for r in self._run("SELECT active FROM group_members WHERE group_id = %s", (group_id,))
+        )
+
+    def active_sessions(self, edge_id: str) -> int:
+        return sum(
+            bool(r["active"]) for r in self._run("SELECT active FROM sessions_by_edge WHERE edge_id = %s", (edge_id,))
+        )
+
+    def close(self) -> None:
+        cluster, self._cluster, self._session = self._cluster, None, None
+        if cluster is not None:
+            cluster.shutdown()
+
+
+Reader = StoreReader | CassandraReader
 
 
 @dataclass(slots=True)
@@ -296,12 +384,12 @@ class Wait:
 
 
 async def wait_for_count(
-    reader: StoreReader, sql: str, expected: int, *, timeout_s: float, poll_s: float, worker: WorkerProcess
+    count_of: Callable[[], int], expected: int, *, timeout_s: float, poll_s: float, worker: WorkerProcess
 ) -> Wait:
     cpu0, deadline, polls = time.process_time(), time.monotonic() + timeout_s, 0
     count = 0
     while True:
-        count = reader.scalar(sql)
+        count = count_of()
         polls += 1
         if count >= expected:
             return Wait(time.time(), polls, time.process_time() - cpu0, count)
@@ -312,20 +400,50 @@ async def wait_for_count(
         await asyncio.sleep(poll_s)
 
 
+async def settled(read: Callable[[], T], expected: int, timeout_s: float = 10.0) -> T:
+    """``read()`` until its result has ``expected`` items (a Cassandra batch across partitions
+    is not isolated: the polled count can lead the rows by a moment), or the bound passes."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = read()
+        if len(value) >= expected or time.monotonic() > deadline:
+            return value
+        await asyncio.sleep(0.2)
+
+
 # --- scenarios ------------------------------------------------------------------------------
 
 
 @dataclass(slots=True)
 class Context:
-    target: KafkaTarget
-    broker_pid: int | None
+    stack: Stack
     root: Path
     run_id: str
     args: argparse.Namespace
+    transactions: str | None = None
+    """``CHAT_KAFKA_TRANSACTIONS`` for the workers (None: the product default)."""
     workers: list[WorkerProcess] = field(default_factory=list)
     spies: list[PySpy] = field(default_factory=list)
     unclean_stops: list[str] = field(default_factory=list)
     worker_env: dict[str, str] = field(default_factory=dict)
+    schema_s: list[float] = field(default_factory=list)
+    """Seconds each Cassandra keyspace took to create (not in any timed window)."""
+
+    @property
+    def target(self) -> KafkaTarget:
+        return self.stack.target
+
+    @property
+    def broker_pid(self) -> int | None:
+        return self.stack.broker_pid
+
+    @property
+    def cassandra_pid(self) -> int | None:
+        return self.stack.cassandra_pid
+
+    @property
+    def label(self) -> str:
+        return self.stack.name + (f", transactions {self.transactions}" if self.transactions else "")
 
 
 @dataclass(slots=True)
@@ -333,29 +451,44 @@ class Scenario:
     name: str
     settings: Settings
     env: dict[str, str]
-    reader: StoreReader
+    reader: Reader
 
 
-def new_scenario(ctx: Context, name: str, **extra_env: str) -> Scenario:
-    data_dir = ctx.root / name
-    data_dir.mkdir(parents=True)
+def scenario_env(ctx: Context, name: str, data_dir: Path, **extra_env: str) -> dict[str, str]:
+    """The variables of a scenario's workers: the stack's, then the scenario's, then ``--worker-env``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CHAT_")}
+    keyspace = keyspace_name(ctx.run_id, name) if ctx.stack.cassandra else None
+    env.update(ctx.stack.child_env(keyspace))
     env.update(
-        CHAT_KAFKA_BOOTSTRAP_SERVERS=ctx.target.bootstrap_servers,
         CHAT_DATA_DIR=str(data_dir),
         CHAT_TOPIC_PREFIX=f"benchw{ctx.run_id}-{name}.",
         CHAT_WORKER_APP_ID=f"bench-worker-{ctx.run_id}-{name}",
-        CHAT_STORE_BACKEND="embedded",
     )
-    if ctx.target.embedded:
-        env["CHAT_KAFKA_IDEMPOTENCE"] = "off"  # Tansu does not implement InitProducerId
-    else:  # an external cluster: pass its CHAT_KAFKA_* connection settings through
-        env.update({k: v for k, v in os.environ.items() if k.startswith("CHAT_KAFKA_")})
+    if ctx.transactions:
+        env["CHAT_KAFKA_TRANSACTIONS"] = ctx.transactions
     env.update(extra_env)
     env.update(ctx.worker_env)
+    return env
+
+
+def settings_of(env: dict[str, str]) -> Settings:
     values: dict[str, Any] = {k[len("CHAT_") :].lower(): v for k, v in env.items() if k.startswith("CHAT_")}
-    settings = Settings(**values)
-    return Scenario(name, settings, env, StoreReader(settings.store_path))
+    return Settings(**values)
+
+
+async def new_scenario(ctx: Context, name: str, **extra_env: str) -> Scenario:
+    """A fresh data directory (and on Cassandra a fresh keyspace with the schema) for ``name``."""
+    data_dir = ctx.root / name
+    data_dir.mkdir(parents=True)
+    env = scenario_env(ctx, name, data_dir, **extra_env)
+    settings = settings_of(env)
+    reader: Reader
+    if ctx.stack.cassandra:
+        ctx.schema_s.append(await ctx.stack.init_keyspace(settings))
+        reader = CassandraReader(settings)
+    else:
+        reader = StoreReader(settings.store_path)
+    return Scenario(name, settings, env, reader)
 
 
 def stop_worker(ctx: Context, worker: WorkerProcess) -> None:
@@ -422,6 +555,18 @@ def proc_cpu(pid: int | None) -> float | None:
     return None if pid is None else cpu_seconds(Path(f"/proc/{pid}/stat"))
 
 
+def engines_cpu(ctx: Context) -> dict[str, float | None]:
+    """CPU seconds so far of the broker (Tansu or the Kafka JVM) and of Cassandra's JVM."""
+    return {"broker": proc_cpu(ctx.broker_pid), "cassandra": proc_cpu(ctx.cassandra_pid)}
+
+
+def engine_share(
+    before: dict[str, float | None], after: dict[str, float | None], name: str, window: float
+) -> float | None:
+    start, end = before.get(name), after.get(name)
+    return None if start is None or end is None or window <= 0 else (end - start) / window
+
+
 async def timed_backlog(
     ctx: Context, scenario: Scenario, worker: WorkerProcess, expected_rows: int, spy_out: Path | None = None
 ) -> dict[str, Any]:
@@ -433,19 +578,18 @@ async def timed_backlog(
         assert worker.proc is not None
         spy = PySpy(worker.proc.pid, spy_out, args.py_spy_rate)
         ctx.spies.append(spy)
-    cpu0, broker0 = worker.cpu(), proc_cpu(ctx.broker_pid)
+    cpu0, engines0 = worker.cpu(), engines_cpu(ctx)
     wait = await wait_for_count(
-        scenario.reader,
-        "SELECT COUNT(*) FROM inbox",
+        scenario.reader.inbox_count,
         expected_rows,
         timeout_s=args.timeout,
         poll_s=args.poll_ms / 1000,
         worker=worker,
     )
-    cpu1, broker1 = worker.cpu(), proc_cpu(ctx.broker_pid)
+    cpu1, engines1 = worker.cpu(), engines_cpu(ctx)
     if spy is not None:
         spy.stop()
-    created = sorted(r[0] for r in scenario.reader.rows("SELECT created_at_ms FROM inbox"))
+    created = sorted(await settled(scenario.reader.inbox_created_ms, expected_rows))
     first_s, last_s = created[0] / 1000, created[-1] / 1000
     duration = last_s - ready
     p10, p90 = percentile([float(c) for c in created], 10), percentile([float(c) for c in created], 90)
@@ -464,13 +608,14 @@ async def timed_backlog(
         "poll_cpu_s": wait.poll_cpu_s,
         "worker_cpu_s": cpu,
         "worker_cpu_share": {k: v / window for k, v in cpu.items()},
-        "broker_cpu_share": (broker1 - broker0) / window if broker0 is not None and broker1 is not None else None,
+        "broker_cpu_share": engine_share(engines0, engines1, "broker", window),
+        "cassandra_cpu_share": engine_share(engines0, engines1, "cassandra", window),
     }
 
 
 async def run_one_to_one(ctx: Context, name: str, messages: int, *, profile: str | None = None) -> dict[str, Any]:
     args = ctx.args
-    scenario = new_scenario(ctx, name)
+    scenario = await new_scenario(ctx, name)
     settings = scenario.settings
     await ensure_topics(settings, ctx.target)
     rng = random.Random(args.seed)
@@ -490,7 +635,7 @@ async def run_one_to_one(ctx: Context, name: str, messages: int, *, profile: str
         result["messages_per_s"] = messages / result["duration_s"]
         result["steady_messages_per_s"] = result["steady_inbox_rows_per_s"] / 2
         result["prepublish_per_s"] = publish_rate
-        result["stored_messages"] = scenario.reader.scalar("SELECT COUNT(*) FROM messages")
+        result["stored_messages"] = scenario.reader.messages_count()
         result["conversations"] = len(pairs)
     finally:
         stop_worker(ctx, worker)
@@ -518,7 +663,10 @@ async def edge_topic_records(settings: Settings, topic: str, expected: int, time
         return len(event.recipient_ids) if isinstance(event, MessageDispatchedBatch) else 1
 
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False, fetch_max_wait_ms=100
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        enable_auto_commit=False,
+        fetch_max_wait_ms=100,
+        isolation_level="read_committed",  # with transactional workers: only committed deliveries
     )
     await consumer.start()
     try:
@@ -543,7 +691,7 @@ async def edge_topic_records(settings: Settings, topic: str, expected: int, time
 
 async def run_group(ctx: Context) -> dict[str, Any]:
     args = ctx.args
-    scenario = new_scenario(ctx, "group", CHAT_EDGE_HEARTBEAT_TIMEOUT_MS=str(EDGE_TIMEOUT_MS))
+    scenario = await new_scenario(ctx, "group", CHAT_EDGE_HEARTBEAT_TIMEOUT_MS=str(EDGE_TIMEOUT_MS))
     settings = scenario.settings
     catalog = TopicCatalog(settings)
     edge_id = f"bench-edge-{ctx.run_id}"
@@ -559,17 +707,14 @@ async def run_group(ctx: Context) -> dict[str, Any]:
     senders = members[: args.group_senders]
     messages = [group_message(senders[i % len(senders)], group_id) for i in range(args.group_messages)]
     expected = args.group_size * args.group_messages
-    members_sql = f"SELECT COUNT(*) FROM group_members WHERE group_id = '{group_id}' AND active = 1"
-    sessions_sql = f"SELECT COUNT(*) FROM sessions WHERE edge_id = '{edge_id}' AND active = 1"
     async with EventPublisher(settings, ctx.target, build_codec(settings)) as publisher:
         setup_worker = start_worker(ctx, scenario, "setup")
         try:
             await setup_worker.wait_ready(args.ready_timeout)
             await publisher.publish_many(setup)
-            for sql in (members_sql, sessions_sql):
-                await wait_for_count(
-                    scenario.reader, sql, args.group_size, timeout_s=60, poll_s=0.05, worker=setup_worker
-                )
+            reader = scenario.reader
+            for count_of in (lambda: reader.active_members(group_id), lambda: reader.active_sessions(edge_id)):
+                await wait_for_count(count_of, args.group_size, timeout_s=60, poll_s=0.05, worker=setup_worker)
         finally:
             stop_worker(ctx, setup_worker)
         publish_rate = await publish_chunked(publisher, messages, args.chunk)
@@ -577,7 +722,7 @@ async def run_group(ctx: Context) -> dict[str, Any]:
     try:
         result = await timed_backlog(ctx, scenario, worker, expected)
         result["edge_records"] = await edge_topic_records(settings, catalog.edge_topic(edge_id).name, expected)
-        result["sessions_still_active"] = scenario.reader.scalar(sessions_sql)
+        result["sessions_still_active"] = scenario.reader.active_sessions(edge_id)
     finally:
         stop_worker(ctx, worker)
         scenario.reader.close()
@@ -595,7 +740,7 @@ async def run_group(ctx: Context) -> dict[str, Any]:
 
 async def run_latency(ctx: Context) -> dict[str, Any]:
     args = ctx.args
-    scenario = new_scenario(ctx, "latency")
+    scenario = await new_scenario(ctx, "latency")
     settings = scenario.settings
     await ensure_topics(settings, ctx.target)
     rng = random.Random(args.seed + 2)
@@ -607,11 +752,11 @@ async def run_latency(ctx: Context) -> dict[str, Any]:
         await worker.wait_ready(args.ready_timeout)
         async with EventPublisher(settings, ctx.target, build_codec(settings)) as publisher:
             await publisher.publish_many(one_to_one_envelopes(rng, pairs, warm))
-            await wait_for_count(
-                scenario.reader, "SELECT COUNT(*) FROM inbox", 2 * warm, timeout_s=60, poll_s=0.05, worker=worker
-            )
+            await wait_for_count(scenario.reader.inbox_count, 2 * warm, timeout_s=60, poll_s=0.05, worker=worker)
+            idle0, idle_engines0, idle_t0 = worker.cpu(), engines_cpu(ctx), time.perf_counter()
             await asyncio.sleep(1.0)  # idle again
-            cpu0 = worker.cpu()
+            cpu0, engines0, t0 = worker.cpu(), engines_cpu(ctx), time.perf_counter()
+            idle = cpu_shares(ctx, idle0, cpu0, idle_engines0, engines0, t0 - idle_t0)
             sent: dict[str, tuple[str, float]] = {}
             ack_ms: list[float] = []
 
@@ -635,18 +780,12 @@ async def run_latency(ctx: Context) -> dict[str, Any]:
                 tasks.append(asyncio.ensure_future(send(envelope)))
             await asyncio.gather(*tasks)
             offered = count / (time.perf_counter() - start)
-        await wait_for_count(
-            scenario.reader,
-            "SELECT COUNT(*) FROM inbox",
-            2 * (warm + count),
-            timeout_s=args.timeout,
-            poll_s=0.1,
-            worker=worker,
-        )
-        cpu = cpu_delta(cpu0, worker.cpu())
-        created = {
-            (u, m): c for u, m, c in scenario.reader.rows("SELECT user_id, message_id, created_at_ms FROM inbox")
-        }
+        expected = 2 * (warm + count)
+        await wait_for_count(scenario.reader.inbox_count, expected, timeout_s=args.timeout, poll_s=0.1, worker=worker)
+        cpu1, engines1 = worker.cpu(), engines_cpu(ctx)
+        loaded = cpu_shares(ctx, cpu0, cpu1, engines0, engines1, time.perf_counter() - t0)
+        cpu = cpu_delta(cpu0, cpu1)
+        created = await settled(scenario.reader.inbox_rows, expected)
     finally:
         stop_worker(ctx, worker)
         scenario.reader.close()
@@ -665,6 +804,26 @@ async def run_latency(ctx: Context) -> dict[str, Any]:
         "publish_ack_p50_ms": percentile(acks, 50),
         "publish_ack_p99_ms": percentile(acks, 99),
         "worker_cpu_s": cpu,
+        "cpu_share": loaded,
+        "idle_cpu_share": idle,
+    }
+
+
+def cpu_shares(
+    ctx: Context,
+    worker0: dict[str, float],
+    worker1: dict[str, float],
+    engines0: dict[str, float | None],
+    engines1: dict[str, float | None],
+    window: float,
+) -> dict[str, Any]:
+    """Share of one core over ``window`` seconds: the worker's threads, the broker, Cassandra."""
+    worker = cpu_delta(worker0, worker1)
+    return {
+        "window_s": window,
+        "worker_cpu_share": {k: v / window for k, v in worker.items()} if window > 0 else {},
+        "broker_cpu_share": engine_share(engines0, engines1, "broker", window),
+        "cassandra_cpu_share": engine_share(engines0, engines1, "cassandra", window),
     }
 
 
@@ -851,15 +1010,23 @@ async def measure(ctx: Context) -> dict[str, Any]:
 
 
 def environment(ctx: Context) -> dict[str, Any]:
-    defaults = Settings(kafka_bootstrap_servers=ctx.target.bootstrap_servers)
+    defaults = settings_of(scenario_env(ctx, "environment", ctx.root))
+    transactions = "on" if ctx.target.transactions(defaults) else "off"
+    if ctx.target.embedded:
+        transactions += " (embedded broker: no transactions)"
+    elif defaults.kafka_transactions == "auto":
+        transactions += " (CHAT_KAFKA_TRANSACTIONS=auto)"
     return {
+        "stack": ctx.stack.name,
+        "stack_start_s": ctx.stack.start_s,
+        "transactions": transactions,
         "date": datetime.now(UTC).strftime("%Y-%m-%d"),
         "cpus": os.cpu_count(),
         "load_average_at_start": os.getloadavg() if hasattr(os, "getloadavg") else None,
         "python": platform.python_version(),
         "aiokafka": aiokafka.__version__,
-        "broker": "embedded Tansu (memory-only, no idempotence)" if ctx.target.embedded else "external",
-        "store": "embedded SQLite (WAL, synchronous=NORMAL)",
+        "broker": ctx.stack.broker_label,
+        "store": ctx.stack.store_label,
         "partitions": defaults.topic_partitions,
         "worker_batch_max": defaults.worker_batch_max,
         "fetch_max_wait_ms": defaults.kafka_fetch_max_wait_ms,
@@ -874,7 +1041,10 @@ def fmt_cpu(r: dict[str, Any]) -> str:
     ]
     if r.get("broker_cpu_share") is not None:
         parts.append(f"broker {r['broker_cpu_share']:.0%}")
-    parts.append(f"poller {r['poll_cpu_s'] / r['poll_window_s']:.0%}")
+    if r.get("cassandra_cpu_share") is not None:
+        parts.append(f"cassandra {r['cassandra_cpu_share']:.0%}")
+    if "poll_cpu_s" in r:
+        parts.append(f"poller {r['poll_cpu_s'] / r['poll_window_s']:.0%}")
     return "CPU (of one core): " + ", ".join(parts)
 
 
@@ -916,6 +1086,10 @@ def format_profile(p: dict[str, Any]) -> list[str]:
     return lines
 
 
+def pct(share: float | None) -> str:
+    return "-" if share is None else f"{share:.0%}"
+
+
 def aim(value: float, target: float) -> str:
     return f"aim {target:,}: {'met' if value >= target else 'NOT met'} ({value / target:.2f} of it)"
 
@@ -926,10 +1100,14 @@ def format_text(r: dict[str, Any]) -> str:
     lines = [
         f"chat-events worker benchmark  {env['date']}  python {env['python']}  "
         f"aiokafka {env['aiokafka']}  cpus {env['cpus']}" + (f"  load {load[0]:.2f}" if load else ""),
+        f"stack {env['stack']} (engines up in {env['stack_start_s']:.1f} s); transactions {env['transactions']}",
         f"broker: {env['broker']}; store: {env['store']}; {env['partitions']} partitions; "
         f"batches of up to {env['worker_batch_max']}; "
         f"fetch_max_wait_ms {env['fetch_max_wait_ms']}",
     ]
+    if r.get("cassandra_schema_s"):
+        times = r["cassandra_schema_s"]
+        lines.append(f"Cassandra keyspaces created (untimed): {len(times)}, {statistics.fmean(times):.1f} s each")
     if env.get("worker_env"):
         lines.append(
             "worker settings changed for this run: " + " ".join(f"{k}={v}" for k, v in env["worker_env"].items())
@@ -967,6 +1145,9 @@ def format_text(r: dict[str, Any]) -> str:
             f"  p50 {lat['p50_ms']:.0f} ms  p90 {lat['p90_ms']:.0f} ms  p99 {lat['p99_ms']:.0f} ms  "
             f"max {lat['max_ms']:.0f} ms  mean {lat['mean_ms']:.1f} ms; publish() ack alone p50 "
             f"{lat['publish_ack_p50_ms']:.1f} ms p99 {lat['publish_ack_p99_ms']:.1f} ms",
+            f"  while sending and draining: {fmt_cpu(lat['cpu_share'])}",
+            f"  idle (worker ready and warmed up, no load, {lat['idle_cpu_share']['window_s']:.1f} s): "
+            + fmt_cpu(lat["idle_cpu_share"]),
         ]
     if r.get("unclean_stops"):
         lines += [
@@ -1000,14 +1181,19 @@ def format_markdown(r: dict[str, Any]) -> str:
             f"| {g['deliveries_per_s']:,.0f} deliveries/s | {g['steady_deliveries_per_s']:,.0f} deliveries/s "
             f"| {GROUP_AIM:,} deliveries/s | {'yes' if g['deliveries_per_s'] >= GROUP_AIM else '**no**'} |"
         )
-    lines += ["", "| run | worker event loop | store + other threads | broker |", "|---|---:|---:|---:|"]
-    for key, label in (("one_to_one", "1:1"), ("group", "group"), ("profiled", "1:1 profiled")):
-        if key in r:
-            s = r[key]
-            broker = f"{s['broker_cpu_share']:.0%}" if s.get("broker_cpu_share") is not None else "-"
+    lines += [
+        "",
+        "| run | worker event loop | store + other threads | broker | cassandra |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    runs = [(r.get(k), label) for k, label in (("one_to_one", "1:1"), ("group", "group"), ("profiled", "1:1 profiled"))]
+    if "latency" in r:
+        runs += [(r["latency"]["cpu_share"], "latency run"), (r["latency"]["idle_cpu_share"], "idle (no load)")]
+    for s, label in runs:
+        if s is not None:
             lines.append(
                 f"| {label} | {s['worker_cpu_share'].get('main', 0):.0%} | {s['worker_cpu_share'].get('other', 0):.0%} "
-                f"| {broker} |"
+                f"| {pct(s.get('broker_cpu_share'))} | {pct(s.get('cassandra_cpu_share'))} |"
             )
     if "latency" in r:
         lat = r["latency"]
@@ -1108,6 +1294,13 @@ def main(argv: list[str] | None = None) -> int:
         help="extra setting for every worker (experiments; repeatable); the defaults are measured without",
     )
     parser.add_argument("--workdir", type=Path, help="keep data dirs, worker logs and profiles here")
+    add_stack_argument(parser)
+    parser.add_argument(
+        "--transactions",
+        choices=("on", "off", "both"),
+        help="CHAT_KAFKA_TRANSACTIONS of the workers on real Kafka; both = each real-Kafka stack twice, "
+        "on then off (default: the product's auto, i.e. on for real Kafka)",
+    )
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the results as JSON to PATH")
     parser.add_argument("--markdown", action="store_true", help="also print Markdown tables")
     parser.add_argument("--profiled-worker", type=Path, help=argparse.SUPPRESS)
@@ -1127,31 +1320,122 @@ def main(argv: list[str] | None = None) -> int:
     worker_env = dict(item.split("=", 1) for item in args.worker_env)
     if not all(key.startswith("CHAT_") for key in worker_env):
         parser.error("--worker-env takes CHAT_NAME=VALUE")
+    stacks = stacks_to_run(args.stack)
+    if args.transactions and not external_kafka() and stacks == ["embedded"]:
+        parser.error("--transactions needs real Kafka: --stack kafka, kafka-cassandra or all (Tansu has none)")
     started = time.perf_counter()
-    external = os.environ.get("CHAT_KAFKA_BOOTSTRAP_SERVERS", "").strip()
-    with contextlib.ExitStack() as stack:
+    runs: list[dict[str, Any]] = []
+    with contextlib.ExitStack() as exits:
         if args.workdir:
             args.workdir.mkdir(parents=True, exist_ok=True)
             root = Path(tempfile.mkdtemp(prefix="bench-worker-", dir=args.workdir))
         else:
-            root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-worker-")))
-        if external:
-            target, broker_pid = KafkaTarget(external, embedded=False), None
-        else:
-            broker = stack.enter_context(EmbeddedBroker(0, log_path=root / "broker.log"))
-            target, broker_pid = KafkaTarget(broker.bootstrap_servers, embedded=True), broker.pid
-        ctx = Context(target, broker_pid, root, uuid.uuid4().hex[:8], args, worker_env=worker_env)
-        print(f"broker {target.bootstrap_servers}, work dir {root}", file=sys.stderr, flush=True)
-        env = environment(ctx)
-        with cleanup(ctx):
-            results = asyncio.run(measure(ctx))
+            root = Path(exits.enter_context(tempfile.TemporaryDirectory(prefix="bench-worker-")))
+        print(f"work dir {root}", file=sys.stderr, flush=True)
+        for name in stacks:
+            try:
+                with started_stack(name, root / name) as stack:
+                    for transactions in transaction_variants(args.transactions, stack):
+                        runs.append(run_on(stack, transactions, root, args, worker_env))
+            except Exception as exc:  # one stack failing does not lose the others' figures
+                if len(stacks) == 1:
+                    raise
+                print(f"stack {name} failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+                runs.append({"benchmark": "worker", "stack": name, "error": f"{type(exc).__name__}: {exc}"})
+    if len(runs) == 1:
+        result = runs[0]
+        result["wall_seconds"] = round(time.perf_counter() - started, 1)
+        emit(result, format_text, format_markdown, markdown=args.markdown, json_path=args.json)
+        return 0
+    combined: dict[str, Any] = {"benchmark": "worker", "stack": args.stack, "runs": runs}
+    combined["wall_seconds"] = round(time.perf_counter() - started, 1)
+    emit(combined, format_runs_text, format_runs_markdown, markdown=args.markdown, json_path=args.json)
+    return 1 if any("error" in run for run in runs) else 0
+
+
+def transaction_variants(choice: str | None, stack: Stack) -> list[str | None]:
+    """``CHAT_KAFKA_TRANSACTIONS`` values to run ``stack`` with (None = the product default)."""
+    if stack.target.embedded or choice is None:
+        return [None]
+    return ["on", "off"] if choice == "both" else [choice]
+
+
+def run_on(
+    stack: Stack, transactions: str | None, root: Path, args: argparse.Namespace, worker_env: dict[str, str]
+) -> dict[str, Any]:
+    """Every scenario once on ``stack``: one result, as a single-stack run reports it."""
+    started = time.perf_counter()
+    run_root = root / stack.name / (f"transactions-{transactions}" if transactions else "run")
+    run_root.mkdir(parents=True)
+    ctx = Context(stack, run_root, uuid.uuid4().hex[:8], args, transactions, worker_env=worker_env)
+    print(f"== {ctx.label}: broker {ctx.target.bootstrap_servers}, work dir {run_root}", file=sys.stderr, flush=True)
+    env = environment(ctx)
+    with cleanup(ctx):
+        results = asyncio.run(measure(ctx))
     env["worker_env"] = worker_env
-    result: dict[str, Any] = {"benchmark": "worker", "environment": env, **results}
+    result: dict[str, Any] = {"benchmark": "worker", "label": ctx.label, "environment": env, **results}
+    result["cassandra_schema_s"] = ctx.schema_s
     result["unclean_stops"] = ctx.unclean_stops
     result["aims"] = {"one_to_one_messages_per_s": ONE_TO_ONE_AIM, "group_deliveries_per_s": GROUP_AIM}
     result["wall_seconds"] = round(time.perf_counter() - started, 1)
-    emit(result, format_text, format_markdown, markdown=args.markdown, json_path=args.json)
-    return 0
+    return result
+
+
+# --- several stacks: one comparison -----------------------------------------------------------
+
+
+def run_figures(r: dict[str, Any]) -> dict[str, str]:
+    """The figures of one run that the comparison table shows, by row label."""
+    env = r["environment"]
+    out = {"engines up, s": f"{env['stack_start_s']:.1f}", "transactions": env["transactions"].split(" (")[0]}
+    o = r["one_to_one"]
+    out["1:1 msg/s, ready -> last row"] = f"{o['messages_per_s']:,.0f}"
+    out["1:1 msg/s, steady"] = f"{o['steady_messages_per_s']:,.0f}"
+    cpu: list[tuple[str, dict[str, Any]]] = [("1:1", o)]
+    if "group" in r:
+        g = r["group"]
+        out["group deliveries/s, ready -> last row"] = f"{g['deliveries_per_s']:,.0f}"
+        out["group deliveries/s, steady"] = f"{g['steady_deliveries_per_s']:,.0f}"
+        cpu.append(("group", g))
+    if "latency" in r:
+        lat = r["latency"]
+        rate = f"{lat['rate']:g} msg/s"
+        out[f"latency at {rate}, p50 / p99 ms"] = f"{lat['p50_ms']:.0f} / {lat['p99_ms']:.0f}"
+        out[f"publish() ack at {rate}, p50 / p99 ms"] = (
+            f"{lat['publish_ack_p50_ms']:.1f} / {lat['publish_ack_p99_ms']:.1f}"
+        )
+        cpu += [("latency run", lat["cpu_share"]), ("idle, no load", lat["idle_cpu_share"])]
+    for name, shares in cpu:
+        worker = shares["worker_cpu_share"]
+        out[f"CPU {name}: worker event loop"] = pct(worker.get("main"))
+        out[f"CPU {name}: worker other threads"] = pct(worker.get("other"))
+        out[f"CPU {name}: broker"] = pct(shares.get("broker_cpu_share"))
+        out[f"CPU {name}: cassandra"] = pct(shares.get("cassandra_cpu_share"))
+    return out
+
+
+def run_labels(runs: list[dict[str, Any]]) -> list[str]:
+    return [r.get("label") or r["stack"] for r in runs]
+
+
+def format_runs_text(combined: dict[str, Any]) -> str:
+    parts = []
+    for label, run in zip(run_labels(combined["runs"]), combined["runs"], strict=True):
+        body = f"failed: {run['error']}" if "error" in run else format_text(run)
+        parts.append(f"===== {label} =====\n{body}")
+    table = comparison_text(run_labels(combined["runs"]), comparison_rows(combined["runs"], run_figures))
+    parts.append("comparison (CPU = share of one core; only ratios within one run mean anything):\n" + table)
+    return "\n\n".join(parts)
+
+
+def format_runs_markdown(combined: dict[str, Any]) -> str:
+    parts = [
+        f"#### {label}\n\n{format_markdown(run)}"
+        for label, run in zip(run_labels(combined["runs"]), combined["runs"], strict=True)
+        if "error" not in run
+    ]
+    parts.append(comparison_markdown(run_labels(combined["runs"]), comparison_rows(combined["runs"], run_figures)))
+    return "\n\n".join(parts)
 
 
 if __name__ == "__main__":
