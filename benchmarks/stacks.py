@@ -13,11 +13,12 @@ The engines are started by :func:`chat_events.cli.stack.start_stack` (what ``cha
 runs: Kafka and Cassandra in parallel, readiness read from the services) and always stopped
 again in a ``finally``. A Kafka node started here is warmed up before anything is timed: its
 internal ``__consumer_offsets`` and ``__transaction_state`` topics are created by two
-coordinator lookups, so no scenario's window (and no transactions-on run) pays for them. An explicit ``CHAT_KAFKA_BOOTSTRAP_SERVERS`` still means external Kafka
-for every stack (its ``CHAT_KAFKA_*`` settings are passed to the children, and ``all`` then
-skips ``kafka``, which would repeat ``embedded``); ``CHAT_CASSANDRA_CONTACT_POINTS`` means an
-external Cassandra for ``kafka-cassandra`` (the benchmark's keyspaces are dropped there at the
-end).
+coordinator lookups, so no scenario's window (and no transactions-on run) pays for them.
+
+An explicit ``CHAT_KAFKA_BOOTSTRAP_SERVERS`` still means external Kafka for every stack (its
+``CHAT_KAFKA_*`` settings are passed to the children, and ``all`` then skips ``kafka``, which
+would repeat ``embedded``); ``CHAT_CASSANDRA_CONTACT_POINTS`` means an external Cassandra for
+``kafka-cassandra`` (the benchmark's keyspaces are dropped there at the end).
 """
 
 from __future__ import annotations
