@@ -10,6 +10,7 @@ the same way (``start_fetching_next_page`` from the callback).
 from __future__ import annotations
 
 import asyncio
+import re
 import contextlib
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from functools import partial
@@ -61,6 +62,16 @@ def contact_points(settings: Settings) -> list[tuple[str, int]]:
     ``CHAT_CASSANDRA_PORT``). The driver takes these tuples as they are; a plain ``"host:port"``
     string would be resolved as a host name and fail."""
     return parse_contact_points(settings.cassandra_contact_points, settings.cassandra_port)
+
+
+_TABLE_REF = re.compile(r"\b(FROM|INTO|UPDATE)\s+([A-Za-z_][A-Za-z0-9_]*)\b(?!\.)", re.IGNORECASE)
+
+
+def qualify_tables(statement: str, keyspace: str) -> str:
+    """``statement`` with every table reference qualified by ``keyspace`` (pure). Cassandra 5
+    warns on every prepare of an unqualified statement on a session with a keyspace (``USE``, or
+    protocol v5's per-statement keyspace): the statement's meaning would depend on the session."""
+    return _TABLE_REF.sub(lambda m: f"{m.group(1)} {keyspace}.{m.group(2)}", statement)
 
 
 def build_cluster(settings: Settings) -> Any:
@@ -193,15 +204,10 @@ class CqlSession:
         cluster = build_cluster(self._settings)
         try:
             keyspace = self._settings.cassandra_keyspace
-            session = cluster.connect()
-            # Protocol v5 names the keyspace per prepared statement; `USE <keyspace>` on a session
-            # with prepared statements is what Cassandra 5 warns about. Older protocols need it.
-            per_statement = cluster.protocol_version >= 5
-            if not per_statement:
-                session.set_keyspace(keyspace)
+            session = cluster.connect()  # no USE: every statement names its keyspace
             prepared: dict[str, Any] = {}
             for name, text in self._statements.items():
-                statement = session.prepare(text, keyspace=keyspace) if per_statement else session.prepare(text)
+                statement = session.prepare(qualify_tables(text, keyspace))
                 statement.is_idempotent = True  # upserts and reads only: safe to retry
                 prepared[name] = statement
         except BaseException:

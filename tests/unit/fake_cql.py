@@ -215,7 +215,8 @@ class FakeSession:
         self.page_size = page_size
 
     def prepare(self, text: str, keyspace: str | None = None) -> Prepared:
-        return Prepared(text, parse(text))
+        assert re.search(r"\b(FROM|INTO|UPDATE) \w+\.\w+", text), f"unqualified table in {text!r}"
+        return Prepared(text, parse(re.sub(r"\b(FROM|INTO|UPDATE) \w+\.", r"\1 ", text)))
 
     def set_keyspace(self, keyspace: str) -> None:
         pass
