@@ -10,8 +10,8 @@ the same way (``start_fetching_next_page`` from the callback).
 from __future__ import annotations
 
 import asyncio
-import re
 import contextlib
+import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from functools import partial
 from typing import Any, TypeVar
