@@ -19,7 +19,7 @@ messages through it or below the conversation's committed maximum, never a half-
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from functools import partial
 
@@ -66,13 +66,22 @@ class CassandraStore(SocialTables, MessageStore):
     # --- messages -------------------------------------------------------------------------
 
     async def find_messages(self, message_ids: Iterable[str]) -> dict[str, ChatMessage]:
+        return {mid: rows.message_from_row(row) for mid, row in (await self._message_rows(message_ids)).items()}
+
+    async def message_origins(self, message_ids: Iterable[str]) -> dict[str, str]:
+        found = await self._message_rows(message_ids)
+        return {mid: origin for mid, row in found.items() if (origin := rows.origin_from_row(row)) is not None}
+
+    async def _message_rows(self, message_ids: Iterable[str]) -> dict[str, Row]:
+        """The committed ``messages`` rows of ``message_ids``: found through ``messages_by_id``
+        (the commit marker), then read at their place."""
         found_refs = await self._db.each("by_id_get", [(i,) for i in dict.fromkeys(message_ids)])
         refs = [found[0] for found in found_refs if found]
         places = [(r["conversation_id"], bucket(r["seq"]), r["seq"]) for r in refs]
-        out: dict[str, ChatMessage] = {}
+        out: dict[str, Row] = {}
         for ref, found in zip(refs, await self._db.each("msg_get", places), strict=True):
             if found and found[0]["message_id"] == ref["message_id"]:
-                out[ref["message_id"]] = rows.message_from_row(found[0])
+                out[ref["message_id"]] = found[0]
         return out
 
     async def find_client_messages(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], ChatMessage]:
@@ -91,12 +100,22 @@ class CassandraStore(SocialTables, MessageStore):
         found = await self._db.each(statement, [(key,) for key in keys])
         return {key: (f[0]["max_seq"] or 0) if f else 0 for key, f in zip(keys, found, strict=True)}
 
-    async def save_messages(self, messages: Sequence[ChatMessage]) -> None:
+    async def save_messages(self, messages: Sequence[ChatMessage], origins: Mapping[str, str] | None = None) -> None:
         """See the port. The seq checks read ``messages_by_id``, the ``messages`` rows at the
         given seqs and ``messages_by_client_id`` first (one writer per conversation makes that
-        safe without LWT), then new rows are written and committed (module docstring)."""
+        safe without LWT), then new rows are written and committed (module docstring).
+
+        The origin is a column of the ``messages`` row, written by the same ``msg_insert``. A
+        committed message is never written again, so its origin is never replaced. The only row
+        written twice is one whose commit batch was lost (a crash between the two writes): the
+        save that commits it writes it again with its own origin, which is right, the origin
+        being the input whose save stored the message. And it is the same input: the row's
+        place (conversation, seq) belongs to one partition, handled by one worker at a time in
+        order, and the record that wrote the row failed its batch, so that record is handled
+        again before any later record of the partition."""
         if not messages:
             return
+        origin_of = origins or {}
         seqs: dict[tuple[str, int], list[int]] = {}
         for m in messages:
             seqs.setdefault((m.conversation_id, bucket(m.seq)), []).append(m.seq)
@@ -117,7 +136,9 @@ class CassandraStore(SocialTables, MessageStore):
         new = new_messages(messages, stored)
         if not new:
             return
-        await gather_bounded([partial(self._db.rows, "msg_insert", *rows.message_values(m)) for m in new])
+        await gather_bounded(
+            [partial(self._db.rows, "msg_insert", *rows.message_values(m, origin_of.get(m.message_id))) for m in new]
+        )
         for batch in message_commits(new, max_seqs):  # in order: each batch commits a seq prefix
             await self._db.batch(batch)
 

@@ -37,6 +37,8 @@ MESSAGE_COLS = (
     "conversation_id, bucket, seq, message_id, sender_id, target_type, target_id, message_type, payload, "
     "client_msg_id, mentions, sent_at_ms, stored_at_ms, status"
 )
+MESSAGE_ROW_COLS = f"{MESSAGE_COLS}, origin_envelope_id"
+"""A ``messages`` row as written: the message and its origin (``""``: none recorded)."""
 INBOX_COLS = "user_id, bucket, user_seq, message_id, conversation_id, conversation_seq, sender_id, created_at_ms"
 INBOX_BY_MESSAGE_COLS = "user_id, message_id, user_seq, conversation_id, conversation_seq, sender_id, created_at_ms"
 INBOX_BY_CONVERSATION_COLS = "user_id, conversation_id, conversation_seq, message_id, sender_id, user_seq"
@@ -50,8 +52,8 @@ _TTL = " USING TTL ?"
 
 STATEMENTS: dict[str, str] = {
     # messages and their lookups
-    "msg_insert": _insert("messages", MESSAGE_COLS),
-    "msg_get": f"SELECT {MESSAGE_COLS} FROM messages WHERE conversation_id = ? AND bucket = ? AND seq = ?",
+    "msg_insert": _insert("messages", MESSAGE_ROW_COLS),
+    "msg_get": f"SELECT {MESSAGE_ROW_COLS} FROM messages WHERE conversation_id = ? AND bucket = ? AND seq = ?",
     "msg_at_seqs": "SELECT seq, message_id FROM messages WHERE conversation_id = ? AND bucket = ? AND seq IN ?",
     "msg_before": f"SELECT {MESSAGE_COLS} FROM messages WHERE conversation_id = ? AND bucket = ? AND seq < ? LIMIT ?",
     "msg_after": f"SELECT {MESSAGE_COLS} FROM messages WHERE conversation_id = ? AND bucket = ? AND seq > ? "
@@ -108,7 +110,8 @@ STATEMENTS: dict[str, str] = {
 """Every statement is an idempotent upsert or a read, so all are marked ``is_idempotent``."""
 
 
-def message_values(m: ChatMessage) -> tuple[Any, ...]:
+def message_values(m: ChatMessage, origin: str | None = None) -> tuple[Any, ...]:
+    """The values of ``msg_insert`` (:data:`MESSAGE_ROW_COLS`)."""
     return (
         m.conversation_id,
         bucket(m.seq),
@@ -124,7 +127,13 @@ def message_values(m: ChatMessage) -> tuple[Any, ...]:
         m.sent_at_ms,
         m.stored_at_ms,
         m.status,
+        origin or "",
     )
+
+
+def origin_from_row(r: Row) -> str | None:
+    """The origin of a ``msg_get`` row (``None``: none recorded; an old row has no cell)."""
+    return r.get("origin_envelope_id") or None
 
 
 def message_from_row(r: Row) -> ChatMessage:

@@ -1,6 +1,8 @@
 """``schemas/cassandra.cql``: loading it, splitting it into statements, reading its tables, and
 creating the keyspace and tables (``chat-events store init``). Idempotent: every statement is
-``IF NOT EXISTS``, so init may run any number of times, also against a live cluster.
+``IF NOT EXISTS``, and a column added to a table after its first version (:data:`ADDED_COLUMNS`)
+is added with ``ALTER TABLE ... ADD``, an "already exists" answer counting as done; so init may
+run any number of times, also against a live cluster, and brings an older keyspace up to date.
 """
 
 from __future__ import annotations
@@ -70,6 +72,26 @@ def split_statements(text: str) -> list[str]:
 
 def load_statements(path: Path = CQL_PATH) -> list[str]:
     return split_statements(path.read_text(encoding="utf-8"))
+
+
+ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (("messages", "origin_envelope_id", "text"),)
+"""(table, column, type) of every column added to a table of the schema file after the table's
+first version. The file's ``CREATE TABLE`` has them (new keyspaces); :func:`init_schema_sync`
+adds them to tables created before (a unit test holds the two equal)."""
+
+
+def add_column_statements() -> list[str]:
+    """One ``ALTER TABLE ... ADD`` per :data:`ADDED_COLUMNS` (no ``IF NOT EXISTS``: Cassandra
+    takes it there only since 4.1)."""
+    return [f"ALTER TABLE {table} ADD {column} {kind}" for table, column, kind in ADDED_COLUMNS]
+
+
+def column_exists_error(exc: BaseException) -> bool:
+    """Whether a failed ``ALTER TABLE ... ADD`` says that the column is there already
+    (Cassandra 4 and 5: "Column with name '...' already exists"; 3.x: "... conflicts with an
+    existing column")."""
+    text = str(exc).lower()
+    return "already exists" in text or "conflicts with an existing column" in text
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,7 +175,10 @@ def keyspace_statement(settings: Settings) -> str:
 
 
 def init_schema_sync(settings: Settings) -> list[str]:
-    """Create the keyspace and every table (blocking). Returns the table names."""
+    """Create the keyspace and every table, and add :data:`ADDED_COLUMNS` to tables that lack
+    them (blocking). Returns the table names."""
+    from cassandra import InvalidRequest
+
     from chat_events.store.cassandra_driver import build_cluster, map_error
 
     statements = load_statements()
@@ -165,6 +190,12 @@ def init_schema_sync(settings: Settings) -> list[str]:
         session.set_keyspace(settings.cassandra_keyspace)
         for statement in statements:
             session.execute(statement, timeout=timeout)
+        for statement in add_column_statements():
+            try:
+                session.execute(statement, timeout=timeout)
+            except InvalidRequest as exc:
+                if not column_exists_error(exc):
+                    raise
     except Exception as exc:
         mapped = map_error(exc)
         if mapped is None or mapped is exc:

@@ -22,7 +22,7 @@ from chat_events.events.types import ChatMessage
 from chat_events.store import sqlite_rows as rows
 from chat_events.store.models import ConversationState, Group, InboxEntry, Page, Session
 from chat_events.store.port import MessageStore
-from chat_events.store.sqlite_schema import SCHEMA, SCHEMA_VERSION
+from chat_events.store.sqlite_schema import SCHEMA_VERSION, upgrade
 
 R = TypeVar("R")
 _CHUNK = 500  # SQLite's host-parameter limit is 32766; keep IN (...) lists modest
@@ -65,10 +65,7 @@ class EmbeddedStore(MessageStore):
             db.close()
             raise ConfigurationError(f"{self._path} has store schema v{version}; this code knows v{SCHEMA_VERSION}")
         if version < SCHEMA_VERSION:
-            db.execute("BEGIN IMMEDIATE")
-            db.executescript(f"{SCHEMA}; PRAGMA user_version={SCHEMA_VERSION};")
-            if db.in_transaction:
-                db.execute("COMMIT")
+            upgrade(db)
         return db
 
     async def close(self) -> None:
@@ -162,9 +159,12 @@ class EmbeddedStore(MessageStore):
         result.update({cid: seq for cid, seq in found})
         return result
 
-    async def save_messages(self, messages: Sequence[ChatMessage]) -> None:
+    async def save_messages(self, messages: Sequence[ChatMessage], origins: Mapping[str, str] | None = None) -> None:
+        """See the port. A stored message is never written again, so its origin stays the one
+        of the save that inserted its row."""
         if not messages:
             return
+        origin_of = origins or {}
 
         def write(db: sqlite3.Connection) -> None:
             for message in messages:
@@ -176,13 +176,21 @@ class EmbeddedStore(MessageStore):
                         raise SeqConflictError(f"message {message.message_id} is stored at {tuple(existing)}")
                     continue
                 try:
-                    db.execute(rows.INSERT_MESSAGE, rows.message_to_row(message))
+                    db.execute(rows.INSERT_MESSAGE, rows.message_to_row(message, origin_of.get(message.message_id)))
                 except sqlite3.IntegrityError as exc:
                     raise SeqConflictError(
                         f"({message.conversation_id}, {message.seq}) or its client_msg_id is taken: {exc}"
                     ) from exc
 
         await self._run(self._write(write))
+
+    async def message_origins(self, message_ids: Iterable[str]) -> dict[str, str]:
+        ids = list(dict.fromkeys(message_ids))
+        if not ids:
+            return {}
+        sql = "SELECT message_id, origin_envelope_id FROM messages WHERE message_id IN ({})"
+        found = await self._run(lambda: self._select(sql, ids, " AND origin_envelope_id IS NOT NULL"))
+        return {message_id: origin for message_id, origin in found}
 
     async def get_message(self, message_id: str) -> ChatMessage | None:
         return (await self.find_messages([message_id])).get(message_id)

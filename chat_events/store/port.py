@@ -59,10 +59,21 @@ class MessageStore(ABC):
         """Highest stored seq per conversation (0 when it has none)."""
 
     @abstractmethod
-    async def save_messages(self, messages: Sequence[ChatMessage]) -> None:
+    async def save_messages(self, messages: Sequence[ChatMessage], origins: Mapping[str, str] | None = None) -> None:
         """Upsert messages by ``message_id`` (and write the lookups). Re-saving a stored message
         with the same seq is a no-op; giving a stored message id a different seq, or a taken
-        ``(conversation, seq)`` to another message, raises :class:`SeqConflictError`."""
+        ``(conversation, seq)`` to another message, raises :class:`SeqConflictError`.
+
+        ``origins`` maps a message id to its *origin*: the envelope id of the input record that
+        stores it (its ``personalChatSent``). It is written with the message's own row, so only
+        by the save that stores the message; a stored message's origin is never replaced (a
+        re-save, whatever origin it passes, is the no-op above). A message saved without one
+        has no origin, like every message stored before origins were recorded."""
+
+    @abstractmethod
+    async def message_origins(self, message_ids: Iterable[str]) -> dict[str, str]:
+        """The origin of each stored message among ``message_ids`` (see :meth:`save_messages`);
+        a message without a recorded origin, or not stored, is absent."""
 
     @abstractmethod
     async def get_message(self, message_id: str) -> ChatMessage | None: ...

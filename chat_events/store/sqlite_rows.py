@@ -13,10 +13,11 @@ MESSAGE_COLS = (
     "message_id, conversation_id, seq, sender_id, target_type, target_id, message_type, payload, "
     "client_msg_id, mentions, sent_at_ms, stored_at_ms, status"
 )
-INSERT_MESSAGE = f"INSERT INTO messages ({MESSAGE_COLS}) VALUES ({','.join('?' * 13)})"
+INSERT_MESSAGE = f"INSERT INTO messages ({MESSAGE_COLS}, origin_envelope_id) VALUES ({','.join('?' * 14)})"
+"""A new message row with its origin (read only by ``message_origins``, not with the message)."""
 
 
-def message_to_row(m: ChatMessage) -> tuple[Any, ...]:
+def message_to_row(m: ChatMessage, origin: str | None = None) -> tuple[Any, ...]:
     return (
         m.message_id,
         m.conversation_id,
@@ -31,6 +32,7 @@ def message_to_row(m: ChatMessage) -> tuple[Any, ...]:
         m.sent_at_ms,
         m.stored_at_ms,
         m.status,
+        origin,
     )
 
 

@@ -1,11 +1,19 @@
 """Tables of the embedded store: the same logical tables as ``schemas/cassandra.cql``, in SQLite.
 
-Versioned with ``PRAGMA user_version``; a newer file than the code understands is refused.
+Versioned with ``PRAGMA user_version``; a newer file than the code understands is refused, an
+older one is brought up to date on open (:func:`upgrade`).
 """
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 1
+import sqlite3
+
+SCHEMA_VERSION = 2
+"""v2: ``messages.origin_envelope_id`` (the envelope id of the input that stored the message)."""
+
+ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (("messages", "origin_envelope_id", "TEXT"),)
+"""(table, column, type) of every column added to a table after its first version. ``SCHEMA``
+has them for new files; :func:`upgrade` adds them to an older file's tables."""
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
@@ -22,6 +30,7 @@ CREATE TABLE IF NOT EXISTS messages (
     sent_at_ms      INTEGER NOT NULL,
     stored_at_ms    INTEGER NOT NULL,
     status          TEXT NOT NULL,
+    origin_envelope_id TEXT,                -- NULL: stored before v2 (no origin recorded)
     UNIQUE (conversation_id, seq)
 );
 CREATE UNIQUE INDEX IF NOT EXISTS messages_by_client_id
@@ -108,3 +117,22 @@ CREATE TABLE IF NOT EXISTS device_tokens (
     PRIMARY KEY (user_id, device_id)
 ) WITHOUT ROWID;
 """
+
+
+def upgrade(db: sqlite3.Connection) -> None:
+    """Bring a file older than :data:`SCHEMA_VERSION` (or a new one) up to it, keeping its data:
+    create what is missing (every statement is ``IF NOT EXISTS``), then, in one write
+    transaction (so two processes opening the same old file do not both alter it), add the
+    missing :data:`ADDED_COLUMNS` and set ``user_version``."""
+    db.executescript(SCHEMA)
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        for table, column, kind in ADDED_COLUMNS:
+            have = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+            if column not in have:
+                db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+        db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")

@@ -71,6 +71,29 @@ async def test_save_messages_is_idempotent_and_refuses_seq_conflicts(store: Mess
     assert (await store.conversation_messages(CONV, after_seq=0)).items == (first,)
 
 
+async def test_a_message_keeps_the_origin_it_was_stored_with(store: MessageStore) -> None:
+    """The origin (the envelope id of the input that stored a message) is written by the save
+    that stores the message and never replaced; a message saved without one has none (like
+    those stored before origins were recorded); it is not part of the message."""
+    first, second, legacy = message(1), message(2, client_msg_id="nonce-2"), message(3)
+    origin_1, origin_2 = str(uuid.uuid4()), str(uuid.uuid4())
+    ids = [first.message_id, second.message_id, legacy.message_id, str(uuid.uuid4())]
+    assert await store.message_origins(ids) == {}
+    await store.save_messages([first, second], {first.message_id: origin_1, second.message_id: origin_2})
+    await store.save_messages([legacy])
+    recorded = {first.message_id: origin_1, second.message_id: origin_2}
+    assert await store.message_origins(ids) == recorded
+    assert await store.message_origins([]) == {}
+
+    await store.save_messages([first], {first.message_id: origin_1})  # a replay: the same origin
+    # another origin for stored messages (with one or without): no change
+    await store.save_messages([first, second, legacy], dict.fromkeys(ids, str(uuid.uuid4())))
+    assert await store.message_origins(ids) == recorded
+    assert await store.find_messages(ids) == {m.message_id: m for m in (first, second, legacy)}
+    assert await store.find_client_messages([("alice", "nonce-2")]) == {("alice", "nonce-2"): second}
+    assert (await store.conversation_messages(CONV, after_seq=0)).items == (first, second, legacy)
+
+
 async def test_conversation_pages_by_seq_both_ways(store: MessageStore) -> None:
     messages = [message(seq) for seq in range(1, 2502)]  # crosses Cassandra's bucket bounds
     await store.save_messages(messages)
@@ -215,7 +238,9 @@ async def test_data_survives_reopening(store: MessageStore) -> None:
     """Closing the adapter (the SQLite file, or the Cassandra cluster connection) and opening it
     again finds what was written."""
     first = message(1)
-    await store.save_messages([first])
+    origin = str(uuid.uuid4())
+    await store.save_messages([first], {first.message_id: origin})
     await store.close()
     await store.open()
     assert await store.get_message(first.message_id) == first
+    assert await store.message_origins([first.message_id]) == {first.message_id: origin}

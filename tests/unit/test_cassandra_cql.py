@@ -168,12 +168,26 @@ def test_row_values_bind_without_nulls_and_map_back() -> None:
         message_type="text",
         payload="hi",
     )
-    values = cassandra_rows.message_values(message)
-    columns = [c.strip() for c in cassandra_rows.MESSAGE_COLS.split(",")]
+    columns = [c.strip() for c in cassandra_rows.MESSAGE_ROW_COLS.split(",")]
     types = cql.tables()["messages"].columns
-    assert all(check_type(types[c], v) for c, v in zip(columns, values, strict=True))
-    assert dict(zip(columns, values, strict=True))["bucket"] == 1
-    assert cassandra_rows.message_from_row(dict(zip(columns, values, strict=True))) == message
+    for origin in (None, "7d3c7e0a-5b1e-4f5e-9a53-8c1b0e6f2a11"):
+        values = cassandra_rows.message_values(message, origin)
+        assert all(check_type(types[c], v) for c, v in zip(columns, values, strict=True))
+        row = dict(zip(columns, values, strict=True))
+        assert row["bucket"] == 1
+        assert cassandra_rows.message_from_row(row) == message
+        assert cassandra_rows.origin_from_row(row) == origin  # none recorded: "" (no null), read as None
+    assert cassandra_rows.origin_from_row({"origin_envelope_id": None}) is None  # a row older than the column
+
+
+def test_added_columns_are_in_the_schema_file_and_added_by_alter() -> None:
+    schema = cql.tables()
+    for table, column, kind in cql.ADDED_COLUMNS:
+        assert schema[table].columns[column] == kind, (table, column)
+    assert cql.add_column_statements() == ["ALTER TABLE messages ADD origin_envelope_id text"]
+    assert cql.column_exists_error(InvalidRequest("Column with name 'origin_envelope_id' already exists"))
+    assert cql.column_exists_error(InvalidRequest("Invalid column name x because it conflicts with an existing column"))
+    assert not cql.column_exists_error(InvalidRequest("unconfigured table messages"))
 
 
 # --- buckets -----------------------------------------------------------------------------
