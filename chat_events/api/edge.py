@@ -49,6 +49,7 @@ from chat_events.events.types import (
 )
 from chat_events.kafka.admin import ensure_topics
 from chat_events.kafka.connection import KafkaTarget, client_options, consumer_options, resolve_target
+from chat_events.kafka.consumer import topic_partitions
 from chat_events.kafka.lag import group_lag
 from chat_events.producers.publisher import EventPublisher
 from chat_events.settings import Settings
@@ -302,12 +303,8 @@ class EdgeNode:
         await consumer.start()
         room_topic = self.topic(ROOM_MESSAGES)
         tps: list[TopicPartition] = []
-        for topic in (edge_topic, room_topic):
-            partitions = consumer.partitions_for_topic(topic)
-            if not partitions:
-                await consumer._client.force_metadata_update()
-                partitions = consumer.partitions_for_topic(topic) or set()
-            tps.extend(TopicPartition(topic, p) for p in sorted(partitions))
+        for topic in (edge_topic, room_topic):  # Apache Kafka lists a topic only once asked for all
+            tps.extend(await topic_partitions(consumer, topic, self._target, self.settings.kafka_connect_timeout_s))
         consumer.assign(tps)
         room_tps = [tp for tp in tps if tp.topic == room_topic]
         edge_tps = [tp for tp in tps if tp.topic == edge_topic]
