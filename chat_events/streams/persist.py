@@ -3,14 +3,34 @@
 Input is keyed (and so partitioned) by conversation id, so this worker is the only one assigning
 seqs for the conversations it sees, in the order they were sent. Dedupe: a message id already
 stored — or a ``(sender, client_msg_id)`` already stored under another id (a retried send) — is
-not stored again: the stored message, with its original seq, is re-emitted instead (its
-downstream effects are idempotent too).
+not stored again.
+
+Announced once. Each message is stored with its *origin*, the envelope id of the
+``personalChatSent`` record that stored it. A record whose message is already stored is then one
+of two things (:func:`announced` decides, a pure function):
+
+* a **replay** of that same record (after a crash, a rebalance or an aborted transaction): the
+  origin is this record's envelope id, so the stored message, with its original seq, is emitted
+  again exactly as the first time (the same deterministic envelope ids), because the first
+  emission may never have reached the broker;
+* a **duplicate input**: another record carrying the same message (a send retried after a lost
+  ACK, a producer that re-sent during a broker outage: the same sender and ``client_msg_id``
+  give the same message id). Its origin is another envelope id, whose record announced (or, if
+  replayed, will announce) the message, so this one emits nothing: no ``messageStored``, no
+  fan-out, no dead letter; it is logged at DEBUG.
+
+A message stored before origins were recorded has none: it is emitted as before, for any record.
+Within one batch a message is emitted at most once, by its first record. What remains: one
+record written twice to the log with the same envelope id (a producer retry without
+idempotence, as on the embedded broker) looks like its own replay across batches; both copies
+carry the same output ids, so consumers can drop the repeat by id.
 """
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from chat_events.errors import EventValidationError
 from chat_events.events.conversations import conversation_id_of
@@ -20,6 +40,30 @@ from chat_events.events.validation import validate_envelope
 from chat_events.store.port import MessageStore
 from chat_events.streams.records import Incoming, Output, Reject, StageResult, output_envelope_id, timestamp_ms
 from chat_events.streams.sequencing import SeqCounters
+
+log = logging.getLogger(__name__)
+
+
+def announced(records: Sequence[tuple[str, str]], origins: Mapping[str, str]) -> list[bool]:
+    """Which records of a batch emit their message's outputs.
+
+    ``records``: per record in batch order, ``(its envelope id, the id of the message it
+    carries)`` (the message stored, or found by id or by ``(sender, client_msg_id)``);
+    ``origins``: message id -> the envelope id of the record that stored it, for the messages
+    stored in this batch and those found with an origin recorded. A record emits when the
+    message's origin is the record itself (it stores the message now, or this is its replay) or
+    unknown (stored before origins were recorded), and no earlier record of the batch emitted
+    the same message.
+    """
+    emitted: set[str] = set()
+    out: list[bool] = []
+    for envelope_id, message_id in records:
+        origin = origins.get(message_id)
+        emit = message_id not in emitted and origin in (None, envelope_id)
+        if emit:
+            emitted.add(message_id)
+        out.append(emit)
+    return out
 
 
 class PersistStage:
@@ -40,8 +84,9 @@ class PersistStage:
         return result
 
     async def persist(self, batch: Sequence[Incoming]) -> tuple[StageResult, list[Incoming]]:
-        """:meth:`handle`, also returning each stored message as the ``messageStored`` input the
-        fan-out would consume (record = the original ``personalChatSent`` record)."""
+        """:meth:`handle`, also returning each announced message as the ``messageStored`` input
+        the fan-out would consume (record = the original ``personalChatSent`` record); a
+        duplicate input has no entry (module docstring)."""
         result = StageResult()
         valid: list[tuple[Incoming, PersonalChatSent]] = []
         for item in batch:
@@ -66,22 +111,39 @@ class PersistStage:
 
         now_ms = int(time.time() * 1000)
         new: list[ChatMessage] = []
-        emitted: list[tuple[Incoming, ChatMessage]] = []
+        origins: dict[str, str] = {}  # of the messages this batch stores
+        carried: list[tuple[Incoming, ChatMessage]] = []
         for item, event in valid:
             client_key = (event.sender_id, event.client_msg_id) if event.client_msg_id else None
             message = stored.get(event.message_id) or (by_client.get(client_key) if client_key else None)
             if message is None:
                 message = self._new_message(item, event, now_ms)
                 new.append(message)
+                origins[message.message_id] = item.envelope.id
                 stored[message.message_id] = message
                 if client_key:
                     by_client[client_key] = message
-            emitted.append((item, message))
+            carried.append((item, message))
 
-        await self._store.save_messages(new)
+        found = {message.message_id for _, message in carried} - origins.keys()
+        recorded = await self._store.message_origins(found) if found else {}
+        await self._store.save_messages(new, origins)
         self.counters.commit()
         stored_items = []
-        for item, message in emitted:
+        emits = announced([(item.envelope.id, message.message_id) for item, message in carried], recorded | origins)
+        for (item, message), emit in zip(carried, emits, strict=True):
+            if not emit:
+                log.debug(
+                    "duplicate input %s[%d]@%d (envelope %s): message %s (origin %s) is announced by another "
+                    "record; nothing emitted",
+                    item.record.topic,
+                    item.record.partition,
+                    item.record.offset,
+                    item.envelope.id,
+                    message.message_id,
+                    origins.get(message.message_id) or recorded.get(message.message_id),
+                )
+                continue
             output = self._stored_output(item, message)
             result.outputs.append(output)
             stored_items.append(Incoming(item.record, output.envelope))

@@ -9,6 +9,9 @@ a fetch and a decode, and ~10 ms of latency on the embedded broker) without chan
   consumers), then the inbox records and room messages exactly as the fan-out stage makes them,
   with the same deterministic ids (derived from the ``messageStored`` envelope);
 * a replay re-persists nothing (same seqs) and re-emits the same outputs;
+* a duplicate input (another record carrying a message that a different record stored) emits
+  nothing at all: the persist stage does not return it, so it is not fanned out either (no
+  inbox records, no room message, no dead letter);
 * a message the fan-out refuses (a non-member posting to a group) is dead-lettered as its
   original ``personalChatSent`` record, after it was stored, as before.
 
