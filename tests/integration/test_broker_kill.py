@@ -33,6 +33,8 @@ from tests.real_engines import Engines, skip_or_fail, unavailable_reason
 
 MESSAGES = 2000
 CHUNK = 100
+KILL_AT = (MESSAGES // CHUNK // 3) * CHUNK
+"""The chunk before which the broker is killed: a third of the way in."""
 
 
 def _chunk(start: int, users: list[str]) -> list[Envelope]:
@@ -83,13 +85,14 @@ async def test_kafka_killed_and_restarted_on_its_data_loses_nothing_acked(
     worker = WorkerProcess(settings, tmp_path / "worker.log")
     sent: dict[str, tuple[str, str]] = {}
     failures = 0
+    restarting: asyncio.Future[None] | None = None
     try:
         await ensure_topics(settings, target)
         worker.start()
         async with open_store(settings) as store, EventPublisher(settings, target, build_codec(settings)) as publisher:
             for start in range(0, MESSAGES, CHUNK):
                 envelopes = _chunk(start, users)
-                if start == MESSAGES // 3:
+                if start == KILL_AT:
                     kafka.kill()  # mid-run: batches in flight, the worker mid-batch
 
                     async def restart() -> None:
@@ -102,6 +105,7 @@ async def test_kafka_killed_and_restarted_on_its_data_loses_nothing_acked(
                     event = envelope.payload
                     assert isinstance(event, PersonalChatSent)
                     sent[event.message_id] = (event.sender_id, event.target_id)
+            assert restarting is not None
             await restarting
             assert failures > 0, "the kill must have interrupted the senders"
             await wait_until(
