@@ -14,6 +14,15 @@ Commit order of ``save_messages``: the big ``messages`` rows first, then one LOG
 group of messages with their ``messages_by_id`` / ``messages_by_client_id`` rows and the raised
 ``conversation_seqs``. A ``messages_by_id`` row is therefore the commit marker: readers find
 messages through it or below the conversation's committed maximum, never a half-written one.
+
+Commit of ``save_inbox``: all rows of one user (three per entry, the conversation rows, the
+raised ``user_seqs``) go into one LOGGED batch when they fit one (Cassandra refuses a batch
+over ``batch_size_fail_threshold``, 50 KiB by default: about 90 new entries of one user). A
+user with more is written in two steps like messages: the entry rows first, then one LOGGED
+batch with the conversation rows and the raised ``user_seqs``. ``user_seqs`` is therefore the
+inbox's commit marker: an entry above the user's committed maximum is left over from a save
+whose commit was lost, and every reader ignores it (it holds no seq, is not found, is not
+counted unread), so the inbox and the unread counts agree after a crash in either case.
 """
 
 from __future__ import annotations
@@ -36,6 +45,7 @@ from chat_events.store.cassandra_plan import (
     bucket,
     buckets_down,
     buckets_up,
+    fits_one_batch,
     merge_conversation,
     message_commits,
     new_inbox_entries,
@@ -180,8 +190,14 @@ class CassandraStore(SocialTables, MessageStore):
     # --- inbox ----------------------------------------------------------------------------
 
     async def find_inbox_entries(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], InboxEntry]:
-        found = await self._db.each("inbox_by_msg_get", list(dict.fromkeys(keys)))
-        return {(e.user_id, e.message_id): e for f in found for e in map(rows.inbox_from_row, f)}
+        """See the port. Only committed entries (at or below the user's ``user_seqs``, module
+        docstring): a left-over row must not pass for stored, or its replay would be skipped."""
+        wanted = list(dict.fromkeys(keys))
+        found, tops = await asyncio.gather(
+            self._db.each("inbox_by_msg_get", wanted), self.max_user_seqs(u for u, _ in wanted)
+        )
+        entries = (e for f in found for e in map(rows.inbox_from_row, f))
+        return {(e.user_id, e.message_id): e for e in entries if e.user_seq <= tops.get(e.user_id, 0)}
 
     async def max_user_seqs(self, user_ids: Iterable[str]) -> dict[str, int]:
         return await self._maxima("user_seq_get", user_ids)
@@ -192,9 +208,11 @@ class CassandraStore(SocialTables, MessageStore):
 
     async def save_inbox(self, entries: Sequence[InboxEntry], conversations: Sequence[ConversationState]) -> None:
         """See the port. All rows of one user (entries in three tables, conversation rows, the
-        raised ``user_seqs``) go into one LOGGED batch, so a user's unread counts and inbox
-        cannot disagree after a crash. Users are packed together into as few batches as
-        Cassandra's batch size limit allows; when a call fits one batch it is all-or-nothing."""
+        raised ``user_seqs``) commit in one LOGGED batch, so a user's unread counts and inbox
+        cannot disagree after a crash: the whole unit when it fits a batch, else the entry rows
+        are written first and the batch commits them (module docstring). Users are packed
+        together into as few batches as Cassandra's batch size limit allows; when a call fits
+        one batch it is all-or-nothing."""
         if not entries and not conversations:
             return
         seqs: dict[tuple[str, int], list[int]] = {}
@@ -210,11 +228,17 @@ class CassandraStore(SocialTables, MessageStore):
         new = new_inbox_entries(
             entries,
             {key: e.user_seq for key, e in by_message.items()},
-            {(u, r["user_seq"]): r["message_id"] for u, f in zip(users, at_seq, strict=True) for r in f},
+            {  # a row above the committed maximum is a left-over: it holds no seq
+                (u, r["user_seq"]): r["message_id"]
+                for u, f in zip(users, at_seq, strict=True)
+                for r in f
+                if r["user_seq"] <= max_seqs.get(u, 0)
+            },
         )
-        units: dict[str, list[Write]] = {}
+        entry_rows: dict[str, list[Write]] = {}
         for e in new:
-            units.setdefault(e.user_id, []).extend(rows.inbox_writes(e))
+            entry_rows.setdefault(e.user_id, []).extend(rows.inbox_writes(e))
+        units: dict[str, list[Write]] = {u: [] for u in entry_rows}  # per user: what commits its entries
         final: dict[tuple[str, str], ConversationState] = {}
         for c in conversations:  # one write per row: a batch gives every statement one timestamp
             key = (c.user_id, c.conversation_id)
@@ -227,8 +251,14 @@ class CassandraStore(SocialTables, MessageStore):
             tops[e.user_id] = max(tops.get(e.user_id, 0), e.user_seq)
         for user, top in tops.items():
             if top > max_seqs.get(user, 0):
-                units[user].append(("user_seq_set", (user, top)))
-        await self._db.batches(units.values())
+                units.setdefault(user, []).append(("user_seq_set", (user, top)))
+        whole = {u: entry_rows.get(u, []) + commit for u, commit in units.items()}
+        large = {u for u, unit in whole.items() if not fits_one_batch(unit)}
+        if large:  # step one for them: their entry rows, not visible before their commit
+            await gather_bounded(
+                [partial(self._db.rows, name, *values) for u in large for name, values in entry_rows.get(u, [])]
+            )
+        await self._db.batches(units[u] if u in large else unit for u, unit in whole.items())
 
     async def inbox_after(self, user_id: str, after_seq: int, limit: int = 100) -> Page[InboxEntry]:
         want = max(limit, 0) + 1
@@ -238,6 +268,7 @@ class CassandraStore(SocialTables, MessageStore):
             found += await self._db.rows("inbox_after", user_id, b, after_seq, want - len(found))
             if len(found) >= want:
                 break
+        found = [r for r in found if r["user_seq"] <= top]  # never a left-over above the commit (docstring)
         items = tuple(rows.inbox_from_row(r) for r in found[: max(limit, 0)])
         return Page(items, has_more=len(found) > max(limit, 0))
 
@@ -255,8 +286,11 @@ class CassandraStore(SocialTables, MessageStore):
         if row is None:
             return None
         read_seq = max(row.read_seq, seq)
-        after = await self._db.rows("inbox_by_conv_after", user_id, conversation_id, read_seq)
-        unread = sum(1 for r in after if r["sender_id"] != user_id)
+        after, tops = await asyncio.gather(
+            self._db.rows("inbox_by_conv_after", user_id, conversation_id, read_seq), self.max_user_seqs([user_id])
+        )
+        top = tops[user_id]  # left-over entries above the committed maximum are not in the inbox
+        unread = sum(1 for r in after if r["sender_id"] != user_id and r["user_seq"] <= top)
         await self._db.rows("conv_read", read_seq, unread, user_id, conversation_id)
         return replace(row, read_seq=read_seq, unread=unread)
 

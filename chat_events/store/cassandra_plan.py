@@ -5,7 +5,9 @@ Why batches are packed: Cassandra rejects a batch above ``batch_size_fail_thresh
 (50 KiB by default), and a stage batch of 500 inbox entries is larger than that. Writes are
 therefore grouped into *units* that must be atomic (all rows of one user for the inbox, all
 lookups of one message plus the conversation maxima for messages) and units are packed into
-batches of at most :data:`BATCH_BUDGET_BYTES`; a unit is never split.
+batches of at most :data:`BATCH_BUDGET_BYTES`; a unit is never split. An inbox unit too large
+for any batch (one user with more than about 60 new entries) is committed in two steps instead
+(``CassandraStore`` docstring).
 """
 
 from __future__ import annotations
@@ -56,6 +58,12 @@ def write_size(write: Write) -> int:
         else:
             size += 8
     return size
+
+
+def fits_one_batch(unit: Sequence[Write], budget: int = BATCH_BUDGET_BYTES) -> bool:
+    """Whether ``unit`` can be one LOGGED batch (Cassandra's measure of a batch was ~1.5 times
+    :func:`write_size` for inbox rows, so the budget keeps it well under the fail threshold)."""
+    return sum(write_size(w) for w in unit) <= budget
 
 
 def pack(units: Iterable[Sequence[Write]], budget: int = BATCH_BUDGET_BYTES) -> list[list[Write]]:

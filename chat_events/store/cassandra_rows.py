@@ -73,7 +73,7 @@ STATEMENTS: dict[str, str] = {
     "inbox_by_msg_get": f"SELECT {INBOX_BY_MESSAGE_COLS} FROM inbox_by_message WHERE user_id = ? AND message_id = ?",
     "inbox_by_msg_insert": _insert("inbox_by_message", INBOX_BY_MESSAGE_COLS),
     "inbox_by_conv_insert": _insert("inbox_by_conversation", INBOX_BY_CONVERSATION_COLS),
-    "inbox_by_conv_after": "SELECT sender_id FROM inbox_by_conversation "
+    "inbox_by_conv_after": "SELECT sender_id, user_seq FROM inbox_by_conversation "
     "WHERE user_id = ? AND conversation_id = ? AND conversation_seq > ?",
     "user_seq_get": "SELECT user_id, max_seq FROM user_seqs WHERE user_id = ?",
     "user_seq_set": _insert("user_seqs", "user_id, max_seq"),

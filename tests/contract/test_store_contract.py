@@ -148,6 +148,36 @@ async def test_inbox_refuses_a_taken_user_seq(store: MessageStore) -> None:
     assert [e.message_id for e in (await store.inbox_after("bob", 0)).items] == [m1.message_id]
 
 
+async def test_one_save_takes_hundreds_of_entries_of_one_user(store: MessageStore) -> None:
+    """A burst to one user (a reconnect backlog, a busy group) is one stage batch: 300 entries of
+    bob in one call (Cassandra refuses a LOGGED batch of that size; the adapter must cope)."""
+    messages = [message(seq) for seq in range(1, 301)]
+    state: ConversationState | None = None
+    entries = []
+    for m in messages:
+        e = entry("bob", m.seq, m)
+        state = fold_conversation(state, e)
+        entries.append(e)
+    assert state is not None
+    await store.save_inbox(entries, [state])
+    await store.save_inbox(entries, [state])  # replay: no change
+    assert await store.max_user_seqs(["bob"]) == {"bob": 300}
+    found: list[InboxEntry] = []
+    while len(found) < 300:
+        page = await store.inbox_after("bob", found[-1].user_seq if found else 0, limit=120)
+        found += page.items
+        if not page.has_more:
+            break
+    assert found == entries
+    assert await store.find_inbox_entries([("bob", messages[-1].message_id)]) == {
+        ("bob", messages[-1].message_id): entries[-1]
+    }
+    [row] = await store.list_conversations("bob")
+    assert (row.last_seq, row.last_user_seq, row.unread) == (300, 300, 300)
+    read = await store.mark_read("bob", CONV, 100)
+    assert read is not None and read.unread == 200
+
+
 async def test_mark_read_recounts_unread_and_never_goes_back(store: MessageStore) -> None:
     messages = [message(seq) for seq in range(1, 6)]
     state = None

@@ -5,24 +5,29 @@ asyncio bridge), and the pure write planning (seq checks, commit batches, packin
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
 
 import pytest
 
 import tests.contract.test_store_contract as contract
-from chat_events.errors import SeqConflictError
+from chat_events.errors import SeqConflictError, StoreUnavailableError
+from chat_events.events.types import ChatMessage
 from chat_events.settings import Settings
 from chat_events.store import cassandra_driver, cassandra_rows
 from chat_events.store.cassandra import CassandraStore
 from chat_events.store.cassandra_plan import (
     StoredMessages,
+    Write,
+    fits_one_batch,
     message_commits,
     new_inbox_entries,
     new_messages,
     pack,
     write_size,
 )
+from chat_events.store.models import ConversationState, InboxEntry
+from chat_events.streams.inbox_logic import fold_conversation
 from tests.unit.fake_cql import Engine, FakeBatch, FakeCluster
 
 CONTRACT = sorted(name for name in dir(contract) if name.startswith("test_"))
@@ -70,6 +75,67 @@ async def test_a_crashed_commit_leaves_no_visible_message_and_no_taken_seq(
     other = contract.message(2)  # the worker, not finding `second`, gives seq 2 to another message
     await store.save_messages([other])
     assert (await store.conversation_messages(contract.CONV, after_seq=1)).items == (other,)
+
+
+def _bob_receives(messages: list[ChatMessage], first_seq: int = 1) -> tuple[list[InboxEntry], ConversationState]:
+    state: ConversationState | None = None
+    entries = []
+    for user_seq, m in enumerate(messages, start=first_seq):
+        e = contract.entry("bob", user_seq, m)
+        state = fold_conversation(state, e)
+        entries.append(e)
+    assert state is not None
+    return entries, state
+
+
+async def test_a_user_over_the_batch_budget_commits_in_two_steps_and_every_batch_fits(
+    fake: tuple[CassandraStore, Engine, FakeCluster], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = fake[0]
+    small, small_state = _bob_receives([contract.message(1)])
+    await store.save_inbox(small, [small_state])
+    batches: list[list[Write]] = []
+    real_batch = store._db.batch
+
+    async def recording(writes: Sequence[Write]) -> None:
+        batches.append(list(writes))
+        await real_batch(writes)
+
+    monkeypatch.setattr(store._db, "batch", recording)
+    entries, state = _bob_receives([contract.message(seq) for seq in range(1, 201)])
+    await store.save_inbox(entries[1:], [state])
+    assert batches and all(fits_one_batch(batch) for batch in batches)
+    [commit] = batches  # the entry rows went first, one statement each; the batch commits them
+    assert {name for name, _ in commit} == {"conv_activity", "user_seq_set"}
+    assert [e.user_seq for e in (await store.inbox_after("bob", 0, limit=500)).items] == list(range(1, 201))
+
+
+async def test_a_lost_inbox_commit_leaves_no_visible_entry_no_taken_seq_and_no_unread(
+    fake: tuple[CassandraStore, Engine, FakeCluster], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The entry rows of a large save are written, its commit batch is lost (a crash between
+    the two): nothing of it is visible, and the replay stores it with the right unread count."""
+    store = fake[0]
+    first, first_state = _bob_receives([contract.message(1)])
+    await store.save_inbox(first, [first_state])
+    entries, state = _bob_receives([contract.message(seq) for seq in range(1, 151)])
+    real_batch = store._db.batch
+
+    async def lost(writes: Sequence[Write]) -> None:
+        raise StoreUnavailableError("the node died before the commit batch")
+
+    monkeypatch.setattr(store._db, "batch", lost)
+    with pytest.raises(StoreUnavailableError):
+        await store.save_inbox(entries[1:], [state])
+    monkeypatch.setattr(store._db, "batch", real_batch)
+    assert await store.max_user_seqs(["bob"]) == {"bob": 1}
+    assert await store.find_inbox_entries([("bob", entries[5].message_id)]) == {}  # its replay is not skipped
+    assert (await store.inbox_after("bob", 0)).items == tuple(first)
+    read = await store.mark_read("bob", contract.CONV, 0)  # the recount sees only committed entries
+    assert read is not None and read.unread == 1
+    other, _ = _bob_receives([contract.message(2)], first_seq=2)  # seq 2 is free: the left-over holds none
+    await store.save_inbox(other, [])
+    assert [e.message_id for e in (await store.inbox_after("bob", 1)).items] == [other[0].message_id]
 
 
 def test_new_messages_follow_the_embedded_store() -> None:
