@@ -21,7 +21,8 @@ from chat_events.kafka.connection import KafkaTarget
 from chat_events.kafka.embedded import EmbeddedBroker
 from chat_events.producers.publisher import EventPublisher
 from chat_events.settings import Settings
-from chat_events.store.embedded import EmbeddedStore
+from chat_events.store.factory import open_store
+from chat_events.store.port import MessageStore
 from tests.conftest import make_settings
 from tests.integration.worker_harness import WorkerProcess, wait_until
 
@@ -42,7 +43,7 @@ async def send(settings: Settings, target: KafkaTarget, users: list[str], n: int
     return {e.payload.message_id: (e.payload.sender_id, e.payload.target_id) for e in envelopes}  # type: ignore[union-attr]
 
 
-async def missing(store: EmbeddedStore, sent: dict[str, tuple[str, str]]) -> set[str]:
+async def missing(store: MessageStore, sent: dict[str, tuple[str, str]]) -> set[str]:
     """Message ids of ``sent`` not yet stored, or not yet in both inboxes."""
     found = await store.find_messages(sent)
     inboxed = await store.find_inbox_entries([(user, mid) for mid, pair in sent.items() for user in pair])
@@ -66,7 +67,7 @@ async def test_a_running_worker_catches_up_after_the_broker_lost_its_log(tmp_pat
     try:
         await ensure_topics(settings, target)
         worker.start()
-        async with EmbeddedStore(settings.store_path) as store:
+        async with open_store(settings) as store:
             before = await send(settings, target, users, 120)  # positions well past 0 on every partition
             await wait_until(lambda: _none_missing(store, before), timeout=60, what="the messages before the kill")
 
@@ -87,5 +88,5 @@ async def test_a_running_worker_catches_up_after_the_broker_lost_its_log(tmp_pat
     assert "is past the log end" in (tmp_path / "worker.log").read_text()  # said loudly, not silently repaired
 
 
-async def _none_missing(store: EmbeddedStore, sent: dict[str, tuple[str, str]]) -> bool:
+async def _none_missing(store: MessageStore, sent: dict[str, tuple[str, str]]) -> bool:
     return not await missing(store, sent)
