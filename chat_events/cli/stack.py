@@ -22,12 +22,12 @@ from pathlib import Path
 from typing import Literal
 
 from chat_events.engines import CassandraServer, KafkaServer
+from chat_events.engines.process import port_accepts
 from chat_events.errors import ConfigurationError
 from chat_events.kafka.embedded import (
     REAL_STATE_FILE,
     BrokerState,
     EmbeddedBroker,
-    port_accepts,
     remove_state,
     write_state,
 )

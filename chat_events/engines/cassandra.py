@@ -13,7 +13,7 @@ from pathlib import Path
 
 from chat_events.engines import maven
 from chat_events.engines.availability import EngineUnavailableError, find_java
-from chat_events.engines.process import HOST, JvmProcess, free_port, port_accepts
+from chat_events.engines.process import HOST, EngineServer, free_port, port_accepts
 
 JVM17_OPTIONS = [
     "-XX:+UseG1GC",
@@ -145,28 +145,19 @@ def answers_cql(port: int, timeout_s: float = 5.0) -> bool:
         cluster.shutdown()
 
 
-class CassandraServer:
+class CassandraServer(EngineServer):
     """A Cassandra node under ``work_dir`` (data, ``conf/``, ``cassandra.log``). Ports 0 = free."""
 
+    name = "cassandra"
+    stop_timeout_s = 60.0
+
     def __init__(self, work_dir: Path, *, port: int = 0, heap_mb: int = 1024, cache_dir: Path | None = None) -> None:
-        self.work_dir = work_dir
-        self.port = port
+        super().__init__(work_dir, port=port, heap_mb=heap_mb, cache_dir=cache_dir)
         self.storage_port = 0
-        self.heap_mb = heap_mb
-        self._cache_dir = cache_dir or maven.default_cache_dir()
-        self._process: JvmProcess | None = None
 
     @property
     def contact_point(self) -> str:
         return f"{HOST}:{self.port}"
-
-    @property
-    def log_path(self) -> Path:
-        return self.work_dir / "cassandra.log"
-
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid if self._process else None
 
     def start(self, timeout_s: float = 180.0) -> str:
         java = find_java()
@@ -197,26 +188,7 @@ class CassandraServer:
             ":".join([str(conf), *(str(jar) for jar in jars)]),
             "org.apache.cassandra.service.CassandraDaemon",
         ]
-        self._process = JvmProcess("cassandra", argv, self.log_path, cwd=self.work_dir)
-        self._process.start()
-        self._process.wait_ready(
-            lambda: port_accepts(self.port) and answers_cql(self.port), timeout_s, f"answering CQL on {self.port}"
+        self._run(
+            argv, lambda: port_accepts(self.port) and answers_cql(self.port), timeout_s, f"answering CQL on {self.port}"
         )
         return self.contact_point
-
-    def stop(self, timeout_s: float = 60.0) -> None:
-        if self._process is not None:
-            self._process.stop(timeout_s)
-            self._process = None
-
-    def kill(self) -> None:
-        if self._process is not None:
-            self._process.kill()
-            self._process = None
-
-    def __enter__(self) -> CassandraServer:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()

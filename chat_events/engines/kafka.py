@@ -17,7 +17,7 @@ from pathlib import Path
 
 from chat_events.engines import maven
 from chat_events.engines.availability import EngineUnavailableError, find_java
-from chat_events.engines.process import HOST, JvmProcess, free_port, port_accepts, tail
+from chat_events.engines.process import HOST, EngineServer, JvmProcess, free_port, port_accepts, tail
 
 LOG4J2 = """\
 status = warn
@@ -85,28 +85,19 @@ def answers_metadata(bootstrap_servers: str, timeout_s: float = 3.0) -> bool:
     return answer[0]
 
 
-class KafkaServer:
+class KafkaServer(EngineServer):
     """A Kafka node under ``work_dir`` (data, config, ``kafka.log``). Ports 0 = free ports."""
 
+    name = "kafka"
+    stop_timeout_s = 30.0
+
     def __init__(self, work_dir: Path, *, port: int = 0, heap_mb: int = 512, cache_dir: Path | None = None) -> None:
-        self.work_dir = work_dir
-        self.port = port
+        super().__init__(work_dir, port=port, heap_mb=heap_mb, cache_dir=cache_dir)
         self.controller_port = 0
-        self.heap_mb = heap_mb
-        self._cache_dir = cache_dir or maven.default_cache_dir()
-        self._process: JvmProcess | None = None
 
     @property
     def bootstrap_servers(self) -> str:
         return f"{HOST}:{self.port}"
-
-    @property
-    def log_path(self) -> Path:
-        return self.work_dir / "kafka.log"
-
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid if self._process else None
 
     def start(self, timeout_s: float = 90.0) -> str:
         java = find_java()
@@ -133,31 +124,10 @@ class KafkaServer:
                 raise EngineUnavailableError(f"kafka storage format failed ({code}): {tail(self.log_path)}")
         heap = f"-Xmx{self.heap_mb}m"
         jvm = [heap, f"-Xms{self.heap_mb}m", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-XX:+ExitOnOutOfMemoryError"]
-        self._process = JvmProcess(
-            "kafka", [*base, *jvm, "kafka.Kafka", str(properties)], self.log_path, cwd=self.work_dir
-        )
-        self._process.start()
-        self._process.wait_ready(
+        self._run(
+            [*base, *jvm, "kafka.Kafka", str(properties)],
             lambda: port_accepts(self.port) and answers_metadata(self.bootstrap_servers),
             timeout_s,
             f"answering on {self.bootstrap_servers}",
         )
         return self.bootstrap_servers
-
-    def stop(self, timeout_s: float = 30.0) -> None:
-        if self._process is not None:
-            self._process.stop(timeout_s)
-            self._process = None
-
-    def kill(self) -> None:
-        """SIGKILL the broker; its data folder stays (``start()`` restarts on it)."""
-        if self._process is not None:
-            self._process.kill()
-            self._process = None
-
-    def __enter__(self) -> KafkaServer:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()

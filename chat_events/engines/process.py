@@ -11,6 +11,7 @@ import subprocess
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Self
 
 from chat_events.engines.availability import EngineUnavailableError
 
@@ -117,3 +118,56 @@ class JvmProcess:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
             process.wait(10)
+
+
+class EngineServer:
+    """What a Kafka and a Cassandra node share: a work folder holding data, config and
+    ``<name>.log``, one JVM process, stop (SIGTERM, then kill after ``stop_timeout_s``) and kill
+    (the data folder stays: ``start()`` runs again on it). Subclasses implement ``start()``."""
+
+    name = "engine"
+    stop_timeout_s = 30.0
+
+    def __init__(self, work_dir: Path, *, port: int, heap_mb: int, cache_dir: Path | None) -> None:
+        from chat_events.engines.maven import default_cache_dir
+
+        self.work_dir = work_dir
+        self.port = port
+        self.heap_mb = heap_mb
+        self._cache_dir = cache_dir or default_cache_dir()
+        self._process: JvmProcess | None = None
+
+    @property
+    def log_path(self) -> Path:
+        return self.work_dir / f"{self.name}.log"
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process else None
+
+    def start(self) -> str:
+        raise NotImplementedError
+
+    def _run(self, argv: Sequence[str], is_ready: Callable[[], bool], timeout_s: float, what: str) -> None:
+        """Start the JVM and wait until ``is_ready`` (see :meth:`JvmProcess.wait_ready`)."""
+        self._process = JvmProcess(self.name, argv, self.log_path, cwd=self.work_dir)
+        self._process.start()
+        self._process.wait_ready(is_ready, timeout_s, what)
+
+    def stop(self) -> None:
+        if self._process is not None:
+            self._process.stop(self.stop_timeout_s)
+            self._process = None
+
+    def kill(self) -> None:
+        """SIGKILL the node; its data folder stays."""
+        if self._process is not None:
+            self._process.kill()
+            self._process = None
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

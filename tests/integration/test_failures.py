@@ -11,11 +11,12 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from chat_events.codec import AvroEnvelopeCodec, build_codec
+from chat_events.engines.process import free_port
 from chat_events.errors import BrokerUnavailableError, EventValidationError, IdempotenceUnsupportedError, PublishError
 from chat_events.events import PersonalChatSent, new_envelope
 from chat_events.kafka.admin import ensure_topics
 from chat_events.kafka.connection import KafkaTarget
-from chat_events.kafka.embedded import EmbeddedBroker, free_port
+from chat_events.kafka.embedded import EmbeddedBroker
 from chat_events.producers import EventPublisher
 from chat_events.settings import Settings
 from chat_events.topics import TopicCatalog

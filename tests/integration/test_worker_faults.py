@@ -11,15 +11,13 @@ import asyncio
 import signal
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
 from chat_events.codec import build_codec
-from chat_events.events.conversations import conversation_id_of
-from chat_events.events.factory import new_envelope
-from chat_events.events.types import ChatMessage, PersonalChatSent
+from chat_events.events.types import ChatMessage
 from chat_events.kafka.admin import ensure_topics
 from chat_events.kafka.connection import KafkaTarget
 from chat_events.kafka.embedded import EmbeddedBroker
@@ -30,31 +28,9 @@ from chat_events.store.models import InboxEntry, Page
 from chat_events.store.port import MessageStore
 from tests.conftest import make_settings
 from tests.integration.store_checks import check_invariants, inbox_count
+from tests.integration.traffic import send_pairs
 from tests.integration.worker_harness import WorkerProcess, wait_until
 from tests.real_engines import Engines
-
-
-async def send_pairs(
-    publisher: EventPublisher, n: int, users: list[str], chunk: int = 250
-) -> dict[str, tuple[str, str]]:
-    """``n`` 1:1 messages among ``users`` in pairs, published in chunks; returns what was ACKed."""
-    sent: dict[str, tuple[str, str]] = {}
-    for start in range(0, n, chunk):
-        envelopes = []
-        for i in range(start, min(n, start + chunk)):
-            a, b = users[(2 * i) % len(users)], users[(2 * i + 1) % len(users)]
-            sender, target = (a, b) if i % 3 else (b, a)
-            event = PersonalChatSent(
-                message_id=str(uuid.uuid4()), sender_id=sender, target_id=target, payload=f"m{i}", target_type="user"
-            )
-            envelopes.append(new_envelope(replace(event, conversation_id=conversation_id_of(event)), user_id=sender))
-        await publisher.publish_many(envelopes)
-        for envelope in envelopes:
-            event = envelope.payload
-            assert isinstance(event, PersonalChatSent)
-            sent[event.message_id] = (event.sender_id, event.target_id)
-        await asyncio.sleep(0)
-    return sent
 
 
 @pytest.mark.parametrize("how", ["kill -9", "SIGTERM", "SIGINT"])

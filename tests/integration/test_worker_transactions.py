@@ -16,7 +16,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -26,9 +26,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from chat_events.codec import build_codec
 from chat_events.codec.avro import AvroEnvelopeCodec
-from chat_events.events.conversations import conversation_id_of
-from chat_events.events.factory import new_envelope
-from chat_events.events.types import MessageFannedOut, MessageFannedOutBatch, MessageStored, PersonalChatSent
+from chat_events.events.types import MessageFannedOut, MessageFannedOutBatch, MessageStored
 from chat_events.kafka.admin import ensure_topics
 from chat_events.kafka.connection import KafkaTarget
 from chat_events.producers.kafka_producer import TRANSACTION_TIMEOUT_MS
@@ -39,6 +37,7 @@ from chat_events.store.factory import open_store
 from chat_events.store.port import MessageStore
 from chat_events.topics import INBOX, MESSAGE_STORED, PERSONAL_CHAT, TopicCatalog
 from tests.conftest import make_settings
+from tests.integration import traffic
 from tests.integration.store_checks import check_invariants, inbox_count
 from tests.integration.worker_harness import WorkerProcess, wait_until
 from tests.real_engines import Engines
@@ -81,23 +80,7 @@ class Sent:
 
 async def send_pairs(publisher: EventPublisher, n: int, users: list[str], chunk: int = 200) -> Sent:
     """``n`` 1:1 messages among ``users`` in fixed pairs, in chunks, as edges publish them."""
-    pairs: dict[str, tuple[str, str]] = {}
-    for start in range(0, n, chunk):
-        envelopes = []
-        for i in range(start, min(n, start + chunk)):
-            a, b = users[(2 * i) % len(users)], users[(2 * i + 1) % len(users)]
-            sender, target = (a, b) if i % 3 else (b, a)
-            event = PersonalChatSent(
-                message_id=str(uuid.uuid4()), sender_id=sender, target_id=target, payload=f"m{i}", target_type="user"
-            )
-            envelopes.append(new_envelope(replace(event, conversation_id=conversation_id_of(event)), user_id=sender))
-        await publisher.publish_many(envelopes)
-        for envelope in envelopes:
-            sent = envelope.payload
-            assert isinstance(sent, PersonalChatSent)
-            pairs[sent.message_id] = (sent.sender_id, sent.target_id)
-        await asyncio.sleep(0)
-    return Sent(pairs)
+    return Sent(await traffic.send_pairs(publisher, n, users, chunk))
 
 
 @dataclass
