@@ -29,6 +29,7 @@ from chat_events.codec.avro import AvroEnvelopeCodec
 from chat_events.events.types import MessageFannedOut, MessageFannedOutBatch, MessageStored
 from chat_events.kafka.admin import ensure_topics
 from chat_events.kafka.connection import KafkaTarget
+from chat_events.kafka.lag import group_lag as lag_by_topic
 from chat_events.producers.kafka_producer import TRANSACTION_TIMEOUT_MS
 from chat_events.producers.partitioner import partition_for
 from chat_events.producers.publisher import EventPublisher
@@ -168,18 +169,16 @@ def _repeats(ids: list[str]) -> str:
 
 
 async def group_lag(settings: Settings) -> int:
-    """Records of chat.personal-chat the workers' group has not committed."""
-    topic = TopicCatalog(settings).resolve(PERSONAL_CHAT).name
+    """Records of chat.personal-chat the workers' group has not committed (the edges' own
+    back-pressure figure, ``chat_events.kafka.lag``)."""
+    topic = TopicCatalog(settings).resolve(PERSONAL_CHAT)
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers)
     await admin.start()
     await consumer.start()
     try:
-        await consumer._client.force_metadata_update()
-        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
-        ends = await consumer.end_offsets(tps)
-        committed = await admin.list_consumer_group_offsets(settings.worker_app_id, partitions=tps)
-        return sum(ends[tp] - (committed[tp].offset if tp in committed else 0) for tp in tps)
+        lag = await lag_by_topic(admin, consumer, settings.worker_app_id, {topic.name: topic.partitions})
+        return sum(lag.values())
     finally:
         await consumer.stop()
         await admin.close()
