@@ -36,8 +36,8 @@ from chat_events.client.models import TargetType
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-CONTENT_BYTES = 100
-"""Message body size (text), as in the codec and worker benchmarks."""
+CONTENT_BYTES = 65
+"""Message body size (text characters): ~65 bytes carrying the send timestamp, as in issue 12's workload."""
 
 
 # --- /proc ----------------------------------------------------------------------------------
@@ -295,19 +295,22 @@ def latency_summary(samples_ns: Iterable[int]) -> dict[str, Any]:
 
 @dataclass(slots=True)
 class Recorder:
-    """Deliveries to recipients (sender != receiving user): receive time, message key, latency."""
+    """Deliveries to recipients (sender != receiving user): receive time, message key, latency,
+    and the receiving user's index in the pool (to tell a duplicate from another recipient)."""
 
     recv_ns: array[int] = field(default_factory=lambda: array("q"))
     keys: array[int] = field(default_factory=lambda: array("q"))
     latency_ns: array[int] = field(default_factory=lambda: array("q"))
+    users: array[int] = field(default_factory=lambda: array("i"))
     own_copies: int = 0
     """Deliveries of a user's own messages (the sender's inbox copy): not counted."""
     unparsed: int = 0
 
-    def add(self, now_ns: int, key: int, sent_ns: int) -> None:
+    def add(self, now_ns: int, key: int, sent_ns: int, user: int = 0) -> None:
         self.recv_ns.append(now_ns)
         self.keys.append(key)
         self.latency_ns.append(now_ns - sent_ns)
+        self.users.append(user)
 
     def count_between(self, start_ns: int, end_ns: int) -> int:
         return sum(1 for t in self.recv_ns if start_ns <= t < end_ns)
@@ -339,13 +342,29 @@ class ClientEvents:
 
 
 class ClientPool:
-    """One :class:`ChatClient` per user, each with a receive loop feeding ``recorder``."""
+    """One :class:`ChatClient` per user, each with a receive loop feeding ``recorder``.
 
-    def __init__(self, http_url: str, secret: str, *, device_id: str = "bench") -> None:
+    The clients behave like real ones: heartbeats at the interval the edge announces, every
+    delivery acked, coalesced (``ack_interval_s``/``ack_every``: at most one ``ack`` per socket
+    per interval, sooner once that many deliveries are unacked), and a send waits for its answer."""
+
+    def __init__(
+        self,
+        http_url: str,
+        secret: str,
+        *,
+        device_id: str = "bench",
+        ack_interval_s: float = 0.2,
+        ack_every: int = 50,
+    ) -> None:
         self.http_url = http_url
         self.secret = secret
         self.device_id = device_id
+        self.ack_interval_s = ack_interval_s
+        self.ack_every = ack_every
         self.clients: dict[str, ChatClient] = {}
+        self.index: dict[str, int] = {}
+        """Each user's number in the pool (the order ``connect`` was given), as :class:`Recorder` stores it."""
         self.recorder = Recorder()
         self.events = ClientEvents()
         self.on_delivery: Callable[[int], None] | None = None
@@ -359,10 +378,19 @@ class ClientPool:
         """Connect and sign in every user (``parallel`` at a time); seconds taken."""
         started = time.perf_counter()
         gate = asyncio.Semaphore(parallel)
+        for user in users:
+            self.index.setdefault(user, len(self.index))
 
         async def one(user: str) -> None:
             async with gate:
-                client = ChatClient(self.http_url, token=self.token(user), device_id=self.device_id)
+                client = ChatClient(
+                    self.http_url,
+                    token=self.token(user),
+                    device_id=self.device_id,
+                    heartbeat=True,
+                    ack_interval_s=self.ack_interval_s,
+                    ack_every=self.ack_every,
+                )
                 await client.connect()
                 self.clients[user] = client
                 self._loops.append(asyncio.create_task(self._receive_loop(user, client), name=f"recv-{user}"))
@@ -371,6 +399,7 @@ class ClientPool:
         return time.perf_counter() - started
 
     async def _receive_loop(self, user: str, client: ChatClient) -> None:
+        index = self.index[user]
         while True:
             try:
                 delivery = await client.receive()
@@ -393,7 +422,7 @@ class ClientPool:
             if parsed is None:
                 recorder.unparsed += 1
                 continue
-            recorder.add(now, parsed[0], parsed[1])
+            recorder.add(now, parsed[0], parsed[1], index)
             if self.on_delivery is not None:
                 self.on_delivery(parsed[0])
 
@@ -412,10 +441,11 @@ class ClientPool:
 
 @dataclass(slots=True)
 class SendStats:
-    """Sends acknowledged by the edge (= by Kafka): completion times and send→ACK latencies."""
+    """Sends acknowledged by the edge (= by Kafka): completion times, send→ACK latencies, message keys."""
 
     acked_ns: array[int] = field(default_factory=lambda: array("q"))
     ack_latency_ns: array[int] = field(default_factory=lambda: array("q"))
+    acked_keys: array[int] = field(default_factory=lambda: array("q"))
     errors: Counter[str] = field(default_factory=Counter)
     issued: int = 0
 
@@ -442,6 +472,7 @@ async def send_one(
     done = time.perf_counter_ns()
     stats.acked_ns.append(done)
     stats.ack_latency_ns.append(done - sent_ns)
+    stats.acked_keys.append(key)
     return True
 
 
