@@ -85,30 +85,45 @@ class CassandraStore(SocialTables, MessageStore):
     async def _message_rows(self, message_ids: Iterable[str]) -> dict[str, Row]:
         """The committed ``messages`` rows of ``message_ids``: found through ``messages_by_id``
         (the commit marker), then read at their place."""
-        found_refs = await self._db.each("by_id_get", [(i,) for i in dict.fromkeys(message_ids)])
-        refs = [found[0] for found in found_refs if found]
-        places = [(r["conversation_id"], bucket(r["seq"]), r["seq"]) for r in refs]
+        refs = await self._by_id(message_ids)
+        places: dict[tuple[str, int], list[int]] = {}
+        for conversation_id, seq in refs.values():
+            places.setdefault((conversation_id, bucket(seq)), []).append(seq)
+        at = {(r["conversation_id"], r["seq"]): r for r in await self._db.lookup("msg_in", places)}
         out: dict[str, Row] = {}
-        for ref, found in zip(refs, await self._db.each("msg_get", places), strict=True):
-            if found and found[0]["message_id"] == ref["message_id"]:
-                out[ref["message_id"]] = found[0]
+        for message_id, place in refs.items():
+            found = at.get(place)
+            if found is not None and found["message_id"] == message_id:
+                out[message_id] = found
         return out
 
+    async def _by_id(self, message_ids: Iterable[str]) -> dict[str, tuple[str, int]]:
+        """``messages_by_id``: message id -> (conversation id, seq), for the ids stored."""
+        found = await self._db.lookup("by_id_in", {(): message_ids})
+        return {r["message_id"]: (r["conversation_id"], r["seq"]) for r in found}
+
+    async def _by_client(self, keys: Iterable[tuple[str, str | None]]) -> dict[tuple[str, str], str]:
+        """``messages_by_client_id``: (sender, client_msg_id) -> message id, for those stored."""
+        by_sender: dict[tuple[str], list[str]] = {}
+        for sender_id, client_msg_id in keys:
+            if client_msg_id:
+                by_sender.setdefault((sender_id,), []).append(client_msg_id)
+        found = await self._db.lookup("by_client_in", by_sender)
+        return {(r["sender_id"], r["client_msg_id"]): r["message_id"] for r in found}
+
     async def find_client_messages(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], ChatMessage]:
-        wanted = [key for key in dict.fromkeys(keys) if key[1]]
-        found_refs = await self._db.each("by_client_get", wanted)
-        refs = {(r["sender_id"], r["client_msg_id"]): r["message_id"] for f in found_refs for r in f}
+        refs = await self._by_client(keys)
         found = await self.find_messages(refs.values())
         return {key: found[mid] for key, mid in refs.items() if mid in found}
 
     async def max_conversation_seqs(self, conversation_ids: Iterable[str]) -> dict[str, int]:
-        return await self._maxima("conv_seq_get", conversation_ids)
+        return await self._maxima("conv_seq_in", "conversation_id", conversation_ids)
 
-    async def _maxima(self, statement: str, ids: Iterable[str]) -> dict[str, int]:
+    async def _maxima(self, statement: str, key_column: str, ids: Iterable[str]) -> dict[str, int]:
         """``max_seq`` per id from ``conversation_seqs`` / ``user_seqs`` (0 when absent)."""
         keys = list(dict.fromkeys(ids))
-        found = await self._db.each(statement, [(key,) for key in keys])
-        return {key: (f[0]["max_seq"] or 0) if f else 0 for key, f in zip(keys, found, strict=True)}
+        found = {r[key_column]: r["max_seq"] or 0 for r in await self._db.lookup(statement, {(): keys})}
+        return {key: found.get(key, 0) for key in keys}
 
     async def save_messages(self, messages: Sequence[ChatMessage], origins: Mapping[str, str] | None = None) -> None:
         """See the port. The seq checks read ``messages_by_id``, the ``messages`` rows at the
@@ -126,21 +141,15 @@ class CassandraStore(SocialTables, MessageStore):
         if not messages:
             return
         origin_of = origins or {}
-        seqs: dict[tuple[str, int], list[int]] = {}
-        for m in messages:
-            seqs.setdefault((m.conversation_id, bucket(m.seq)), []).append(m.seq)
-        clients = [(m.sender_id, m.client_msg_id) for m in messages if m.client_msg_id]
-        by_id, at_seq, by_client, max_seqs = await asyncio.gather(
-            self._db.each("by_id_get", [(i,) for i in dict.fromkeys(m.message_id for m in messages)]),
-            self._db.each("msg_at_seqs", [(c, b, sorted(set(s))) for (c, b), s in seqs.items()]),
-            self._db.each("by_client_get", list(dict.fromkeys(clients))),
+        by_id, by_client, max_seqs = await asyncio.gather(
+            self._by_id(m.message_id for m in messages),
+            self._by_client((m.sender_id, m.client_msg_id) for m in messages),
             self.max_conversation_seqs(m.conversation_id for m in messages),
         )
-        conversations = [c for c, _ in seqs]
         stored = StoredMessages(
-            by_id={r["message_id"]: (r["conversation_id"], r["seq"]) for f in by_id for r in f},
-            at_seq={(c, r["seq"]): r["message_id"] for c, f in zip(conversations, at_seq, strict=True) for r in f},
-            by_client={(r["sender_id"], r["client_msg_id"]): r["message_id"] for f in by_client for r in f},
+            by_id=by_id,
+            at_seq=await self._taken("msg_at_seqs", "seq", {(m.conversation_id, m.seq) for m in messages}, max_seqs),
+            by_client=by_client,
             max_seqs=max_seqs,
         )
         new = new_messages(messages, stored)
@@ -151,6 +160,23 @@ class CassandraStore(SocialTables, MessageStore):
         )
         for batch in message_commits(new, max_seqs):  # in order: each batch commits a seq prefix
             await self._db.batch(batch)
+
+    async def _taken(
+        self, statement: str, seq_column: str, places: Iterable[tuple[str, int]], committed: Mapping[str, int]
+    ) -> dict[tuple[str, int], str]:
+        """Which message holds each committed place ``(key, seq)`` among ``places``: the rows at
+        the places with ``seq`` at or below the key's committed maximum. A place above it holds
+        at most a left-over of a save whose commit was lost, which takes no seq, so it is not
+        read at all: a new message or entry, placed above the maximum, costs no read here."""
+        wanted: dict[tuple[str, int], list[int]] = {}
+        for key, seq in places:
+            if seq <= committed.get(key, 0):
+                wanted.setdefault((key, bucket(seq)), []).append(seq)
+        if not wanted:
+            return {}
+        key_column = "conversation_id" if statement == "msg_at_seqs" else "user_id"
+        found = await self._db.lookup(statement, wanted)
+        return {(r[key_column], r[seq_column]): r["message_id"] for r in found}
 
     async def get_message(self, message_id: str) -> ChatMessage | None:
         return (await self.find_messages([message_id])).get(message_id)
@@ -193,18 +219,25 @@ class CassandraStore(SocialTables, MessageStore):
         """See the port. Only committed entries (at or below the user's ``user_seqs``, module
         docstring): a left-over row must not pass for stored, or its replay would be skipped."""
         wanted = list(dict.fromkeys(keys))
-        found, tops = await asyncio.gather(
-            self._db.each("inbox_by_msg_get", wanted), self.max_user_seqs(u for u, _ in wanted)
-        )
-        entries = (e for f in found for e in map(rows.inbox_from_row, f))
-        return {(e.user_id, e.message_id): e for e in entries if e.user_seq <= tops.get(e.user_id, 0)}
+        found, tops = await asyncio.gather(self._inbox_by_message(wanted), self.max_user_seqs(u for u, _ in wanted))
+        return _committed_entries(found, tops)
+
+    async def _inbox_by_message(self, keys: Iterable[tuple[str, str]]) -> list[InboxEntry]:
+        """``inbox_by_message`` rows of ``(user, message)`` keys, committed or not."""
+        by_user: dict[tuple[str], list[str]] = {}
+        for user_id, message_id in keys:
+            by_user.setdefault((user_id,), []).append(message_id)
+        return [rows.inbox_from_row(r) for r in await self._db.lookup("inbox_by_msg_in", by_user)]
 
     async def max_user_seqs(self, user_ids: Iterable[str]) -> dict[str, int]:
-        return await self._maxima("user_seq_get", user_ids)
+        return await self._maxima("user_seq_in", "user_id", user_ids)
 
     async def get_conversations(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], ConversationState]:
-        found = await self._db.each("conv_get", list(dict.fromkeys(keys)))
-        return {(c.user_id, c.conversation_id): c for f in found for c in map(rows.conversation_from_row, f)}
+        by_user: dict[tuple[str], list[str]] = {}
+        for user_id, conversation_id in keys:
+            by_user.setdefault((user_id,), []).append(conversation_id)
+        found = map(rows.conversation_from_row, await self._db.lookup("conv_in", by_user))
+        return {(c.user_id, c.conversation_id): c for c in found}
 
     async def save_inbox(self, entries: Sequence[InboxEntry], conversations: Sequence[ConversationState]) -> None:
         """See the port. All rows of one user (entries in three tables, conversation rows, the
@@ -215,26 +248,14 @@ class CassandraStore(SocialTables, MessageStore):
         one batch it is all-or-nothing."""
         if not entries and not conversations:
             return
-        seqs: dict[tuple[str, int], list[int]] = {}
-        for e in entries:
-            seqs.setdefault((e.user_id, bucket(e.user_seq)), []).append(e.user_seq)
-        by_message, at_seq, stored, max_seqs = await asyncio.gather(
-            self.find_inbox_entries((e.user_id, e.message_id) for e in entries),
-            self._db.each("inbox_at_seqs", [(u, b, sorted(set(s))) for (u, b), s in seqs.items()]),
+        found, stored, max_seqs = await asyncio.gather(
+            self._inbox_by_message((e.user_id, e.message_id) for e in entries),
             self.get_conversations((c.user_id, c.conversation_id) for c in conversations),
             self.max_user_seqs(e.user_id for e in entries),
         )
-        users = [u for u, _ in seqs]
-        new = new_inbox_entries(
-            entries,
-            {key: e.user_seq for key, e in by_message.items()},
-            {  # a row above the committed maximum is a left-over: it holds no seq
-                (u, r["user_seq"]): r["message_id"]
-                for u, f in zip(users, at_seq, strict=True)
-                for r in f
-                if r["user_seq"] <= max_seqs.get(u, 0)
-            },
-        )
+        by_message = _committed_entries(found, max_seqs)
+        at_seq = await self._taken("inbox_at_seqs", "user_seq", {(e.user_id, e.user_seq) for e in entries}, max_seqs)
+        new = new_inbox_entries(entries, {key: e.user_seq for key, e in by_message.items()}, at_seq)
         entry_rows: dict[str, list[Write]] = {}
         for e in new:
             entry_rows.setdefault(e.user_id, []).extend(rows.inbox_writes(e))
@@ -305,3 +326,8 @@ class CassandraStore(SocialTables, MessageStore):
         return replace(
             row, pinned=row.pinned if pinned is None else pinned, muted=row.muted if muted is None else muted
         )
+
+
+def _committed_entries(found: Iterable[InboxEntry], tops: Mapping[str, int]) -> dict[tuple[str, str], InboxEntry]:
+    """The entries among ``found`` at or below their user's committed maximum (module docstring)."""
+    return {(e.user_id, e.message_id): e for e in found if e.user_seq <= tops.get(e.user_id, 0)}

@@ -43,6 +43,10 @@ Row = dict[str, Any]
 CONCURRENCY = 64
 """Requests one store call keeps in flight at most (the driver multiplexes them per connection)."""
 
+IN_CHUNK = 100
+"""Keys per ``IN ?`` of one lookup request (:meth:`CqlSession.lookup`): one request instead of a
+hundred, well under Cassandra's guardrails on partition keys and cartesian products in a SELECT."""
+
 UNAVAILABLE: tuple[type[BaseException], ...] = (
     NoHostAvailable,
     OperationTimedOut,
@@ -232,6 +236,20 @@ class CqlSession:
     async def each(self, name: str, keys: Iterable[tuple[Any, ...]]) -> list[list[Row]]:
         """One statement per key, concurrently (token-aware: each goes to a replica of its key)."""
         return await gather_bounded([partial(self.rows, name, *key) for key in keys])
+
+    async def lookup(self, name: str, groups: Mapping[tuple[Any, ...], Iterable[Any]]) -> list[Row]:
+        """Every row of statement ``name`` (ending in ``... IN ?``) for each group ``prefix ->
+        values``: the prefix binds the leading ``?``, the values go into the ``IN``
+        :data:`IN_CHUNK` at a time. One request per chunk instead of one per key: the client's
+        cost per request (the driver, the hand-over to the loop) is what bounds the worker, and
+        the coordinator reads the partitions of one request in parallel. The rows come back in
+        no particular order; they carry their key columns, by which callers index them."""
+        calls = []
+        for prefix, values in groups.items():
+            distinct = list(dict.fromkeys(values))
+            for start in range(0, len(distinct), IN_CHUNK):
+                calls.append(partial(self.rows, name, *prefix, distinct[start : start + IN_CHUNK]))
+        return [row for found in await gather_bounded(calls) for row in found]
 
     async def batch(self, writes: Sequence[Write]) -> None:
         """One LOGGED batch: applied entirely or not at all (the batchlog replays it)."""

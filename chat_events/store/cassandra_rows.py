@@ -53,31 +53,33 @@ _TTL = " USING TTL ?"
 STATEMENTS: dict[str, str] = {
     # messages and their lookups
     "msg_insert": _insert("messages", MESSAGE_ROW_COLS),
-    "msg_get": f"SELECT {MESSAGE_ROW_COLS} FROM messages WHERE conversation_id = ? AND bucket = ? AND seq = ?",
-    "msg_at_seqs": "SELECT seq, message_id FROM messages WHERE conversation_id = ? AND bucket = ? AND seq IN ?",
+    "msg_at_seqs": "SELECT conversation_id, seq, message_id FROM messages "
+    "WHERE conversation_id = ? AND bucket = ? AND seq IN ?",
+    "msg_in": f"SELECT {MESSAGE_ROW_COLS} FROM messages WHERE conversation_id = ? AND bucket = ? AND seq IN ?",
     "msg_before": f"SELECT {MESSAGE_COLS} FROM messages WHERE conversation_id = ? AND bucket = ? AND seq < ? LIMIT ?",
     "msg_after": f"SELECT {MESSAGE_COLS} FROM messages WHERE conversation_id = ? AND bucket = ? AND seq > ? "
     "AND seq <= ? ORDER BY seq ASC LIMIT ?",
     "msg_set_status": "UPDATE messages SET status = ? WHERE conversation_id = ? AND bucket = ? AND seq = ?",
-    "by_id_get": "SELECT message_id, conversation_id, seq FROM messages_by_id WHERE message_id = ?",
+    "by_id_in": "SELECT message_id, conversation_id, seq FROM messages_by_id WHERE message_id IN ?",
     "by_id_insert": _insert("messages_by_id", "message_id, conversation_id, seq"),
-    "by_client_get": "SELECT sender_id, client_msg_id, message_id FROM messages_by_client_id "
-    "WHERE sender_id = ? AND client_msg_id = ?",
+    "by_client_in": "SELECT sender_id, client_msg_id, message_id FROM messages_by_client_id "
+    "WHERE sender_id = ? AND client_msg_id IN ?",
     "by_client_insert": _insert("messages_by_client_id", "sender_id, client_msg_id, message_id, conversation_id, seq"),
-    "conv_seq_get": "SELECT conversation_id, max_seq FROM conversation_seqs WHERE conversation_id = ?",
+    "conv_seq_in": "SELECT conversation_id, max_seq FROM conversation_seqs WHERE conversation_id IN ?",
     "conv_seq_set": _insert("conversation_seqs", "conversation_id, max_seq"),
     # inbox and conversation list
     "inbox_insert": _insert("inbox", INBOX_COLS),
     "inbox_after": f"SELECT {INBOX_COLS} FROM inbox WHERE user_id = ? AND bucket = ? AND user_seq > ? LIMIT ?",
-    "inbox_at_seqs": "SELECT user_seq, message_id FROM inbox WHERE user_id = ? AND bucket = ? AND user_seq IN ?",
-    "inbox_by_msg_get": f"SELECT {INBOX_BY_MESSAGE_COLS} FROM inbox_by_message WHERE user_id = ? AND message_id = ?",
+    "inbox_at_seqs": "SELECT user_id, user_seq, message_id FROM inbox "
+    "WHERE user_id = ? AND bucket = ? AND user_seq IN ?",
+    "inbox_by_msg_in": f"SELECT {INBOX_BY_MESSAGE_COLS} FROM inbox_by_message WHERE user_id = ? AND message_id IN ?",
     "inbox_by_msg_insert": _insert("inbox_by_message", INBOX_BY_MESSAGE_COLS),
     "inbox_by_conv_insert": _insert("inbox_by_conversation", INBOX_BY_CONVERSATION_COLS),
     "inbox_by_conv_after": "SELECT sender_id, user_seq FROM inbox_by_conversation "
     "WHERE user_id = ? AND conversation_id = ? AND conversation_seq > ?",
-    "user_seq_get": "SELECT user_id, max_seq FROM user_seqs WHERE user_id = ?",
+    "user_seq_in": "SELECT user_id, max_seq FROM user_seqs WHERE user_id IN ?",
     "user_seq_set": _insert("user_seqs", "user_id, max_seq"),
-    "conv_get": f"SELECT {CONVERSATION_COLS} FROM conversations_by_user WHERE user_id = ? AND conversation_id = ?",
+    "conv_in": f"SELECT {CONVERSATION_COLS} FROM conversations_by_user WHERE user_id = ? AND conversation_id IN ?",
     "conv_list": f"SELECT {CONVERSATION_COLS} FROM conversations_by_user WHERE user_id = ?",
     "conv_insert": _insert("conversations_by_user", CONVERSATION_COLS),
     "conv_activity": "UPDATE conversations_by_user SET last_message_id = ?, last_seq = ?, last_user_seq = ?, "
@@ -87,16 +89,16 @@ STATEMENTS: dict[str, str] = {
     # groups and blocks
     "group_get": "SELECT group_id, name, owner_id, created_at_ms FROM groups WHERE group_id = ?",
     "group_insert": _insert("groups", "group_id, name, owner_id, created_at_ms"),
-    "members_get": "SELECT user_id, active, updated_at_ms FROM group_members WHERE group_id = ?",
+    "members_in": "SELECT group_id, user_id, active FROM group_members WHERE group_id IN ?",
     "member_get": "SELECT updated_at_ms FROM group_members WHERE group_id = ? AND user_id = ?",
     "member_set": _insert("group_members", "group_id, user_id, active, updated_at_ms"),
     "block_get": "SELECT updated_at_ms FROM blocks WHERE blocker_id = ? AND blocked_id = ?",
     "block_set": _insert("blocks", "blocker_id, blocked_id, active, updated_at_ms"),
     "blocked_by_set": _insert("blocks_by_blocked", "blocked_id, blocker_id, active, updated_at_ms"),
-    "blockers_get": "SELECT blocker_id, active FROM blocks_by_blocked WHERE blocked_id = ?",
+    "blockers_in": "SELECT blocked_id, blocker_id, active FROM blocks_by_blocked WHERE blocked_id IN ?",
     # sessions and rate limits
     "session_get": f"SELECT {SESSION_COLS} FROM sessions_by_user WHERE user_id = ? AND session_id = ?",
-    "sessions_of_user": f"SELECT {SESSION_COLS} FROM sessions_by_user WHERE user_id = ?",
+    "sessions_of_users": f"SELECT {SESSION_COLS} FROM sessions_by_user WHERE user_id IN ?",
     "session_set": _insert("sessions_by_user", SESSION_COLS, _TTL),
     "edge_session_set": _insert("sessions_by_edge", EDGE_SESSION_COLS, _TTL),
     "sessions_on_edge": f"SELECT {EDGE_SESSION_COLS} FROM sessions_by_edge WHERE edge_id = ?",
@@ -132,7 +134,7 @@ def message_values(m: ChatMessage, origin: str | None = None) -> tuple[Any, ...]
 
 
 def origin_from_row(r: Row) -> str | None:
-    """The origin of a ``msg_get`` row (``None``: none recorded; an old row has no cell)."""
+    """The origin of a ``msg_in`` row (``None``: none recorded; an old row has no cell)."""
     return r.get("origin_envelope_id") or None
 
 

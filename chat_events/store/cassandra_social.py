@@ -39,7 +39,7 @@ class SocialTables:
         so a visible group has all its initial members."""
         members = list(dict.fromkeys(member_ids))
         stored = await self.get_group(group.group_id)
-        present = {r["user_id"] for r in await self._db.rows("members_get", group.group_id)}
+        present = {r["user_id"] for r in await self._db.rows("members_in", [group.group_id])}
         units: list[list[Write]] = [
             [("member_set", (group.group_id, user_id, True, group.created_at_ms))]
             for user_id in members
@@ -59,9 +59,11 @@ class SocialTables:
             await self._db.rows("member_set", group_id, user_id, active, at_ms)
 
     async def group_members(self, group_ids: Iterable[str]) -> dict[str, frozenset[str]]:
-        ids = list(dict.fromkeys(group_ids))
-        found = await self._db.each("members_get", [(i,) for i in ids])
-        return {i: frozenset(r["user_id"] for r in f if r["active"]) for i, f in zip(ids, found, strict=True)}
+        members: dict[str, set[str]] = {i: set() for i in group_ids}
+        for r in await self._db.lookup("members_in", {(): members}):
+            if r["active"]:
+                members[r["group_id"]].add(r["user_id"])
+        return {i: frozenset(m) for i, m in members.items()}
 
     # --- blocks ---------------------------------------------------------------------------
 
@@ -75,9 +77,11 @@ class SocialTables:
             )
 
     async def blockers_of(self, user_ids: Iterable[str]) -> dict[str, frozenset[str]]:
-        ids = list(dict.fromkeys(user_ids))
-        found = await self._db.each("blockers_get", [(i,) for i in ids])
-        return {i: frozenset(r["blocker_id"] for r in f if r["active"]) for i, f in zip(ids, found, strict=True)}
+        blockers: dict[str, set[str]] = {i: set() for i in user_ids}
+        for r in await self._db.lookup("blockers_in", {(): blockers}):
+            if r["active"]:
+                blockers[r["blocked_id"]].add(r["blocker_id"])
+        return {i: frozenset(b) for i, b in blockers.items()}
 
     async def _is_newer(self, statement: str, key: tuple[str, str], at_ms: int) -> bool:
         found = await self._db.rows(statement, *key)
@@ -123,12 +127,11 @@ class SocialTables:
             await self._db.batch(rows.session_writes(session, active=False, ended_at_ms=at_ms))
 
     async def sessions_of(self, user_ids: Iterable[str]) -> dict[str, tuple[Session, ...]]:
-        ids = list(dict.fromkeys(user_ids))
-        out: dict[str, tuple[Session, ...]] = {}
-        for user_id, found in zip(ids, await self._db.each("sessions_of_user", [(i,) for i in ids]), strict=True):
-            active = [rows.session_from_row(r) for r in found if r["active"]]
-            out[user_id] = tuple(sorted(active, key=lambda s: (s.since_ms, s.session_id)))
-        return out
+        active: dict[str, list[Session]] = {i: [] for i in user_ids}
+        for r in await self._db.lookup("sessions_of_users", {(): active}):
+            if r["active"]:
+                active[r["user_id"]].append(rows.session_from_row(r))
+        return {i: tuple(sorted(found, key=lambda s: (s.since_ms, s.session_id))) for i, found in active.items()}
 
     async def sessions_on_edge(self, edge_id: str) -> list[Session]:
         found = [r for r in await self._db.rows("sessions_on_edge", edge_id) if r["active"]]
