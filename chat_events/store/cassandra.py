@@ -30,14 +30,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
-from functools import partial
 
 from cassandra.query import UNSET_VALUE
 
 from chat_events.events.types import ChatMessage
 from chat_events.settings import Settings
 from chat_events.store import cassandra_rows as rows
-from chat_events.store.cassandra_driver import CqlSession, Row, gather_bounded
+from chat_events.store.cassandra_driver import CqlSession, Row
 from chat_events.store.cassandra_plan import (
     BUCKET_SIZE,
     StoredMessages,
@@ -45,7 +44,6 @@ from chat_events.store.cassandra_plan import (
     bucket,
     buckets_down,
     buckets_up,
-    fits_one_batch,
     merge_conversation,
     message_commits,
     new_inbox_entries,
@@ -104,12 +102,10 @@ class CassandraStore(SocialTables, MessageStore):
 
     async def _by_client(self, keys: Iterable[tuple[str, str | None]]) -> dict[tuple[str, str], str]:
         """``messages_by_client_id``: (sender, client_msg_id) -> message id, for those stored."""
-        by_sender: dict[tuple[str], list[str]] = {}
-        for sender_id, client_msg_id in keys:
-            if client_msg_id:
-                by_sender.setdefault((sender_id,), []).append(client_msg_id)
-        found = await self._db.lookup("by_client_in", by_sender)
-        return {(r["sender_id"], r["client_msg_id"]): r["message_id"] for r in found}
+        wanted = {(sender_id, client_msg_id) for sender_id, client_msg_id in keys if client_msg_id}
+        found = await self._db.lookup_pairs("by_client_in", wanted)
+        refs = {(r["sender_id"], r["client_msg_id"]): r["message_id"] for r in found}
+        return {key: mid for key, mid in refs.items() if key in wanted}
 
     async def find_client_messages(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], ChatMessage]:
         refs = await self._by_client(keys)
@@ -155,9 +151,7 @@ class CassandraStore(SocialTables, MessageStore):
         new = new_messages(messages, stored)
         if not new:
             return
-        await gather_bounded(
-            [partial(self._db.rows, "msg_insert", *rows.message_values(m, origin_of.get(m.message_id))) for m in new]
-        )
+        await self._db.write_all([("msg_insert", rows.message_values(m, origin_of.get(m.message_id)))] for m in new)
         for batch in message_commits(new, max_seqs):  # in order: each batch commits a seq prefix
             await self._db.batch(batch)
 
@@ -224,20 +218,17 @@ class CassandraStore(SocialTables, MessageStore):
 
     async def _inbox_by_message(self, keys: Iterable[tuple[str, str]]) -> list[InboxEntry]:
         """``inbox_by_message`` rows of ``(user, message)`` keys, committed or not."""
-        by_user: dict[tuple[str], list[str]] = {}
-        for user_id, message_id in keys:
-            by_user.setdefault((user_id,), []).append(message_id)
-        return [rows.inbox_from_row(r) for r in await self._db.lookup("inbox_by_msg_in", by_user)]
+        wanted = set(keys)
+        found = map(rows.inbox_from_row, await self._db.lookup_pairs("inbox_by_msg_in", wanted))
+        return [e for e in found if (e.user_id, e.message_id) in wanted]
 
     async def max_user_seqs(self, user_ids: Iterable[str]) -> dict[str, int]:
         return await self._maxima("user_seq_in", "user_id", user_ids)
 
     async def get_conversations(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], ConversationState]:
-        by_user: dict[tuple[str], list[str]] = {}
-        for user_id, conversation_id in keys:
-            by_user.setdefault((user_id,), []).append(conversation_id)
-        found = map(rows.conversation_from_row, await self._db.lookup("conv_in", by_user))
-        return {(c.user_id, c.conversation_id): c for c in found}
+        wanted = set(keys)
+        found = map(rows.conversation_from_row, await self._db.lookup_pairs("conv_in", wanted))
+        return {key: c for c in found if (key := (c.user_id, c.conversation_id)) in wanted}
 
     async def save_inbox(self, entries: Sequence[InboxEntry], conversations: Sequence[ConversationState]) -> None:
         """See the port. All rows of one user (entries in three tables, conversation rows, the
@@ -256,10 +247,7 @@ class CassandraStore(SocialTables, MessageStore):
         by_message = _committed_entries(found, max_seqs)
         at_seq = await self._taken("inbox_at_seqs", "user_seq", {(e.user_id, e.user_seq) for e in entries}, max_seqs)
         new = new_inbox_entries(entries, {key: e.user_seq for key, e in by_message.items()}, at_seq)
-        entry_rows: dict[str, list[Write]] = {}
-        for e in new:
-            entry_rows.setdefault(e.user_id, []).extend(rows.inbox_writes(e))
-        units: dict[str, list[Write]] = {u: [] for u in entry_rows}  # per user: what commits its entries
+        units: dict[str, list[Write]] = {}  # per user: what commits the user's new entries
         final: dict[tuple[str, str], ConversationState] = {}
         for c in conversations:  # one write per row: a batch gives every statement one timestamp
             key = (c.user_id, c.conversation_id)
@@ -273,13 +261,9 @@ class CassandraStore(SocialTables, MessageStore):
         for user, top in tops.items():
             if top > max_seqs.get(user, 0):
                 units.setdefault(user, []).append(("user_seq_set", (user, top)))
-        whole = {u: entry_rows.get(u, []) + commit for u, commit in units.items()}
-        large = {u for u, unit in whole.items() if not fits_one_batch(unit)}
-        if large:  # step one for them: their entry rows, not visible before their commit
-            await gather_bounded(
-                [partial(self._db.rows, name, *values) for u in large for name, values in entry_rows.get(u, [])]
-            )
-        await self._db.batches(units[u] if u in large else unit for u, unit in whole.items())
+        # step one: the entry rows, invisible until committed; step two: per user, one mutation
+        await self._db.write_all([write] for e in new for write in rows.inbox_writes(e))
+        await self._db.write_all(units.values())
 
     async def inbox_after(self, user_id: str, after_seq: int, limit: int = 100) -> Page[InboxEntry]:
         want = max(limit, 0) + 1

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import threading
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from functools import partial
 from typing import Any, TypeVar
@@ -35,7 +36,7 @@ from cassandra.query import BatchStatement, BatchType, dict_factory
 from chat_events.errors import ChatEventsError, ConfigurationError, StoreUnavailableError
 from chat_events.settings import Settings
 from chat_events.store.cassandra_contact import parse_contact_points
-from chat_events.store.cassandra_plan import Write, pack
+from chat_events.store.cassandra_plan import Write, cover, pack
 
 T = TypeVar("T")
 Row = dict[str, Any]
@@ -165,6 +166,90 @@ async def result_of(response_future: Any) -> list[Row]:
         raise mapped from exc
 
 
+class _Requests:
+    """Many driver requests awaited as one: at most ``limit`` in flight, the next one started
+    from the driver's IO thread as one completes, and a single hand-over to the event loop when
+    the last is done. Measured here (``docs/benchmarks.md``, issue 12): a request awaited on its
+    own through :func:`result_of` and an asyncio task costs the worker ~170-190 us of CPU; issued
+    this way ~80 us. Every request runs to its end before the first error is raised."""
+
+    def __init__(self, session: Any, requests: Sequence[tuple[Any, Any]], limit: int) -> None:
+        self._session = session
+        self._requests = requests
+        self._limit = limit
+        self._results: list[list[Row]] = [[] for _ in requests]
+        self._next = 0
+        self._pending = len(requests)
+        self._error: BaseException | None = None
+        self._lock = threading.Lock()
+        self._loop = asyncio.get_running_loop()
+        self._done: asyncio.Future[None] = self._loop.create_future()
+
+    async def run(self) -> list[list[Row]]:
+        if not self._requests:
+            return []
+        for _ in range(min(self._limit, len(self._requests))):
+            self._start_next()
+        try:
+            await self._done
+        except asyncio.CancelledError:
+            with self._lock:  # start nothing more; what is in flight finishes on its own
+                self._next = len(self._requests)
+            raise
+        if self._error is not None:
+            mapped = map_error(self._error)
+            if mapped is None or mapped is self._error:
+                raise self._error
+            raise mapped from self._error
+        return self._results
+
+    def _start_next(self) -> None:
+        with self._lock:
+            index = self._next
+            if index >= len(self._requests):
+                return
+            self._next += 1
+        statement, values = self._requests[index]
+        try:
+            future = self._session.execute_async(statement, values)
+        except BaseException as exc:  # a bind error: this request fails, the others go on
+            self._finish(index, None, exc)
+            return
+        future.add_callbacks(partial(self._on_page, index, future), partial(self._on_error, index))
+
+    def _on_page(self, index: int, future: Any, page: Iterable[Row] | None) -> None:
+        try:
+            if page:
+                self._results[index].extend(page)
+            if future.has_more_pages:
+                future.start_fetching_next_page()
+                return
+        except BaseException as exc:
+            self._finish(index, None, exc)
+            return
+        self._finish(index, page, None)
+
+    def _on_error(self, index: int, exc: BaseException) -> None:
+        self._finish(index, None, exc)
+
+    def _finish(self, index: int, page: Any, exc: BaseException | None) -> None:
+        with self._lock:
+            if exc is not None and self._error is None:
+                self._error = exc
+            self._pending -= 1
+            last = self._pending == 0
+        if last:
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
+                self._loop.call_soon_threadsafe(_resolve, self._done)
+        else:
+            self._start_next()
+
+
+def _resolve(done: asyncio.Future[None]) -> None:
+    if not done.done():
+        done.set_result(None)
+
+
 async def gather_bounded(calls: Iterable[Callable[[], Awaitable[T]]], limit: int = CONCURRENCY) -> list[T]:
     """Run ``calls`` with at most ``limit`` in flight; results in order. Every call is awaited
     to its end before the first error (if any) is raised, so no failure goes unobserved."""
@@ -224,6 +309,11 @@ class CqlSession:
         if cluster is not None:
             await asyncio.to_thread(cluster.shutdown)
 
+    def _statement(self, name: str) -> Any:
+        """The prepared statement ``name`` (raises :class:`StoreUnavailableError` before open)."""
+        self._live()
+        return self._prepared[name]
+
     def _live(self) -> Any:
         if self._session is None:
             raise StoreUnavailableError("the store is not open")
@@ -235,7 +325,13 @@ class CqlSession:
 
     async def each(self, name: str, keys: Iterable[tuple[Any, ...]]) -> list[list[Row]]:
         """One statement per key, concurrently (token-aware: each goes to a replica of its key)."""
-        return await gather_bounded([partial(self.rows, name, *key) for key in keys])
+        statement = self._statement(name)
+        return await self.run([(statement, key) for key in keys])
+
+    async def run(self, requests: Sequence[tuple[Any, Any]], limit: int = CONCURRENCY) -> list[list[Row]]:
+        """Driver requests ``(statement, values)`` concurrently (see :class:`_Requests`); the
+        rows of each, in order."""
+        return await _Requests(self._live(), requests, limit).run()
 
     async def lookup(self, name: str, groups: Mapping[tuple[Any, ...], Iterable[Any]]) -> list[Row]:
         """Every row of statement ``name`` (ending in ``... IN ?``) for each group ``prefix ->
@@ -244,22 +340,49 @@ class CqlSession:
         cost per request (the driver, the hand-over to the loop) is what bounds the worker, and
         the coordinator reads the partitions of one request in parallel. The rows come back in
         no particular order; they carry their key columns, by which callers index them."""
-        calls = []
+        statement = self._statement(name)
+        requests = []
         for prefix, values in groups.items():
             distinct = list(dict.fromkeys(values))
             for start in range(0, len(distinct), IN_CHUNK):
-                calls.append(partial(self.rows, name, *prefix, distinct[start : start + IN_CHUNK]))
-        return [row for found in await gather_bounded(calls) for row in found]
+                requests.append((statement, (*prefix, distinct[start : start + IN_CHUNK])))
+        return [row for found in await self.run(requests) for row in found]
 
-    async def batch(self, writes: Sequence[Write]) -> None:
-        """One LOGGED batch: applied entirely or not at all (the batchlog replays it)."""
-        session = self._live()
-        batch = BatchStatement(batch_type=BatchType.LOGGED)
+    async def lookup_pairs(self, name: str, pairs: Iterable[tuple[Any, Any]]) -> list[Row]:
+        """Every row of statement ``name`` (ending in ``... a IN ? AND b IN ?``, both columns of
+        the partition key) for the key pairs ``(a, b)``. Cassandra reads the cartesian product
+        of the two lists, so the pairs are covered by requests of at most :data:`IN_CHUNK`
+        combinations each (:func:`cover`); rows of combinations nobody asked for may come back."""
+        statement = self._statement(name)
+        return [row for found in await self.run([(statement, c) for c in cover(pairs, IN_CHUNK)]) for row in found]
+
+    def _batch(self, writes: Sequence[Write], kind: Any) -> Any:
+        batch = BatchStatement(batch_type=kind)
         batch.is_idempotent = True
         for name, values in writes:
             batch.add(self._prepared[name], values)
-        await result_of(session.execute_async(batch))
+        return batch
+
+    async def batch(self, writes: Sequence[Write]) -> None:
+        """One LOGGED batch: applied entirely or not at all (the batchlog replays it)."""
+        await result_of(self._live().execute_async(self._batch(writes, BatchType.LOGGED)))
 
     async def batches(self, units: Iterable[Sequence[Write]]) -> None:
         """Atomic units packed into LOGGED batches under the size limit, run concurrently."""
-        await gather_bounded([partial(self.batch, batch) for batch in pack(units)])
+        await self.run([(self._batch(batch, BatchType.LOGGED), None) for batch in pack(units)])
+
+    async def write_all(self, units: Iterable[Sequence[Write]]) -> None:
+        """Writes packed into UNLOGGED batches under the size limit, run concurrently: one
+        request per batch, not per row (the client's cost per request bounds the worker). No
+        atomicity across partitions: callers commit what these rows mean in a later write.
+        Within a batch the statements of one partition key (of one keyspace, across tables)
+        form one mutation, which Cassandra applies atomically; a unit is never split across
+        batches, so a unit whose statements share one partition key is applied all or nothing."""
+        requests: list[tuple[Any, Any]] = []
+        for batch in pack(units):
+            if len(batch) == 1:  # a lone statement (a large message) goes as itself, not as a batch
+                name, values = batch[0]
+                requests.append((self._prepared[name], values))
+            else:
+                requests.append((self._batch(batch, BatchType.UNLOGGED), None))
+        await self.run(requests)

@@ -84,6 +84,45 @@ def pack(units: Iterable[Sequence[Write]], budget: int = BATCH_BUDGET_BYTES) -> 
     return batches
 
 
+def cover(pairs: Iterable[tuple[Any, Any]], limit: int) -> list[tuple[list[Any], list[Any]]]:
+    """Requests ``(as, bs)`` whose cartesian products cover every pair ``(a, b)``, each product
+    at most ``limit`` combinations (for ``WHERE a IN ? AND b IN ?`` on a two-column partition
+    key, which Cassandra reads as the cartesian product). The ``b``s are grouped by the exact set
+    of ``a``s they go with (no waste: a 1:1 conversation's messages all go with its two users,
+    a group message with the recipients on this partition), then groups are merged greedily
+    while the merged product stays within ``limit``: fewer requests for a few combinations
+    nobody asked for, which cost the server a probe each. A single ``a`` with more ``b``s than
+    ``limit`` (or the reverse) is split into chunks."""
+    by_b: dict[Any, set[Any]] = {}
+    for a, b in pairs:
+        by_b.setdefault(b, set()).add(a)
+    groups: dict[frozenset[Any], list[Any]] = {}
+    for b, partners in by_b.items():
+        groups.setdefault(frozenset(partners), []).append(b)
+    chunks: list[tuple[list[Any], list[Any]]] = []
+    for a_set, bs in groups.items():
+        a_list = sorted(a_set, key=str)
+        for a_start in range(0, len(a_list), limit):
+            a_part = a_list[a_start : a_start + limit]
+            step = max(1, limit // len(a_part))
+            for b_start in range(0, len(bs), step):
+                chunks.append((a_part, bs[b_start : b_start + step]))
+    chunks.sort(key=lambda c: len(c[0]) * len(c[1]))
+    merged: list[tuple[list[Any], list[Any]]] = []
+    current_a: dict[Any, None] = {}
+    current_b: dict[Any, None] = {}
+    for a_part, b_part in chunks:
+        a_union = current_a | dict.fromkeys(a_part)
+        b_union = current_b | dict.fromkeys(b_part)
+        if current_b and len(a_union) * len(b_union) > limit:
+            merged.append((list(current_a), list(current_b)))
+            a_union, b_union = dict.fromkeys(a_part), dict.fromkeys(b_part)
+        current_a, current_b = a_union, b_union
+    if current_b:
+        merged.append((list(current_a), list(current_b)))
+    return merged
+
+
 @dataclass(frozen=True, slots=True)
 class StoredMessages:
     """What the store holds for the messages of one ``save_messages`` call."""

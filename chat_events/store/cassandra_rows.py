@@ -63,7 +63,7 @@ STATEMENTS: dict[str, str] = {
     "by_id_in": "SELECT message_id, conversation_id, seq FROM messages_by_id WHERE message_id IN ?",
     "by_id_insert": _insert("messages_by_id", "message_id, conversation_id, seq"),
     "by_client_in": "SELECT sender_id, client_msg_id, message_id FROM messages_by_client_id "
-    "WHERE sender_id = ? AND client_msg_id IN ?",
+    "WHERE sender_id IN ? AND client_msg_id IN ?",
     "by_client_insert": _insert("messages_by_client_id", "sender_id, client_msg_id, message_id, conversation_id, seq"),
     "conv_seq_in": "SELECT conversation_id, max_seq FROM conversation_seqs WHERE conversation_id IN ?",
     "conv_seq_set": _insert("conversation_seqs", "conversation_id, max_seq"),
@@ -72,14 +72,14 @@ STATEMENTS: dict[str, str] = {
     "inbox_after": f"SELECT {INBOX_COLS} FROM inbox WHERE user_id = ? AND bucket = ? AND user_seq > ? LIMIT ?",
     "inbox_at_seqs": "SELECT user_id, user_seq, message_id FROM inbox "
     "WHERE user_id = ? AND bucket = ? AND user_seq IN ?",
-    "inbox_by_msg_in": f"SELECT {INBOX_BY_MESSAGE_COLS} FROM inbox_by_message WHERE user_id = ? AND message_id IN ?",
+    "inbox_by_msg_in": f"SELECT {INBOX_BY_MESSAGE_COLS} FROM inbox_by_message WHERE user_id IN ? AND message_id IN ?",
     "inbox_by_msg_insert": _insert("inbox_by_message", INBOX_BY_MESSAGE_COLS),
     "inbox_by_conv_insert": _insert("inbox_by_conversation", INBOX_BY_CONVERSATION_COLS),
     "inbox_by_conv_after": "SELECT sender_id, user_seq FROM inbox_by_conversation "
     "WHERE user_id = ? AND conversation_id = ? AND conversation_seq > ?",
     "user_seq_in": "SELECT user_id, max_seq FROM user_seqs WHERE user_id IN ?",
     "user_seq_set": _insert("user_seqs", "user_id, max_seq"),
-    "conv_in": f"SELECT {CONVERSATION_COLS} FROM conversations_by_user WHERE user_id = ? AND conversation_id IN ?",
+    "conv_in": f"SELECT {CONVERSATION_COLS} FROM conversations_by_user WHERE user_id IN ? AND conversation_id IN ?",
     "conv_list": f"SELECT {CONVERSATION_COLS} FROM conversations_by_user WHERE user_id = ?",
     "conv_insert": _insert("conversations_by_user", CONVERSATION_COLS),
     "conv_activity": "UPDATE conversations_by_user SET last_message_id = ?, last_seq = ?, last_user_seq = ?, "

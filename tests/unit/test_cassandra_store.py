@@ -5,7 +5,7 @@ asyncio bridge), and the pure write planning (seq checks, commit batches, packin
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import replace
 
 import pytest
@@ -19,6 +19,7 @@ from chat_events.store.cassandra import CassandraStore
 from chat_events.store.cassandra_plan import (
     StoredMessages,
     Write,
+    cover,
     fits_one_batch,
     message_commits,
     new_inbox_entries,
@@ -88,46 +89,59 @@ def _bob_receives(messages: list[ChatMessage], first_seq: int = 1) -> tuple[list
     return entries, state
 
 
-async def test_a_user_over_the_batch_budget_commits_in_two_steps_and_every_batch_fits(
+async def test_inbox_entries_are_written_first_then_committed_per_user_and_every_batch_fits(
     fake: tuple[CassandraStore, Engine, FakeCluster], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store = fake[0]
     small, small_state = _bob_receives([contract.message(1)])
     await store.save_inbox(small, [small_state])
-    batches: list[list[Write]] = []
-    real_batch = store._db.batch
+    calls: list[list[list[Write]]] = []
+    real_write_all = store._db.write_all
 
-    async def recording(writes: Sequence[Write]) -> None:
-        batches.append(list(writes))
-        await real_batch(writes)
+    async def recording(units: Iterable[Sequence[Write]]) -> None:
+        units = [list(unit) for unit in units]
+        calls.append(units)
+        await real_write_all(units)
 
-    monkeypatch.setattr(store._db, "batch", recording)
+    monkeypatch.setattr(store._db, "write_all", recording)
     entries, state = _bob_receives([contract.message(seq) for seq in range(1, 201)])
     await store.save_inbox(entries[1:], [state])
-    assert batches and all(fits_one_batch(batch) for batch in batches)
-    [commit] = batches  # the entry rows went first, one statement each; the batch commits them
-    assert {name for name, _ in commit} == {"conv_activity", "user_seq_set"}
+    rows_first, commit = calls  # the entry rows, one unit each, then the user's commit
+    assert {name for unit in rows_first for name, _ in unit} == {
+        "inbox_insert",
+        "inbox_by_msg_insert",
+        "inbox_by_conv_insert",
+    }
+    assert all(len(unit) == 1 for unit in rows_first)
+    assert all(fits_one_batch(batch) for batch in pack(rows_first))
+    [unit] = commit  # one unit, one partition key (bob): applied as one mutation
+    assert {name for name, _ in unit} == {"conv_activity", "user_seq_set"}
     assert [e.user_seq for e in (await store.inbox_after("bob", 0, limit=500)).items] == list(range(1, 201))
 
 
 async def test_a_lost_inbox_commit_leaves_no_visible_entry_no_taken_seq_and_no_unread(
     fake: tuple[CassandraStore, Engine, FakeCluster], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The entry rows of a large save are written, its commit batch is lost (a crash between
+    """The entry rows of a save are written, its commit is lost (a crash between
     the two): nothing of it is visible, and the replay stores it with the right unread count."""
     store = fake[0]
     first, first_state = _bob_receives([contract.message(1)])
     await store.save_inbox(first, [first_state])
     entries, state = _bob_receives([contract.message(seq) for seq in range(1, 151)])
-    real_batch = store._db.batch
+    real_write_all = store._db.write_all
+    calls = 0
 
-    async def lost(writes: Sequence[Write]) -> None:
-        raise StoreUnavailableError("the node died before the commit batch")
+    async def commit_lost(units: Iterable[Sequence[Write]]) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise StoreUnavailableError("the node died before the commit")
+        await real_write_all(units)
 
-    monkeypatch.setattr(store._db, "batch", lost)
+    monkeypatch.setattr(store._db, "write_all", commit_lost)
     with pytest.raises(StoreUnavailableError):
         await store.save_inbox(entries[1:], [state])
-    monkeypatch.setattr(store._db, "batch", real_batch)
+    monkeypatch.setattr(store._db, "write_all", real_write_all)
     assert await store.max_user_seqs(["bob"]) == {"bob": 1}
     assert await store.find_inbox_entries([("bob", entries[5].message_id)]) == {}  # its replay is not skipped
     assert (await store.inbox_after("bob", 0)).items == tuple(first)
@@ -191,3 +205,32 @@ def test_new_inbox_entries() -> None:
         new_inbox_entries([replace(e1, user_seq=5)], {("bob", m1.message_id): 1}, {})
     with pytest.raises(SeqConflictError):
         new_inbox_entries([replace(e2, user_seq=1)], {}, {("bob", 1): m1.message_id})
+
+
+@pytest.mark.parametrize(
+    "pairs",
+    [
+        set(),
+        {("a", "m1")},
+        {(u, f"m{i}") for i in range(7) for u in ("alice", "bob")},  # one 1:1 conversation
+        {(u, f"c{c}-m{i}") for c in range(60) for i in range(3) for u in (f"u{c}a", f"u{c}b")},  # W1
+        {(f"u{i}", "big") for i in range(250)},  # one message, many recipients
+        {("u", f"m{i}") for i in range(250)},  # one user, many messages
+        {(f"s{i}", f"c{i}-{j}") for i in range(200) for j in range(i % 3 + 1)},  # senders' own ids
+    ],
+)
+def test_cover_requests_cover_every_pair_within_the_limit(pairs: set[tuple[str, str]]) -> None:
+    requests = cover(pairs, 100)
+    covered = {(a, b) for a_list, b_list in requests for a in a_list for b in b_list}
+    assert pairs <= covered
+    assert all(1 <= len(a) * len(b) <= 100 for a, b in requests)
+    assert all(len(set(a)) == len(a) and len(set(b)) == len(b) for a, b in requests)
+
+
+def test_cover_groups_by_partner_set_before_merging() -> None:
+    one_conversation = {(u, f"m{i}") for i in range(30) for u in ("alice", "bob")}
+    assert [(sorted(a), len(b)) for a, b in cover(one_conversation, 100)] == [(["alice", "bob"], 30)]
+    w1 = {(u, f"c{c}-m{i}") for c in range(60) for i in range(3) for u in (f"u{c}a", f"u{c}b")}
+    requests = cover(w1, 100)
+    assert len(requests) < 60 / 3  # conversations merged, not one request each
+    assert len(cover({(f"u{i}", "big") for i in range(250)}, 100)) == 3
