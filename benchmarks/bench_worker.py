@@ -991,6 +991,12 @@ async def measure(ctx: Context) -> dict[str, Any]:
     args = ctx.args
     results: dict[str, Any] = {}
     log = sys.stderr
+    warmup = warmup_messages(args, ctx.stack)
+    if warmup:  # JVMs compile their hot paths in their first minute: that is not what is measured
+        print(f"warm-up (not measured): {warmup:,} 1:1 messages ...", file=log, flush=True)
+        r = await run_one_to_one(ctx, "warm-up", warmup)
+        print(f"  {r['messages_per_s']:,.0f} messages/s during the warm-up", file=log, flush=True)
+        results["warmup_messages"] = warmup
     print(f"1:1 throughput: {args.messages:,} messages ...", file=log, flush=True)
     results["one_to_one"] = r = await run_one_to_one(ctx, "one-to-one", args.messages)
     print(f"  {r['messages_per_s']:,.0f} messages/s, {r['inbox_rows_per_s']:,.0f} inbox rows/s", file=log, flush=True)
@@ -1301,6 +1307,12 @@ def main(argv: list[str] | None = None) -> int:
         help="CHAT_KAFKA_TRANSACTIONS of the workers on real Kafka; both = each real-Kafka stack twice, "
         "on then off (default: the product's auto, i.e. on for real Kafka)",
     )
+    parser.add_argument(
+        "--warmup-messages",
+        type=int,
+        help="unmeasured 1:1 messages before each stack's scenarios (default 8,000 on real Kafka/Cassandra, "
+        "0 on embedded: the JVMs' JIT warm-up is not measured)",
+    )
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the results as JSON to PATH")
     parser.add_argument("--markdown", action="store_true", help="also print Markdown tables")
     parser.add_argument("--profiled-worker", type=Path, help=argparse.SUPPRESS)
@@ -1351,6 +1363,15 @@ def main(argv: list[str] | None = None) -> int:
     combined["wall_seconds"] = round(time.perf_counter() - started, 1)
     emit(combined, format_runs_text, format_runs_markdown, markdown=args.markdown, json_path=args.json)
     return 1 if any("error" in run for run in runs) else 0
+
+
+def warmup_messages(args: argparse.Namespace, stack: Stack) -> int:
+    """1:1 messages run, unmeasured, before a stack's first scenarios: ``--warmup-messages``, by
+    default 8,000 where a JVM runs (real Kafka or Cassandra; their JIT compilers take most of
+    a core for the first ~30 s, measured with JFR) and none on the embedded stack."""
+    if args.warmup_messages is not None:
+        return int(args.warmup_messages)
+    return 8000 if stack.name != "embedded" else 0
 
 
 def transaction_variants(choice: str | None, stack: Stack) -> list[str | None]:

@@ -51,7 +51,7 @@ from chat_events.store.cassandra_plan import (
 )
 from chat_events.store.cassandra_rows import SESSION_TTL_S
 from chat_events.store.cassandra_social import SocialTables
-from chat_events.store.models import ConversationState, InboxEntry, Page
+from chat_events.store.models import ConversationState, InboxEntry, Page, WriterReads
 from chat_events.store.port import MessageStore
 
 __all__ = ["BUCKET_SIZE", "SESSION_TTL_S", "CassandraStore", "bucket"]
@@ -121,7 +121,13 @@ class CassandraStore(SocialTables, MessageStore):
         found = {r[key_column]: r["max_seq"] or 0 for r in await self._db.lookup(statement, {(): keys})}
         return {key: found.get(key, 0) for key in keys}
 
-    async def save_messages(self, messages: Sequence[ChatMessage], origins: Mapping[str, str] | None = None) -> None:
+    async def save_messages(
+        self,
+        messages: Sequence[ChatMessage],
+        origins: Mapping[str, str] | None = None,
+        *,
+        checked: WriterReads | None = None,
+    ) -> None:
         """See the port. The seq checks read ``messages_by_id``, the ``messages`` rows at the
         given seqs and ``messages_by_client_id`` first (one writer per conversation makes that
         safe without LWT), then new rows are written and committed (module docstring).
@@ -137,11 +143,16 @@ class CassandraStore(SocialTables, MessageStore):
         if not messages:
             return
         origin_of = origins or {}
-        by_id, by_client, max_seqs = await asyncio.gather(
-            self._by_id(m.message_id for m in messages),
-            self._by_client((m.sender_id, m.client_msg_id) for m in messages),
-            self.max_conversation_seqs(m.conversation_id for m in messages),
-        )
+        if checked is not None:  # the single writer has just read all of this (port)
+            by_id: dict[str, tuple[str, int]] = {}
+            by_client: dict[tuple[str, str], str] = {}
+            max_seqs = {m.conversation_id: checked.max_seqs.get(m.conversation_id, 0) for m in messages}
+        else:
+            by_id, by_client, max_seqs = await asyncio.gather(
+                self._by_id(m.message_id for m in messages),
+                self._by_client((m.sender_id, m.client_msg_id) for m in messages),
+                self.max_conversation_seqs(m.conversation_id for m in messages),
+            )
         stored = StoredMessages(
             by_id=by_id,
             at_seq=await self._taken("msg_at_seqs", "seq", {(m.conversation_id, m.seq) for m in messages}, max_seqs),
@@ -230,7 +241,13 @@ class CassandraStore(SocialTables, MessageStore):
         found = map(rows.conversation_from_row, await self._db.lookup_pairs("conv_in", wanted))
         return {key: c for c in found if (key := (c.user_id, c.conversation_id)) in wanted}
 
-    async def save_inbox(self, entries: Sequence[InboxEntry], conversations: Sequence[ConversationState]) -> None:
+    async def save_inbox(
+        self,
+        entries: Sequence[InboxEntry],
+        conversations: Sequence[ConversationState],
+        *,
+        checked: WriterReads | None = None,
+    ) -> None:
         """See the port. All rows of one user (entries in three tables, conversation rows, the
         raised ``user_seqs``) commit in one LOGGED batch, so a user's unread counts and inbox
         cannot disagree after a crash: the whole unit when it fits a batch, else the entry rows
@@ -239,12 +256,17 @@ class CassandraStore(SocialTables, MessageStore):
         one batch it is all-or-nothing."""
         if not entries and not conversations:
             return
-        found, stored, max_seqs = await asyncio.gather(
-            self._inbox_by_message((e.user_id, e.message_id) for e in entries),
-            self.get_conversations((c.user_id, c.conversation_id) for c in conversations),
-            self.max_user_seqs(e.user_id for e in entries),
-        )
-        by_message = _committed_entries(found, max_seqs)
+        if checked is not None:  # the single writer has just read all of this (port)
+            by_message: dict[tuple[str, str], InboxEntry] = {}
+            stored = dict(checked.conversations)
+            max_seqs = {e.user_id: checked.max_seqs.get(e.user_id, 0) for e in entries}
+        else:
+            found, stored, max_seqs = await asyncio.gather(
+                self._inbox_by_message((e.user_id, e.message_id) for e in entries),
+                self.get_conversations((c.user_id, c.conversation_id) for c in conversations),
+                self.max_user_seqs(e.user_id for e in entries),
+            )
+            by_message = _committed_entries(found, max_seqs)
         at_seq = await self._taken("inbox_at_seqs", "user_seq", {(e.user_id, e.user_seq) for e in entries}, max_seqs)
         new = new_inbox_entries(entries, {key: e.user_seq for key, e in by_message.items()}, at_seq)
         units: dict[str, list[Write]] = {}  # per user: what commits the user's new entries

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 from chat_events.errors import ConfigurationError, SeqConflictError, StoreUnavailableError
 from chat_events.events.types import ChatMessage
 from chat_events.store import sqlite_rows as rows
-from chat_events.store.models import ConversationState, Group, InboxEntry, Page, Session
+from chat_events.store.models import ConversationState, Group, InboxEntry, Page, Session, WriterReads
 from chat_events.store.port import MessageStore
 from chat_events.store.sqlite_schema import SCHEMA_VERSION, upgrade
 
@@ -159,9 +159,16 @@ class EmbeddedStore(MessageStore):
         result.update({cid: seq for cid, seq in found})
         return result
 
-    async def save_messages(self, messages: Sequence[ChatMessage], origins: Mapping[str, str] | None = None) -> None:
+    async def save_messages(
+        self,
+        messages: Sequence[ChatMessage],
+        origins: Mapping[str, str] | None = None,
+        *,
+        checked: WriterReads | None = None,
+    ) -> None:
         """See the port. A stored message is never written again, so its origin stays the one
-        of the save that inserted its row."""
+        of the save that inserted its row. ``checked`` is not needed: the checks here are
+        reads of the local file inside the write transaction, as cheap as the writes."""
         if not messages:
             return
         origin_of = origins or {}
@@ -244,7 +251,14 @@ class EmbeddedStore(MessageStore):
         )
         return {(c.user_id, c.conversation_id): c for c in map(rows.conversation_from_row, found)}
 
-    async def save_inbox(self, entries: Sequence[InboxEntry], conversations: Sequence[ConversationState]) -> None:
+    async def save_inbox(
+        self,
+        entries: Sequence[InboxEntry],
+        conversations: Sequence[ConversationState],
+        *,
+        checked: WriterReads | None = None,
+    ) -> None:
+        """See the port (``checked`` is not needed, as for :meth:`save_messages`)."""
         if not entries and not conversations:
             return
 

@@ -4,7 +4,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -62,6 +63,19 @@ class Group:
     name: str
     owner_id: str
     created_at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class WriterReads:
+    """What the single writer of some keys has just read and checked before a save (the port's
+    ``checked`` argument): the adapter may take it instead of reading the same rows again.
+
+    ``max_seqs``: the committed maximum seq of every conversation (``save_messages``) or user
+    (``save_inbox``) written, as the writer's seq counters hold it. ``conversations``: for
+    ``save_inbox``, the stored conversation-list rows among those written (absent = new)."""
+
+    max_seqs: Mapping[str, int]
+    conversations: Mapping[tuple[str, str], ConversationState] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

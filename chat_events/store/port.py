@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
 
 from chat_events.events.types import ChatMessage
-from chat_events.store.models import ConversationState, Group, InboxEntry, Page, Session
+from chat_events.store.models import ConversationState, Group, InboxEntry, Page, Session, WriterReads
 
 
 class MessageStore(ABC):
@@ -59,10 +59,22 @@ class MessageStore(ABC):
         """Highest stored seq per conversation (0 when it has none)."""
 
     @abstractmethod
-    async def save_messages(self, messages: Sequence[ChatMessage], origins: Mapping[str, str] | None = None) -> None:
+    async def save_messages(
+        self,
+        messages: Sequence[ChatMessage],
+        origins: Mapping[str, str] | None = None,
+        *,
+        checked: WriterReads | None = None,
+    ) -> None:
         """Upsert messages by ``message_id`` (and write the lookups). Re-saving a stored message
         with the same seq is a no-op; giving a stored message id a different seq, or a taken
         ``(conversation, seq)`` to another message, raises :class:`SeqConflictError`.
+
+        ``checked``: the caller, the single writer of these conversations, has just looked every
+        message up by id and by ``(sender, client_msg_id)`` and found none of them stored, and
+        gives the conversations' committed maxima. The checks above are then the caller's: an
+        adapter may skip the reads they need (the Cassandra adapter does; it is what its write
+        path costs), and re-saving a stored message with ``checked`` is the caller's bug.
 
         ``origins`` maps a message id to its *origin*: the envelope id of the input record that
         stores it (its ``personalChatSent``). It is written with the message's own row, so only
@@ -104,9 +116,20 @@ class MessageStore(ABC):
         """Conversation-list rows by ``(user_id, conversation_id)``."""
 
     @abstractmethod
-    async def save_inbox(self, entries: Sequence[InboxEntry], conversations: Sequence[ConversationState]) -> None:
+    async def save_inbox(
+        self,
+        entries: Sequence[InboxEntry],
+        conversations: Sequence[ConversationState],
+        *,
+        checked: WriterReads | None = None,
+    ) -> None:
         """Write inbox entries and the conversation rows they changed as one unit: either all of
-        it is visible after a crash or none of it (so unread counts cannot drift)."""
+        it is visible after a crash or none of it (so unread counts cannot drift).
+
+        ``checked``: the caller, the single writer of these users, has just looked every entry up
+        by ``(user, message)`` and found none stored, and gives the users' committed maxima and
+        the stored rows of the conversations written: an adapter may skip reading them again
+        (as for :meth:`save_messages`)."""
 
     @abstractmethod
     async def inbox_after(self, user_id: str, after_seq: int, limit: int = 100) -> Page[InboxEntry]:

@@ -31,7 +31,7 @@ from chat_events.events.types import (
     OfflinePushRequested,
 )
 from chat_events.producers.partitioner import partition_for
-from chat_events.store.models import ConversationState, InboxEntry
+from chat_events.store.models import ConversationState, InboxEntry, WriterReads
 from chat_events.store.port import MessageStore
 from chat_events.streams.inbox_logic import fold_conversation, preview_of, wants_push
 from chat_events.streams.records import Incoming, Output, StageResult, output_envelope_id
@@ -78,6 +78,7 @@ class InboxStage:
             conversations = await self._store.get_conversations(
                 (e.recipient_id, e.message.conversation_id) for _, e in fresh
             )
+            stored_conversations = dict(conversations)
             now_ms = int(time.time() * 1000)
             changed: set[tuple[str, str]] = set()
             for _, event in fresh:
@@ -90,7 +91,13 @@ class InboxStage:
                 conv_key = (entry.user_id, entry.conversation_id)
                 conversations[conv_key] = fold_conversation(conversations.get(conv_key), entry)
                 changed.add(conv_key)
-            await self._store.save_inbox(new_entries, [conversations[k] for k in sorted(changed)])
+            # the entries were looked up above by this worker, the users' single writer, and the
+            # conversation rows read: the store need not read them again (WriterReads)
+            checked = WriterReads(
+                max_seqs=self.counters.committed_of({e.user_id for e in new_entries}),
+                conversations={k: stored_conversations[k] for k in changed if k in stored_conversations},
+            )
+            await self._store.save_inbox(new_entries, [conversations[k] for k in sorted(changed)], checked=checked)
             self.counters.commit()
 
         sessions = await self._store.sessions_of({e.recipient_id for _, e in items})

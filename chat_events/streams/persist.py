@@ -37,6 +37,7 @@ from chat_events.events.conversations import conversation_id_of
 from chat_events.events.factory import new_envelope
 from chat_events.events.types import ChatMessage, MessageStored, PersonalChatSent
 from chat_events.events.validation import validate_envelope
+from chat_events.store.models import WriterReads
 from chat_events.store.port import MessageStore
 from chat_events.streams.records import Incoming, Output, Reject, StageResult, output_envelope_id, timestamp_ms
 from chat_events.streams.sequencing import SeqCounters
@@ -127,7 +128,10 @@ class PersistStage:
 
         found = {message.message_id for _, message in carried} - origins.keys()
         recorded = await self._store.message_origins(found) if found else {}
-        await self._store.save_messages(new, origins)
+        # every message of `new` was looked up by id and by client key above, by the single writer
+        # of its conversation: the store need not read that again (WriterReads)
+        checked = WriterReads(max_seqs=self.counters.committed_of({m.conversation_id for m in new}))
+        await self._store.save_messages(new, origins, checked=checked)
         self.counters.commit()
         stored_items = []
         emits = announced([(item.envelope.id, message.message_id) for item, message in carried], recorded | origins)

@@ -30,6 +30,11 @@ class SeqCounters:
             if value > self._committed.get(key, -1):
                 self._committed[key] = value
 
+    def committed_of(self, keys: Iterable[str]) -> dict[str, int]:
+        """The committed (stored) maximum of each known key among ``keys``: what the store holds,
+        since this worker is the keys' only writer and commits only after a successful write."""
+        return {key: self._committed[key] for key in keys if key in self._committed}
+
     def allocate(self, key: str) -> int:
         """The next seq for ``key`` (1 for a key with no messages). The key must be known."""
         current = self._pending.get(key)

@@ -9,7 +9,7 @@ import pytest
 
 from chat_events.errors import SeqConflictError
 from chat_events.events.types import ChatMessage
-from chat_events.store.models import ConversationState, Group, InboxEntry, Session
+from chat_events.store.models import ConversationState, Group, InboxEntry, Session, WriterReads
 from chat_events.store.port import MessageStore
 from chat_events.streams.inbox_logic import fold_conversation
 
@@ -138,6 +138,29 @@ async def test_inbox_entries_conversations_and_unread(store: MessageStore) -> No
     # bob's own message (seq 3) marks everything up to it read
     assert (row.last_seq, row.last_user_seq, row.read_seq, row.unread) == (3, 3, 3, 0)
     assert row.last_message_id == m3.message_id
+
+
+async def test_saves_checked_by_the_writer_store_the_same(store: MessageStore) -> None:
+    """``checked`` (WriterReads): the single writer passes what it has just read; the rows,
+    maxima, unread counts and kept flags are those of the same saves without it."""
+    m1, m2, m3 = message(1), message(2, client_msg_id="n-2"), message(3, sender="bob")
+    await store.save_messages([m1], checked=WriterReads(max_seqs={CONV: 0}))
+    await store.save_messages([m2, m3], checked=WriterReads(max_seqs={CONV: 1}))
+    assert await store.max_conversation_seqs([CONV]) == {CONV: 3}
+    assert [m.seq for m in (await store.conversation_messages(CONV, after_seq=0)).items] == [1, 2, 3]
+    assert await store.find_client_messages([("alice", "n-2")]) == {("alice", "n-2"): m2}
+    s1 = fold_conversation(None, entry("bob", 1, m1))
+    await store.save_inbox([entry("bob", 1, m1)], [s1], checked=WriterReads(max_seqs={"bob": 0}))
+    stored = await store.set_conversation_flags("bob", CONV, pinned=True)
+    assert stored is not None
+    s2 = fold_conversation(s1, entry("bob", 2, m2))
+    s3 = fold_conversation(s2, entry("bob", 3, m3))
+    checked = WriterReads(max_seqs={"bob": 1}, conversations={("bob", CONV): stored})
+    await store.save_inbox([entry("bob", 2, m2), entry("bob", 3, m3)], [s3], checked=checked)
+    assert await store.max_user_seqs(["bob"]) == {"bob": 3}
+    assert [e.user_seq for e in (await store.inbox_after("bob", 0)).items] == [1, 2, 3]
+    [row] = await store.list_conversations("bob")
+    assert (row.last_seq, row.read_seq, row.unread, row.pinned) == (3, 3, 0, True)
 
 
 async def test_inbox_refuses_a_taken_user_seq(store: MessageStore) -> None:
