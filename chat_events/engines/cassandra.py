@@ -120,6 +120,8 @@ authenticator: AllowAllAuthenticator
 authorizer: AllowAllAuthorizer
 disk_failure_policy: stop
 commit_failure_policy: stop
+batch_size_warn_threshold: 48KiB
+unlogged_batch_across_partitions_warn_threshold: 1000
 """
 
 

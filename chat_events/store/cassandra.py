@@ -10,19 +10,27 @@ round trips are paid. Two writers racing on one conversation could both pass the
 guarding against that would need LWT on ``messages_by_id`` (Paxos, ~4 round trips a write),
 which the consumer group's one-owner-per-partition makes unnecessary.
 
-Commit order of ``save_messages``: the big ``messages`` rows first, then one LOGGED batch per
-group of messages with their ``messages_by_id`` / ``messages_by_client_id`` rows and the raised
-``conversation_seqs``. A ``messages_by_id`` row is therefore the commit marker: readers find
-messages through it or below the conversation's committed maximum, never a half-written one.
+Requests, not rows, are what the worker pays for: the Python driver costs the worker ~80 us of
+CPU per request (``benchmarks/bench_cql.py``) against ~6-10 us per key inside an ``IN ?`` read or
+an UNLOGGED batch. So every lookup of a batch is one request per 100 keys (``IN ?``; a two-column
+key by a cartesian cover of its pairs, ``cassandra_plan.cover``), rows are written in UNLOGGED
+batches packed under the size limit, and the reads a save would repeat are skipped when the
+single writer passes what it has just read (``WriterReads``).
 
-Commit of ``save_inbox``: all rows of one user (three per entry, the conversation rows, the
-raised ``user_seqs``) go into one LOGGED batch when they fit one (Cassandra refuses a batch
-over ``batch_size_fail_threshold``, 50 KiB by default: about 90 new entries of one user). A
-user with more is written in two steps like messages: the entry rows first, then one LOGGED
-batch with the conversation rows and the raised ``user_seqs``. ``user_seqs`` is therefore the
-inbox's commit marker: an entry above the user's committed maximum is left over from a save
-whose commit was lost, and every reader ignores it (it holds no seq, is not found, is not
-counted unread), so the inbox and the unread counts agree after a crash in either case.
+Commit order of ``save_messages``: the big ``messages`` rows first (UNLOGGED batches), then one
+LOGGED batch per group of messages with their ``messages_by_id`` / ``messages_by_client_id``
+rows and the raised ``conversation_seqs``. A ``messages_by_id`` row is therefore the commit
+marker: readers find messages through it or below the conversation's committed maximum, never a
+half-written one.
+
+Commit of ``save_inbox``, in two steps: the entry rows (three per entry) first, in UNLOGGED
+batches; then, per user, the conversation rows and the raised ``user_seqs`` in one unit. That
+unit's statements all have the partition key ``user_id`` (``conversations_by_user`` and
+``user_seqs``), so Cassandra applies them as one mutation: all or nothing, without the batchlog
+of a multi-partition LOGGED batch. ``user_seqs`` is therefore the inbox's commit marker: an entry
+above the user's committed maximum is left over from a save whose commit was lost, and every
+reader ignores it (it holds no seq, is not found, is not counted unread), so the inbox and the
+unread counts agree after a crash.
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import re
 import threading
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
@@ -60,6 +61,25 @@ UNAVAILABLE: tuple[type[BaseException], ...] = (
     UnresolvableContactPoints,  # DNS not (yet) answering for the contact points
 )
 """Driver errors that mean "the cluster did not answer in time": retriable."""
+
+
+PACKED_BATCH_WARNINGS = ("Server warning: Batch for ", "Server warning: Unlogged batch covering ")
+"""The server's warnings about the batches the store packs on purpose (``CqlSession.write_all``:
+many partitions per UNLOGGED batch, up to ~36 KiB, over Cassandra's 5 KiB warn threshold). The
+driver logs each at WARNING, two lines per batch: they go to DEBUG instead."""
+
+
+class _PackedBatchWarnings(logging.Filter):
+    """Demotes :data:`PACKED_BATCH_WARNINGS` of ``cassandra.protocol`` to DEBUG."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.WARNING and record.getMessage().startswith(PACKED_BATCH_WARNINGS):
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+        return True
+
+
+logging.getLogger("cassandra.protocol").addFilter(_PackedBatchWarnings())
 
 
 def contact_points(settings: Settings) -> list[tuple[str, int]]:

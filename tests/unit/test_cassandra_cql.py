@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
+import logging
 import re
 import threading
 import time
@@ -28,7 +29,7 @@ from pydantic import SecretStr
 from chat_events.errors import ConfigurationError, StoreUnavailableError
 from chat_events.events.types import ChatMessage
 from chat_events.settings import Settings
-from chat_events.store import cassandra_rows, cql
+from chat_events.store import cassandra_driver, cassandra_rows, cql
 from chat_events.store.cassandra import BUCKET_SIZE, CassandraStore, bucket
 from chat_events.store.cassandra_driver import build_cluster, gather_bounded, map_error, result_of
 from chat_events.store.cassandra_plan import buckets_down, buckets_up
@@ -364,3 +365,69 @@ async def test_gather_bounded_limits_in_flight_and_keeps_order() -> None:
     with pytest.raises(ValueError):
         await gather_bounded([functools.partial(call, n) for n in range(10)], limit=4)
     assert in_flight == 0  # every call finished before the error was raised
+
+
+class Session:
+    """``execute_async`` of a driver session: each request answers with its own ``Future``."""
+
+    def __init__(self, answers: dict[str, list[list[dict[str, Any]]] | BaseException]) -> None:
+        self.answers = answers
+        self.in_flight = 0
+        self.most_in_flight = 0
+        self.started: list[str] = []
+        self._lock = threading.Lock()
+
+    def execute_async(self, statement: str, values: Any) -> Future:
+        with self._lock:
+            self.started.append(statement)
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        session = self
+
+        class Tracked(Future):
+            def _deliver(self) -> None:
+                if (
+                    not self.has_more_pages
+                    or isinstance(self.pages, BaseException)
+                    or self.fetched == len(self.pages) - 1
+                ):
+                    with session._lock:
+                        session.in_flight -= 1
+                super()._deliver()
+
+        return Tracked(self.answers[statement], delay=0.01)
+
+
+async def test_requests_return_every_page_in_request_order_within_the_limit() -> None:
+    answers: dict[str, Any] = {f"q{i}": [[{"n": i}], [{"n": i + 100}]] for i in range(12)}
+    answers["write"] = []
+    session = Session(answers)
+    requests = [(f"q{i}", None) for i in range(12)] + [("write", None)]
+    found = await cassandra_driver._Requests(session, requests, limit=3).run()
+    assert found == [[{"n": i}, {"n": i + 100}] for i in range(12)] + [[]]
+    assert session.most_in_flight <= 3
+    assert await cassandra_driver._Requests(session, [], limit=3).run() == []
+
+
+async def test_requests_run_to_their_end_before_the_first_error_is_raised_mapped() -> None:
+    answers: dict[str, Any] = {f"q{i}": [[{"n": i}]] for i in range(6)}
+    answers["slow-failure"] = ReadTimeout("replicas slow")
+    session = Session(answers)
+    requests = [("slow-failure", None)] + [(f"q{i}", None) for i in range(6)]
+    with pytest.raises(StoreUnavailableError) as caught:
+        await cassandra_driver._Requests(session, requests, limit=2).run()
+    assert isinstance(caught.value.__cause__, ReadTimeout)
+    assert len(session.started) == 7 and session.in_flight == 0  # every request ran
+
+
+def test_the_servers_warnings_about_packed_batches_go_to_debug(caplog: pytest.LogCaptureFixture) -> None:
+    protocol = logging.getLogger("cassandra.protocol")
+    with caplog.at_level(logging.DEBUG, logger="cassandra.protocol"):
+        protocol.warning("Server warning: %s", "Batch for [ks.inbox] is of size 31334, exceeding ...")
+        protocol.warning("Server warning: %s", "Unlogged batch covering 15 partitions detected ...")
+        protocol.warning("Server warning: %s", "Aggregation query used without partition key")
+    assert [(r.levelname, r.getMessage()[:24]) for r in caplog.records] == [
+        ("DEBUG", "Server warning: Batch fo"),
+        ("DEBUG", "Server warning: Unlogged"),
+        ("WARNING", "Server warning: Aggregat"),
+    ]
