@@ -17,11 +17,12 @@ key by a cartesian cover of its pairs, ``cassandra_plan.cover``), rows are writt
 batches packed under the size limit, and the reads a save would repeat are skipped when the
 single writer passes what it has just read (``WriterReads``).
 
-Commit order of ``save_messages``: the big ``messages`` rows first (UNLOGGED batches), then one
-LOGGED batch per group of messages with their ``messages_by_id`` / ``messages_by_client_id``
-rows and the raised ``conversation_seqs``. A ``messages_by_id`` row is therefore the commit
-marker: readers find messages through it or below the conversation's committed maximum, never a
-half-written one.
+Commit of ``save_messages``, in two steps: the ``messages`` rows with their ``messages_by_id``
+and ``messages_by_client_id`` rows first (UNLOGGED batches), then ``conversation_seqs`` raised
+per conversation (one row each). ``conversation_seqs`` is therefore the messages' commit marker:
+a lookup row or a message row above its conversation's maximum is left over from a save whose
+commit was lost, and every reader ignores it (found by no id, holds no seq, shown in no page).
+No LOGGED batch, hence no batchlog, on the write path.
 
 Commit of ``save_inbox``, in two steps: the entry rows (three per entry) first, in UNLOGGED
 batches; then, per user, the conversation rows and the raised ``user_seqs`` in one unit. That
@@ -52,8 +53,9 @@ from chat_events.store.cassandra_plan import (
     bucket,
     buckets_down,
     buckets_up,
+    conversation_commits,
     merge_conversation,
-    message_commits,
+    message_writes,
     new_inbox_entries,
     new_messages,
 )
@@ -104,16 +106,28 @@ class CassandraStore(SocialTables, MessageStore):
         return out
 
     async def _by_id(self, message_ids: Iterable[str]) -> dict[str, tuple[str, int]]:
-        """``messages_by_id``: message id -> (conversation id, seq), for the ids stored."""
+        """``messages_by_id``: message id -> (conversation id, seq), for the ids stored and
+        committed (at or below their conversation's maximum; module docstring)."""
         found = await self._db.lookup("by_id_in", {(): message_ids})
-        return {r["message_id"]: (r["conversation_id"], r["seq"]) for r in found}
+        committed = await self._committed(found)
+        return {r["message_id"]: (r["conversation_id"], r["seq"]) for r in committed}
 
     async def _by_client(self, keys: Iterable[tuple[str, str | None]]) -> dict[tuple[str, str], str]:
-        """``messages_by_client_id``: (sender, client_msg_id) -> message id, for those stored."""
+        """``messages_by_client_id``: (sender, client_msg_id) -> message id, for those stored
+        and committed."""
         wanted = {(sender_id, client_msg_id) for sender_id, client_msg_id in keys if client_msg_id}
         found = await self._db.lookup_pairs("by_client_in", wanted)
-        refs = {(r["sender_id"], r["client_msg_id"]): r["message_id"] for r in found}
-        return {key: mid for key, mid in refs.items() if key in wanted}
+        committed = await self._committed([r for r in found if (r["sender_id"], r["client_msg_id"]) in wanted])
+        return {(r["sender_id"], r["client_msg_id"]): r["message_id"] for r in committed}
+
+    async def _committed(self, refs: Sequence[Row]) -> list[Row]:
+        """The lookup rows among ``refs`` (``conversation_id``, ``seq``) whose seq is committed:
+        at or below the conversation's maximum. A row above it is left over from a save whose
+        commit was lost: the message is not stored."""
+        if not refs:
+            return []
+        tops = await self.max_conversation_seqs(r["conversation_id"] for r in refs)
+        return [r for r in refs if r["seq"] <= tops.get(r["conversation_id"], 0)]
 
     async def find_client_messages(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], ChatMessage]:
         refs = await self._by_client(keys)
@@ -170,9 +184,9 @@ class CassandraStore(SocialTables, MessageStore):
         new = new_messages(messages, stored)
         if not new:
             return
-        await self._db.write_all([("msg_insert", rows.message_values(m, origin_of.get(m.message_id)))] for m in new)
-        for batch in message_commits(new, max_seqs):  # in order: each batch commits a seq prefix
-            await self._db.batch(batch)
+        row = lambda m: ("msg_insert", rows.message_values(m, origin_of.get(m.message_id)))  # noqa: E731
+        await self._db.write_all(message_writes(new, row))  # step one: invisible until committed
+        await self._db.write_all(conversation_commits(new, max_seqs))  # step two: the commit
 
     async def _taken(
         self, statement: str, seq_column: str, places: Iterable[tuple[str, int]], committed: Mapping[str, int]

@@ -12,7 +12,7 @@ for any batch (one user with more than about 60 new entries) is committed in two
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -168,35 +168,31 @@ def new_messages(messages: Sequence[ChatMessage], stored: StoredMessages) -> lis
     return out
 
 
-def message_commits(
-    new: Sequence[ChatMessage], max_seqs: Mapping[str, int], budget: int = BATCH_BUDGET_BYTES
-) -> list[list[Write]]:
-    """The commit batches of freshly written ``messages`` rows: ``messages_by_id`` and
-    ``messages_by_client_id`` rows plus, in the same batch, ``conversation_seqs`` raised to the
-    highest seq the batch commits. Messages go in (conversation, seq) order, so after any prefix
-    of the batches every committed seq is at most its conversation's stored maximum."""
-    ordered = sorted(new, key=lambda m: (m.conversation_id, m.seq))
+def message_writes(new: Sequence[ChatMessage], row: Callable[[ChatMessage], Write]) -> list[list[Write]]:
+    """Step one of saving ``new`` messages, one unit per row: the ``messages`` row (``row``),
+    its ``messages_by_id`` row and its ``messages_by_client_id`` row. None of them is visible
+    before step two raises the conversation's maximum over its seq (:func:`conversation_commits`)."""
     units: list[list[Write]] = []
-    for m in ordered:  # each unit carries its own maximum so that packing accounts for it
-        unit: list[Write] = [("by_id_insert", (m.message_id, m.conversation_id, m.seq))]
+    for m in new:
+        units.append([row(m)])
+        units.append([("by_id_insert", (m.message_id, m.conversation_id, m.seq))])
         if m.client_msg_id:
-            unit.append(("by_client_insert", (m.sender_id, m.client_msg_id, m.message_id, m.conversation_id, m.seq)))
-        unit.append(("conv_seq_set", (m.conversation_id, m.seq)))
-        units.append(unit)
-    running = dict(max_seqs)
-    batches = []
-    for packed in pack(units, budget):
-        top: dict[str, int] = {}
-        for name, values in packed:
-            if name == "conv_seq_set":
-                top[values[0]] = max(top.get(values[0], 0), values[1])
-        batch = [w for w in packed if w[0] != "conv_seq_set"]
-        for conversation_id, seq in top.items():  # only the highest, only if it raises the stored one
-            if seq > running.get(conversation_id, 0):
-                running[conversation_id] = seq
-                batch.append(("conv_seq_set", (conversation_id, seq)))
-        batches.append(batch)
-    return batches
+            units.append([("by_client_insert", (m.sender_id, m.client_msg_id, m.message_id, m.conversation_id, m.seq))])
+    return units
+
+
+def conversation_commits(new: Sequence[ChatMessage], max_seqs: Mapping[str, int]) -> list[list[Write]]:
+    """Step two: per conversation, ``conversation_seqs`` raised to the highest seq of ``new`` in
+    it (only where that raises the stored maximum). One row each, so each is applied whole; after
+    step one every seq up to it is written, so whatever subset lands commits a dense prefix."""
+    top: dict[str, int] = {}
+    for m in new:
+        top[m.conversation_id] = max(top.get(m.conversation_id, 0), m.seq)
+    return [
+        [("conv_seq_set", (conversation_id, seq))]
+        for conversation_id, seq in sorted(top.items())
+        if seq > max_seqs.get(conversation_id, 0)
+    ]
 
 
 def new_inbox_entries(

@@ -62,7 +62,7 @@ STATEMENTS: dict[str, str] = {
     "msg_set_status": "UPDATE messages SET status = ? WHERE conversation_id = ? AND bucket = ? AND seq = ?",
     "by_id_in": "SELECT message_id, conversation_id, seq FROM messages_by_id WHERE message_id IN ?",
     "by_id_insert": _insert("messages_by_id", "message_id, conversation_id, seq"),
-    "by_client_in": "SELECT sender_id, client_msg_id, message_id FROM messages_by_client_id "
+    "by_client_in": "SELECT sender_id, client_msg_id, message_id, conversation_id, seq FROM messages_by_client_id "
     "WHERE sender_id IN ? AND client_msg_id IN ?",
     "by_client_insert": _insert("messages_by_client_id", "sender_id, client_msg_id, message_id, conversation_id, seq"),
     "conv_seq_in": "SELECT conversation_id, max_seq FROM conversation_seqs WHERE conversation_id IN ?",

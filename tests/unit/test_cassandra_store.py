@@ -19,13 +19,13 @@ from chat_events.store.cassandra import CassandraStore
 from chat_events.store.cassandra_plan import (
     StoredMessages,
     Write,
+    conversation_commits,
     cover,
     fits_one_batch,
-    message_commits,
+    message_writes,
     new_inbox_entries,
     new_messages,
     pack,
-    write_size,
 )
 from chat_events.store.models import ConversationState, InboxEntry
 from chat_events.streams.inbox_logic import fold_conversation
@@ -67,8 +67,9 @@ async def test_a_crashed_commit_leaves_no_visible_message_and_no_taken_seq(
     store = fake[0]
     first, second = contract.message(1), contract.message(2)
     await store.save_messages([first])
-    # the messages row of `second` is written, its commit batch is not (a crash between them)
+    # the rows of `second` are written, its commit is not (a crash between the two steps)
     await store._db.rows("msg_insert", *cassandra_rows.message_values(second))
+    await store._db.rows("by_id_insert", second.message_id, second.conversation_id, second.seq)
     assert await store.get_message(second.message_id) is None
     assert await store.max_conversation_seqs([contract.CONV]) == {contract.CONV: 1}
     assert [m.seq for m in (await store.conversation_messages(contract.CONV, after_seq=0)).items] == [1]
@@ -76,6 +77,23 @@ async def test_a_crashed_commit_leaves_no_visible_message_and_no_taken_seq(
     other = contract.message(2)  # the worker, not finding `second`, gives seq 2 to another message
     await store.save_messages([other])
     assert (await store.conversation_messages(contract.CONV, after_seq=1)).items == (other,)
+    assert await store.find_messages([second.message_id]) == {}  # its left-over lookup points at `other`
+
+
+async def test_a_replay_after_a_lost_message_commit_stores_the_message(
+    fake: tuple[CassandraStore, Engine, FakeCluster],
+) -> None:
+    store = fake[0]
+    first, second = contract.message(1), contract.message(2, client_msg_id="n-2")
+    await store.save_messages([first])
+    for name, values in [
+        w for [w] in message_writes([second], lambda m: ("msg_insert", cassandra_rows.message_values(m)))
+    ]:
+        await store._db.rows(name, *values)  # step one of `second`, no step two
+    assert await store.find_client_messages([("alice", "n-2")]) == {}
+    await store.save_messages([second])  # the record is handled again: the same message, the same seq
+    assert await store.find_client_messages([("alice", "n-2")]) == {("alice", "n-2"): second}
+    assert await store.max_conversation_seqs([contract.CONV]) == {contract.CONV: 2}
 
 
 def _bob_receives(messages: list[ChatMessage], first_seq: int = 1) -> tuple[list[InboxEntry], ConversationState]:
@@ -99,9 +117,9 @@ async def test_inbox_entries_are_written_first_then_committed_per_user_and_every
     real_write_all = store._db.write_all
 
     async def recording(units: Iterable[Sequence[Write]]) -> None:
-        units = [list(unit) for unit in units]
-        calls.append(units)
-        await real_write_all(units)
+        made = [list(unit) for unit in units]
+        calls.append(made)
+        await real_write_all(made)
 
     monkeypatch.setattr(store._db, "write_all", recording)
     entries, state = _bob_receives([contract.message(seq) for seq in range(1, 201)])
@@ -172,19 +190,18 @@ def test_new_messages_follow_the_embedded_store() -> None:
     assert new_messages([b], orphan) == [b]
 
 
-def test_commit_batches_raise_the_conversation_maximum_in_seq_order() -> None:
-    messages = [contract.message(seq, client_msg_id=f"n{seq}") for seq in range(1, 401)]
-    batches = message_commits(list(reversed(messages)), {contract.CONV: 0}, budget=4096)
-    assert len(batches) > 3
-    committed = 0
-    for batch in batches:
-        seqs = [values[2] for name, values in batch if name == "by_id_insert"]
-        raised = [values[1] for name, values in batch if name == "conv_seq_set"]
-        assert min(seqs) == committed + 1 and raised == [max(seqs)]
-        committed = max(seqs)
-        assert sum(write_size(w) for w in batch) <= 4096
-    assert committed == 400
-    assert all(name != "conv_seq_set" for name, _ in message_commits(messages[:3], {contract.CONV: 9})[0])
+def test_messages_are_written_first_then_committed_by_the_conversation_maxima() -> None:
+    messages = [contract.message(seq, client_msg_id=f"n{seq}") for seq in range(1, 5)]
+    messages.append(contract.message(1, conv="g1"))
+    units = message_writes(messages, lambda m: ("msg_insert", (m.message_id,)))
+    assert all(len(unit) == 1 for unit in units)  # rows only: nothing visible yet
+    assert [name for [(name, _)] in units][:3] == ["msg_insert", "by_id_insert", "by_client_insert"]
+    assert sum(name == "by_client_insert" for [(name, _)] in units) == 4  # g1's message has no client id
+    assert conversation_commits(messages, {contract.CONV: 0}) == [
+        [("conv_seq_set", (contract.CONV, 4))],
+        [("conv_seq_set", ("g1", 1))],
+    ]
+    assert conversation_commits(messages, {contract.CONV: 9, "g1": 1}) == []  # never lowered
 
 
 def test_packing_never_splits_a_unit() -> None:
