@@ -213,6 +213,8 @@ async def start_system(ctx: Context, name: str, **extra_env: str) -> System:
         CHAT_EDGE_PORT=str(port),
         CHAT_EDGE_NAME=f"bench-{name}",
     )
+    if ctx.args.transactions and not ctx.stack.target.embedded:
+        env["CHAT_KAFKA_TRANSACTIONS"] = ctx.args.transactions
     env.update(extra_env)
     values: dict[str, Any] = {k[len("CHAT_") :].lower(): v for k, v in env.items() if k.startswith("CHAT_")}
     settings = Settings(**values)
@@ -596,6 +598,8 @@ def environment(ctx: Context) -> dict[str, Any]:
     settings = dict(BENCH_ENV)
     if args.ack_gated:
         settings.update({f"{k} (saturation, --ack-gated)": v for k, v in ACK_GATED_ENV.items()})
+    if args.transactions and not ctx.stack.target.embedded:
+        settings["CHAT_KAFKA_TRANSACTIONS"] = args.transactions
     return {
         "date": datetime.now(UTC).strftime("%Y-%m-%d"),
         "cpus": os.cpu_count(),
@@ -673,6 +677,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--ready-timeout", type=float, default=90.0)
     parser.add_argument("--workdir", type=Path, help="keep logs, store files and profiles here")
     add_stack_argument(parser)
+    parser.add_argument(
+        "--transactions",
+        choices=("on", "off"),
+        help="CHAT_KAFKA_TRANSACTIONS of the worker on real Kafka (default: the product's auto, on there)",
+    )
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the results as JSON to PATH")
     parser.add_argument("--markdown", action="store_true", help="also print the table (and CPU) as Markdown")
     args = parser.parse_args(argv)
