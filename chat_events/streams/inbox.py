@@ -17,6 +17,7 @@ partition number of ``chat.user-events``), so they are never stale here.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -31,10 +32,10 @@ from chat_events.events.types import (
     OfflinePushRequested,
 )
 from chat_events.producers.partitioner import partition_for
-from chat_events.store.models import ConversationState, InboxEntry, WriterReads
+from chat_events.store.models import InboxEntry, WriterReads
 from chat_events.store.port import MessageStore
 from chat_events.streams.inbox_logic import fold_conversation, preview_of, wants_push
-from chat_events.streams.records import Incoming, Output, StageResult, output_envelope_id
+from chat_events.streams.records import Incoming, Output, StageResult, no_maxima, output_envelope_id
 from chat_events.streams.sequencing import SeqCounters
 
 
@@ -65,19 +66,21 @@ class InboxStage:
     async def handle(self, batch: Sequence[Incoming]) -> StageResult:
         items = [(item, fanned) for item in batch for fanned in _fanned_out(item)]
         keys = [(e.recipient_id, e.message.message_id) for _, e in items]
-        entries = await self._store.find_inbox_entries(keys)
+        users = {e.recipient_id for _, e in items}
+        unknown = self.counters.unknown(users)
+        # independent reads, one round trip: the entries (replays), the conversation rows, the
+        # maxima of users seen for the first time, the sessions to deliver to
+        entries, conversations, maxima, sessions = await asyncio.gather(
+            self._store.find_inbox_entries(keys),
+            self._store.get_conversations((e.recipient_id, e.message.conversation_id) for _, e in items),
+            self._store.max_user_seqs(unknown) if unknown else no_maxima(),
+            self._store.sessions_of(users),
+        )
+        self.counters.seed(maxima)
         fresh = [(item, e) for item, e in items if (e.recipient_id, e.message.message_id) not in entries]
 
-        conversations: dict[tuple[str, str], ConversationState] = {}
         new_entries: list[InboxEntry] = []
         if fresh:
-            users = {e.recipient_id for _, e in fresh}
-            unknown = self.counters.unknown(users)
-            if unknown:
-                self.counters.seed(await self._store.max_user_seqs(unknown))
-            conversations = await self._store.get_conversations(
-                (e.recipient_id, e.message.conversation_id) for _, e in fresh
-            )
             stored_conversations = dict(conversations)
             now_ms = int(time.time() * 1000)
             changed: set[tuple[str, str]] = set()
@@ -100,7 +103,6 @@ class InboxStage:
             await self._store.save_inbox(new_entries, [conversations[k] for k in sorted(changed)], checked=checked)
             self.counters.commit()
 
-        sessions = await self._store.sessions_of({e.recipient_id for _, e in items})
         result = StageResult()
         dispatch: dict[tuple[int, str], list[tuple[Incoming, _Fanned, int]]] = {}
         """(input record, edge) -> the deliveries of that record's message to that edge."""

@@ -68,3 +68,9 @@ def output_envelope_id(source_envelope_id: str, stage: str, part: str = "") -> s
 def timestamp_ms(timestamp: str) -> int:
     """Milliseconds since the epoch of an envelope timestamp (RFC 3339, validated upstream)."""
     return int(datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp() * 1000)
+
+
+async def no_maxima() -> dict[str, int]:
+    """No seq maxima to read: what a stage gathers in place of ``max_*_seqs`` when every key of
+    the batch is already known to its counters."""
+    return {}
