@@ -22,8 +22,10 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Iterable
+from functools import partial
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import IllegalStateError
 
 from chat_events.errors import TransactionsUnsupportedError
 from chat_events.producers.kafka_producer import start_transactional
@@ -131,10 +133,28 @@ class ProducerPool:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
                 continue
-            self._held[tp] = self._make_transactions(tp, producer)
+            held = self._held[tp] = self._make_transactions(tp, producer)
+            held.on_producer_dead = partial(self._replace, consumer, tp, held)
             self._starting.pop(tp, None)
             consumer.resume(tp)
             return
+
+    def _replace(self, consumer: AIOKafkaConsumer, tp: TopicPartition, dead: PartitionTransactions) -> None:
+        """``tp``'s producer died (``transactional.py``): pause the partition, stop the dead
+        producer, and start the partition again as on assignment (a new producer with the same
+        transactional id, then the committed offset re-read and sought). While it restarts the
+        partition has no transactions, so the runner neither fetches nor commits it."""
+        if self._held.get(tp) is not dead or tp in self._starting:
+            return
+        del self._held[tp]
+        with contextlib.suppress(IllegalStateError):  # revoked meanwhile: release() has it
+            consumer.pause(tp)
+
+        async def again() -> None:
+            await dead.close()
+            await self._start(consumer, tp)
+
+        self._starting[tp] = asyncio.ensure_future(again())
 
 
 async def _stop_quietly(producer: AIOKafkaProducer) -> None:

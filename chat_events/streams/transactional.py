@@ -24,8 +24,12 @@ larger transactions under load). Different partitions commit concurrently.
 outputs again (store writes are idempotent, output ids deterministic); outputs the broker refuses
 for good are replaced by dead letters of their input records, as :class:`BatchProcessor` does;
 ``ProducerFenced`` means another worker owns the partition now, so this one stops handling it
-(the rebalance revokes it); anything else fails for good and stops the worker, since committing
-a later sub-batch would skip this one.
+(the rebalance revokes it); a producer in aiokafka's fatal state (its sender task failed, as in
+a broker outage's "Unexpected error during batch delivery") is replaced: what it had queued is
+abandoned and ``on_producer_dead`` has the pool start the partition again as on assignment (a new
+producer with the same transactional id aborts the open transaction, then the committed offset
+is re-read and the partition replays from it); anything else fails for good and stops the
+worker, since committing a later sub-batch would skip this one.
 """
 
 from __future__ import annotations
@@ -65,6 +69,8 @@ class Verdict(enum.Enum):
     RETRY = "retry"
     PARK = "park"
     FENCED = "fenced"
+    RESTART = "restart"
+    """The producer is dead: a new one, with the same transactional id, can go on."""
     FAIL = "fail"
 
 
@@ -89,7 +95,7 @@ def verdict(exc: BaseException, *, producer_dead: bool, parked: bool) -> Verdict
     if isinstance(exc, ProducerFenced | InvalidProducerEpoch):
         return Verdict.FENCED
     if producer_dead:
-        return Verdict.FAIL
+        return Verdict.RESTART
     if is_retriable(exc):
         return Verdict.RETRY
     return Verdict.FAIL if parked else Verdict.PARK
@@ -167,6 +173,9 @@ class PartitionTransactions:
         self.tp = tp
         self.producer = producer
         self.fenced_at: float | None = None
+        self.on_producer_dead: Callable[[], None] | None = None
+        """Called once when the producer died (module docstring); unset, a dead producer fails
+        the partition for good instead."""
         self._group_id = group_id
         self._processor = processor
         self._codec = codec
@@ -225,6 +234,9 @@ class PartitionTransactions:
     async def _commit_together(self, batches: list[SubBatch]) -> None:
         """Commit ``batches`` in one transaction; if the broker refuses their outputs for good,
         commit them one by one, so that only the culprit's inputs are dead-lettered."""
+        if self._closed:  # the producer died while these waited
+            self._resolve(batches, Outcome.ABANDONED)
+            return
         outputs = [output for batch in batches for output in self._processor.outputs_of(batch.result)]
         offset = max(batch.offset for batch in batches)
         try:
@@ -240,6 +252,12 @@ class PartitionTransactions:
         if outcome is Outcome.FENCED:
             self._resolve(self._queue, Outcome.FENCED)
             self._queue = []
+        elif outcome is Outcome.ABANDONED:  # the producer died: the partition starts again
+            self._resolve(self._queue, Outcome.ABANDONED)
+            self._queue = []
+            replace, self.on_producer_dead = self.on_producer_dead, None
+            if replace is not None:
+                replace()
 
     async def _retrying(self, outputs: list[Output], offset: int, *, parked: bool) -> Outcome:
         prepared = [(o.topic, o.key, self._codec.encode(o.envelope, validate=False), o.partition) for o in outputs]
@@ -257,7 +275,16 @@ class PartitionTransactions:
                     return Outcome.FENCED
                 if action is Verdict.PARK:
                     raise _Refused(exc) from exc
-                if action is Verdict.FAIL:
+                if action is Verdict.RESTART and self.on_producer_dead is not None:
+                    log.warning(
+                        "%s: the transactional producer is dead (%r): replaced; the partition replays "
+                        "from its committed offset",
+                        where,
+                        exc,
+                    )
+                    self._closed = True
+                    return Outcome.ABANDONED
+                if action in (Verdict.FAIL, Verdict.RESTART):
                     raise TransactionFailedError(
                         f"transaction of {where} up to offset {offset} failed: {exc!r}"
                     ) from exc

@@ -82,6 +82,7 @@ class TransactionalStageRunner(StageRunner):
         self._pool.check()
         self._check_fenced()
         partitions = [tp for tp in self.partitions() if self._usable(tp)]
+        held = {tp: self._pool.get(tp) for tp in partitions}  # a partition restarted meanwhile is replayed
         if not partitions:
             await asyncio.sleep(self._timings.poll_timeout_s)
             fetched = {}
@@ -106,9 +107,18 @@ class TransactionalStageRunner(StageRunner):
             result = await self._processor.handle(records)
             await self._wait_for_room(epoch)
             transactions = self._pool.get(tp)
-            if not self._current(epoch) or transactions is None:
+            if not self._current(epoch):
                 log.info("%s: rebalanced while handling %d records; the owner replays them", self.name, len(records))
                 return
+            if transactions is None or transactions is not held.get(tp):  # its producer was replaced
+                log.info(
+                    "%s: %s[%d] restarted while handling %d records; replayed",
+                    self.name,
+                    tp.topic,
+                    tp.partition,
+                    len(records),
+                )
+                continue
             self._open.add(transactions.submit(records, result, commit_offset(records, positions[tp])))
 
     def _usable(self, tp: TopicPartition) -> bool:

@@ -13,6 +13,7 @@ from aiokafka import TopicPartition
 from aiokafka.errors import (
     InvalidProducerEpoch,
     KafkaConnectionError,
+    KafkaError,
     ProducerFenced,
     RecordTooLargeError,
     RequestTimedOutError,
@@ -76,7 +77,8 @@ def test_commit_offset_is_after_the_last_record_or_the_position_past_markers() -
         (RequestTimedOutError(), False, False, Verdict.RETRY),
         (KafkaConnectionError(), False, True, Verdict.RETRY),
         (TimeoutError(), False, False, Verdict.RETRY),
-        (RequestTimedOutError(), True, False, Verdict.FAIL),  # a dead producer cannot retry
+        (RequestTimedOutError(), True, False, Verdict.RESTART),  # a dead producer cannot retry: replace it
+        (KafkaError("Unexpected error during batch delivery"), True, False, Verdict.RESTART),
         (RecordTooLargeError(), False, False, Verdict.PARK),  # refused for good: dead-letter the inputs
         (RecordTooLargeError(), False, True, Verdict.FAIL),  # even the dead letters refused
         (UnknownError(), False, False, Verdict.PARK),
@@ -271,3 +273,37 @@ async def test_close_abandons_the_open_transaction_and_stops_the_producer(codec:
     assert tuple(await asyncio.gather(open_, queued)) == (Outcome.ABANDONED, Outcome.ABANDONED)
     assert producer.stopped
     assert await transactions.submit(_records(2), outputs(1), 3) is Outcome.ABANDONED
+
+
+class DeadManager:
+    """aiokafka's transaction manager after its sender task failed: in the fatal state."""
+
+    class state:
+        name = "FATAL_ERROR"
+
+
+async def test_a_dead_producer_abandons_what_it_holds_and_is_replaced_once(codec: AvroEnvelopeCodec) -> None:
+    commits = FakeCommits()
+    commits.gate.clear()
+    transactions, producer = partition(codec, commits)
+    replaced: list[str] = []
+    transactions.on_producer_dead = lambda: replaced.append("replace")
+    open_ = transactions.submit(_records(0), outputs(1), 1)
+    await commits.started.wait()
+    queued = transactions.submit(_records(1), outputs(1), 2)
+    producer._txn_manager = DeadManager()  # the sender task failed during the transaction
+    commits.failing_calls = {0: KafkaError("Unexpected error during batch delivery")}
+    commits.gate.set()
+    assert tuple(await asyncio.gather(open_, queued)) == (Outcome.ABANDONED, Outcome.ABANDONED)
+    assert replaced == ["replace"] and not transactions.usable
+    assert await transactions.submit(_records(2), outputs(1), 3) is Outcome.ABANDONED
+    assert commits.transactions == [] and replaced == ["replace"]
+
+
+async def test_a_dead_producer_without_a_replacement_fails_for_good(codec: AvroEnvelopeCodec) -> None:
+    commits = FakeCommits()
+    transactions, producer = partition(codec, commits)
+    producer._txn_manager = DeadManager()
+    commits.failures = [KafkaError("Unexpected error during batch delivery")]
+    with pytest.raises(TransactionFailedError):
+        await transactions.submit(_records(0), outputs(1), 1)

@@ -8,11 +8,12 @@ import asyncio
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from aiokafka import TopicPartition
-from aiokafka.errors import KafkaConnectionError, ProducerFenced, RecordTooLargeError, UnknownError
+from aiokafka.errors import KafkaConnectionError, KafkaError, ProducerFenced, RecordTooLargeError, UnknownError
 
 from chat_events.codec import build_codec
 from chat_events.codec.avro import AvroEnvelopeCodec
@@ -62,6 +63,8 @@ class FakeConsumer:
         self.stored = dict(committed)
         self.events: list[str] = []
         self.asked: list[set[TopicPartition]] = []
+        self.after_seek: dict[tuple[TopicPartition, int], list[dict[TopicPartition, list[Rec]]]] = {}
+        """Batches returned once the partition is sought to the offset (its records again)."""
 
     def assignment(self) -> set[TopicPartition]:
         return set(self.assigned)
@@ -96,6 +99,7 @@ class FakeConsumer:
 
     def seek(self, tp: TopicPartition, offset: int) -> None:
         self.events.append(f"seek {tp.partition} {offset}")
+        self.batches.extend(self.after_seek.pop((tp, offset), []))
 
     async def seek_to_beginning(self, *tps: TopicPartition) -> None:
         self.events += [f"seek {tp.partition} beginning" for tp in tps]
@@ -121,12 +125,18 @@ class Commits:
     def __init__(self) -> None:
         self.done: list[tuple[int, list[str], int]] = []
         self.fail: dict[int, list[BaseException]] = {}
+        self.kill: set[int] = set()
+        """Partitions whose producer dies in their next transaction."""
         self.gate = asyncio.Event()
         self.gate.set()
 
     async def __call__(self, producer: Any, prepared: Any, offsets: dict[TopicPartition, int], group: str) -> None:
         [(tp, offset)] = offsets.items()
         await self.gate.wait()
+        if tp.partition in self.kill:  # the producer's sender task fails: aiokafka's fatal state
+            self.kill.discard(tp.partition)
+            producer._txn_manager = SimpleNamespace(state=SimpleNamespace(name="FATAL_ERROR"))
+            raise KafkaError("Unexpected error during batch delivery")
         if self.fail.get(tp.partition):
             raise self.fail[tp.partition].pop(0)
         self.done.append((tp.partition, [key.decode() for _, key, _, _ in prepared], offset))
@@ -312,3 +322,20 @@ async def test_a_retriable_start_failure_is_retried_and_a_refusal_fails_for_good
     with pytest.raises(TransactionsUnsupportedError, match="CHAT_KAFKA_TRANSACTIONS=off"):
         refused.pool.check()
     assert TP0 in refused.consumer.paused  # never handled without its producer
+
+
+async def test_a_dead_producer_is_replaced_and_the_partition_replays_from_its_committed_offset(
+    codec: AvroEnvelopeCodec,
+) -> None:
+    first = {TP0: recs(codec, TP0, 0, ["a"])}
+    r = rig(codec, [first], committed={TP0: 0})
+    r.commits.kill = {0}
+    await r.listener.on_partitions_assigned({TP0})
+    r.consumer.after_seek[(TP0, 0)] = [first]  # sought back by the replacement: the records again
+    task = asyncio.ensure_future(r.runner.run())
+    await until(lambda: r.commits.done)
+    assert not task.done()  # the runner goes on: nothing failed for good
+    assert r.commits.done == [(0, ["a"], 1)]
+    replaced = r.consumer.events[r.consumer.events.index("resume 0") + 1 :]
+    assert replaced == ["pause 0", "stop app.in.0", "init app.in.0", "committed 0", "seek 0 0", "resume 0"]
+    await stop(task)
