@@ -82,7 +82,6 @@ class TransactionalStageRunner(StageRunner):
         self._pool.check()
         self._check_fenced()
         partitions = [tp for tp in self.partitions() if self._usable(tp)]
-        held = {tp: self._pool.get(tp) for tp in partitions}  # a partition restarted meanwhile is replayed
         if not partitions:
             await asyncio.sleep(self._timings.poll_timeout_s)
             fetched = {}
@@ -91,6 +90,9 @@ class TransactionalStageRunner(StageRunner):
                 *partitions, timeout_ms=int(self._timings.poll_timeout_s * 1000), max_records=self._timings.batch_max
             )
         epoch = self._epoch
+        # as the epoch, read once the records are returned: what a partition's producer was then.
+        # One replaced later (died while these were handled) is re-sought: its records are replayed
+        held = {tp: self._pool.get(tp) for tp in fetched}
         if self._reset_epoch != epoch:
             self._reset_epoch = epoch
             await self._after_assignment()
