@@ -224,18 +224,21 @@ class _Requests:
         return self._results
 
     def _start_next(self) -> None:
-        with self._lock:
-            index = self._next
-            if index >= len(self._requests):
-                return
-            self._next += 1
-        statement, values = self._requests[index]
-        try:
-            future = self._session.execute_async(statement, values)
-        except BaseException as exc:  # a bind error: this request fails, the others go on
-            self._finish(index, None, exc)
+        while True:  # a loop, not recursion, past requests that fail before they go out
+            with self._lock:
+                index = self._next
+                if index >= len(self._requests):
+                    return
+                self._next += 1
+            statement, values = self._requests[index]
+            try:
+                future = self._session.execute_async(statement, values)
+            except BaseException as exc:  # a bind error: this request fails, the others go on
+                if self._finish(index, None, exc, start_next=False):
+                    return
+                continue
+            future.add_callbacks(partial(self._on_page, index, future), partial(self._on_error, index))
             return
-        future.add_callbacks(partial(self._on_page, index, future), partial(self._on_error, index))
 
     def _on_page(self, index: int, future: Any, page: Iterable[Row] | None) -> None:
         try:
@@ -252,7 +255,8 @@ class _Requests:
     def _on_error(self, index: int, exc: BaseException) -> None:
         self._finish(index, None, exc)
 
-    def _finish(self, index: int, page: Any, exc: BaseException | None) -> None:
+    def _finish(self, index: int, page: Any, exc: BaseException | None, *, start_next: bool = True) -> bool:
+        """Count request ``index`` done; True when it was the last one."""
         with self._lock:
             if exc is not None and self._error is None:
                 self._error = exc
@@ -261,8 +265,9 @@ class _Requests:
         if last:
             with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
                 self._loop.call_soon_threadsafe(_resolve, self._done)
-        else:
+        elif start_next:
             self._start_next()
+        return last
 
 
 def _resolve(done: asyncio.Future[None]) -> None:

@@ -431,3 +431,13 @@ def test_the_servers_warnings_about_packed_batches_go_to_debug(caplog: pytest.Lo
         ("DEBUG", "Server warning: Unlogged"),
         ("WARNING", "Server warning: Aggregat"),
     ]
+
+
+async def test_requests_that_fail_before_they_go_out_do_not_recurse() -> None:
+    class Refusing:
+        def execute_async(self, statement: str, values: Any) -> Future:
+            raise TypeError("cannot bind")  # as the driver does for values of the wrong type
+
+    requests = [("q", None)] * 5000  # one frame each if every failure started the next one
+    with pytest.raises(TypeError):
+        await cassandra_driver._Requests(Refusing(), requests, limit=64).run()
