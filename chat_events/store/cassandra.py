@@ -10,9 +10,9 @@ round trips are paid. Two writers racing on one conversation could both pass the
 guarding against that would need LWT on ``messages_by_id`` (Paxos, ~4 round trips a write),
 which the consumer group's one-owner-per-partition makes unnecessary.
 
-Requests, not rows, are what the worker pays for: the Python driver costs the worker ~80 us of
-CPU per request (``benchmarks/bench_cql.py``) against ~6-10 us per key inside an ``IN ?`` read or
-an UNLOGGED batch. So every lookup of a batch is one request per 100 keys (``IN ?``; a two-column
+Requests, not rows, are what the worker pays for: the Python driver costs the worker ~170-280 us
+of CPU per request (``benchmarks/bench_cql.py``) against ~7-18 us per key inside an ``IN ?`` read
+or an UNLOGGED batch. So every lookup of a batch is one request per 100 keys (``IN ?``; a two-column
 key by a cartesian cover of its pairs, ``cassandra_plan.cover``), rows are written in UNLOGGED
 batches packed under the size limit, and the reads a save would repeat are skipped when the
 single writer passes what it has just read (``WriterReads``).

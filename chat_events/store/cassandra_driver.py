@@ -189,9 +189,10 @@ async def result_of(response_future: Any) -> list[Row]:
 class _Requests:
     """Many driver requests awaited as one: at most ``limit`` in flight, the next one started
     from the driver's IO thread as one completes, and a single hand-over to the event loop when
-    the last is done. Measured here (``docs/benchmarks.md``, issue 12): a request awaited on its
-    own through :func:`result_of` and an asyncio task costs the worker ~170-190 us of CPU; issued
-    this way ~80 us. Every request runs to its end before the first error is raised."""
+    the last is done, instead of a task and a hand-over per request. Measured
+    (``benchmarks/bench_cql.py``): that saves only ~10% of a request's client CPU (~200-260 us
+    each either way on this machine); what counts is fewer requests (``IN ?``, batches, ~7-18 us
+    per key). Every request runs to its end before the first error is raised."""
 
     def __init__(self, session: Any, requests: Sequence[tuple[Any, Any]], limit: int) -> None:
         self._session = session
