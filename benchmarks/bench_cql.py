@@ -9,8 +9,8 @@ Prints, per way of issuing ``--keys`` single-row writes or reads, keys/s and the
 per key (``getrusage`` of this process: the event loop and the driver's IO thread together):
 
 * one request per key, each awaited through :func:`result_of` in its own asyncio task
-  (``gather_bounded``, 64 in flight): the store's way before issue 12;
-* one request per key issued by :class:`_Requests` (one hand-over to the loop for all);
+  (:func:`gather_bounded`, 64 in flight): the store's way before issue 12;
+* one request per key issued by :class:`Requests` (one hand-over to the loop for all);
 * UNLOGGED batches of 20 / 100 rows, and ``IN ?`` reads of 20 / 100 keys per request.
 
 The first round includes the JVM's JIT warm-up; compare within the last round.
@@ -24,16 +24,35 @@ import resource
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from cassandra.cluster import Cluster
 from cassandra.query import BatchStatement, BatchType, dict_factory
 
 from chat_events.engines import CassandraServer
-from chat_events.store.cassandra_driver import _Requests, gather_bounded, result_of
+from chat_events.store.cassandra_async import Requests, result_of
+
+T = TypeVar("T")
+
+
+async def gather_bounded(calls: Iterable[Callable[[], Awaitable[T]]], limit: int = 64) -> list[T]:
+    """The store's way before issue 12: one asyncio task per request, at most ``limit`` in
+    flight, results in order."""
+    gate = asyncio.Semaphore(limit)
+
+    async def one(call: Callable[[], Awaitable[T]]) -> T:
+        async with gate:
+            return await call()
+
+    out: list[T] = []
+    for result in await asyncio.gather(*(one(call) for call in calls), return_exceptions=True):
+        if isinstance(result, BaseException):
+            raise result
+        out.append(result)
+    return out
 
 
 def cpu_s() -> float:
@@ -68,7 +87,7 @@ async def measure(host: str, port: int, n: int, rounds: int) -> None:
         )
 
     async def requests(statement: Any, values: Callable[[str], tuple[Any, ...]]) -> None:
-        await _Requests(session, [(statement, values(k)) for k in keys], 64).run()
+        await Requests(session, [(statement, values(k)) for k in keys], 64).run()
 
     async def batches(size: int) -> None:
         made = []
@@ -77,10 +96,10 @@ async def measure(host: str, port: int, n: int, rounds: int) -> None:
             for k in keys[start : start + size]:
                 batch.add(insert, (k, value))
             made.append((batch, None))
-        await _Requests(session, made, 64).run()
+        await Requests(session, made, 64).run()
 
     async def reads_in(size: int) -> None:
-        await _Requests(session, [(get_in, (keys[i : i + size],)) for i in range(0, n, size)], 64).run()
+        await Requests(session, [(get_in, (keys[i : i + size],)) for i in range(0, n, size)], 64).run()
 
     try:
         for number in range(1, rounds + 1):
@@ -88,11 +107,11 @@ async def measure(host: str, port: int, n: int, rounds: int) -> None:
             await timed(
                 "write: one request per key, one task each", n, partial(one_task_each, insert, lambda k: (k, value))
             )
-            await timed("write: one request per key, _Requests", n, partial(requests, insert, lambda k: (k, value)))
+            await timed("write: one request per key, Requests", n, partial(requests, insert, lambda k: (k, value)))
             await timed("write: UNLOGGED batches of 20", n, partial(batches, 20))
             await timed("write: UNLOGGED batches of 100", n, partial(batches, 100))
             await timed("read: one request per key, one task each", n, partial(one_task_each, get, lambda k: (k,)))
-            await timed("read: one request per key, _Requests", n, partial(requests, get, lambda k: (k,)))
+            await timed("read: one request per key, Requests", n, partial(requests, get, lambda k: (k,)))
             await timed("read: IN ? of 20 keys", n, partial(reads_in, 20))
             await timed("read: IN ? of 100 keys", n, partial(reads_in, 100))
     finally:

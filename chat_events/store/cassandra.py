@@ -2,7 +2,7 @@
 
 Built from :class:`Settings` by :func:`chat_events.store.factory.open_store`; it connects in
 ``open()`` and prepares every statement once there. Requests go out with ``execute_async`` and
-are awaited through :func:`result_of`, so the event loop never blocks on the driver.
+are awaited without blocking the event loop (``cassandra_async.py``).
 
 Consistency without lightweight transactions: the port promises one writer per key (the
 worker owning the Kafka partition), so read-then-write is safe and no ``IF NOT EXISTS`` / LWT
@@ -45,7 +45,8 @@ from cassandra.query import UNSET_VALUE
 from chat_events.events.types import ChatMessage
 from chat_events.settings import Settings
 from chat_events.store import cassandra_rows as rows
-from chat_events.store.cassandra_driver import CqlSession, Row
+from chat_events.store.cassandra_async import Row
+from chat_events.store.cassandra_driver import CqlSession
 from chat_events.store.cassandra_plan import (
     BUCKET_SIZE,
     StoredMessages,
@@ -177,7 +178,9 @@ class CassandraStore(SocialTables, MessageStore):
             )
         stored = StoredMessages(
             by_id=by_id,
-            at_seq=await self._taken("msg_at_seqs", "seq", {(m.conversation_id, m.seq) for m in messages}, max_seqs),
+            at_seq=await self._taken(
+                "msg_at_seqs", ("conversation_id", "seq"), {(m.conversation_id, m.seq) for m in messages}, max_seqs
+            ),
             by_client=by_client,
             max_seqs=max_seqs,
         )
@@ -189,19 +192,24 @@ class CassandraStore(SocialTables, MessageStore):
         await self._db.write_all(conversation_commits(new, max_seqs))  # step two: the commit
 
     async def _taken(
-        self, statement: str, seq_column: str, places: Iterable[tuple[str, int]], committed: Mapping[str, int]
+        self,
+        statement: str,
+        columns: tuple[str, str],
+        places: Iterable[tuple[str, int]],
+        committed: Mapping[str, int],
     ) -> dict[tuple[str, int], str]:
         """Which message holds each committed place ``(key, seq)`` among ``places``: the rows at
         the places with ``seq`` at or below the key's committed maximum. A place above it holds
         at most a left-over of a save whose commit was lost, which takes no seq, so it is not
-        read at all: a new message or entry, placed above the maximum, costs no read here."""
+        read at all: a new message or entry, placed above the maximum, costs no read here.
+        ``columns``: the key and seq columns of the rows ``statement`` returns."""
         wanted: dict[tuple[str, int], list[int]] = {}
         for key, seq in places:
             if seq <= committed.get(key, 0):
                 wanted.setdefault((key, bucket(seq)), []).append(seq)
         if not wanted:
             return {}
-        key_column = "conversation_id" if statement == "msg_at_seqs" else "user_id"
+        key_column, seq_column = columns
         found = await self._db.lookup(statement, wanted)
         return {(r[key_column], r[seq_column]): r["message_id"] for r in found}
 
@@ -270,12 +278,10 @@ class CassandraStore(SocialTables, MessageStore):
         *,
         checked: WriterReads | None = None,
     ) -> None:
-        """See the port. All rows of one user (entries in three tables, conversation rows, the
-        raised ``user_seqs``) commit in one LOGGED batch, so a user's unread counts and inbox
-        cannot disagree after a crash: the whole unit when it fits a batch, else the entry rows
-        are written first and the batch commits them (module docstring). Users are packed
-        together into as few batches as Cassandra's batch size limit allows; when a call fits
-        one batch it is all-or-nothing."""
+        """See the port. Two steps (module docstring): every entry row (three tables), then per
+        user one single-key mutation with the conversation rows and the raised ``user_seqs``,
+        which commits that user's entries, so a user's unread counts and inbox cannot disagree
+        after a crash. Atomic per user, not across the users of one call."""
         if not entries and not conversations:
             return
         if checked is not None:  # the single writer has just read all of this (port)
@@ -289,7 +295,9 @@ class CassandraStore(SocialTables, MessageStore):
                 self.max_user_seqs(e.user_id for e in entries),
             )
             by_message = _committed_entries(found, max_seqs)
-        at_seq = await self._taken("inbox_at_seqs", "user_seq", {(e.user_id, e.user_seq) for e in entries}, max_seqs)
+        at_seq = await self._taken(
+            "inbox_at_seqs", ("user_id", "user_seq"), {(e.user_id, e.user_seq) for e in entries}, max_seqs
+        )
         new = new_inbox_entries(entries, {key: e.user_seq for key, e in by_message.items()}, at_seq)
         units: dict[str, list[Write]] = {}  # per user: what commits the user's new entries
         final: dict[tuple[str, str], ConversationState] = {}

@@ -1,13 +1,12 @@
 """The pure decisions of the Cassandra store: buckets, which rows of a write are new and which
-conflict with stored ones, and how writes are packed into LOGGED batches. No IO.
+conflict with stored ones, the two steps of a save (rows, then commit), how writes are packed
+into UNLOGGED batches and how key pairs are covered by ``IN ?`` requests. No IO.
 
-Why batches are packed: Cassandra rejects a batch above ``batch_size_fail_threshold_in_kb``
-(50 KiB by default), and a stage batch of 500 inbox entries is larger than that. Writes are
-therefore grouped into *units* that must be atomic (all rows of one user for the inbox, all
-lookups of one message plus the conversation maxima for messages) and units are packed into
-batches of at most :data:`BATCH_BUDGET_BYTES`; a unit is never split. An inbox unit too large
-for any batch (one user with more than about 60 new entries) is committed in two steps instead
-(``CassandraStore`` docstring).
+Why batches are packed: one request per row costs the worker far more than a row inside a batch
+(``CassandraStore`` docstring), and Cassandra rejects a batch above ``batch_size_fail_threshold``
+(50 KiB by default). Writes are therefore *units* (a row of step one; a user's commit in step
+two, whose statements share one partition key and so apply as one mutation), packed into
+batches of at most :data:`BATCH_BUDGET_BYTES`; a unit is never split.
 """
 
 from __future__ import annotations
@@ -24,7 +23,8 @@ BUCKET_SIZE = 1000
 """Seqs per partition of ``messages`` (per conversation) and ``inbox`` (per user)."""
 
 BATCH_BUDGET_BYTES = 24 * 1024
-"""Estimated payload per LOGGED batch: well under Cassandra's default fail threshold (50 KiB)."""
+"""Estimated payload per batch (Cassandra measured ~1.5 times :func:`write_size` for inbox rows):
+well under its default fail threshold (50 KiB)."""
 
 Write = tuple[str, tuple[Any, ...]]
 """One statement of a batch: the name of a prepared statement and its values."""
@@ -58,12 +58,6 @@ def write_size(write: Write) -> int:
         else:
             size += 8
     return size
-
-
-def fits_one_batch(unit: Sequence[Write], budget: int = BATCH_BUDGET_BYTES) -> bool:
-    """Whether ``unit`` can be one LOGGED batch (Cassandra's measure of a batch was ~1.5 times
-    :func:`write_size` for inbox rows, so the budget keeps it well under the fail threshold)."""
-    return sum(write_size(w) for w in unit) <= budget
 
 
 def pack(units: Iterable[Sequence[Write]], budget: int = BATCH_BUDGET_BYTES) -> list[list[Write]]:

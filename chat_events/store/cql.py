@@ -179,7 +179,8 @@ def init_schema_sync(settings: Settings) -> list[str]:
     them (blocking). Returns the table names."""
     from cassandra import InvalidRequest
 
-    from chat_events.store.cassandra_driver import build_cluster, map_error
+    from chat_events.store.cassandra_async import map_error
+    from chat_events.store.cassandra_driver import build_cluster
 
     statements = load_statements()
     cluster: Any = build_cluster(settings)

@@ -123,8 +123,9 @@ class MessageStore(ABC):
         *,
         checked: WriterReads | None = None,
     ) -> None:
-        """Write inbox entries and the conversation rows they changed as one unit: either all of
-        it is visible after a crash or none of it (so unread counts cannot drift).
+        """Write inbox entries and the conversation rows they changed as one unit per user: either
+        all of a user's part is visible after a crash or none of it (so unread counts cannot
+        drift). An adapter may commit more at once (the embedded one commits the whole call).
 
         ``checked``: the caller, the single writer of these users, has just looked every entry up
         by ``(user, message)`` and found none stored, and gives the users' committed maxima and

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import functools
 import logging
 import re
 import threading
@@ -29,9 +28,10 @@ from pydantic import SecretStr
 from chat_events.errors import ConfigurationError, StoreUnavailableError
 from chat_events.events.types import ChatMessage
 from chat_events.settings import Settings
-from chat_events.store import cassandra_driver, cassandra_rows, cql
+from chat_events.store import cassandra_rows, cql
 from chat_events.store.cassandra import BUCKET_SIZE, CassandraStore, bucket
-from chat_events.store.cassandra_driver import build_cluster, gather_bounded, map_error, result_of
+from chat_events.store.cassandra_async import Requests, map_error, result_of
+from chat_events.store.cassandra_driver import build_cluster
 from chat_events.store.cassandra_plan import buckets_down, buckets_up
 from chat_events.store.factory import open_store
 from tests.unit.fake_cql import Statement, check_type, parse
@@ -347,26 +347,6 @@ async def test_bridge_survives_a_cancelled_waiter() -> None:
     await asyncio.sleep(0.2)  # the late result lands on a cancelled future: ignored, no error
 
 
-async def test_gather_bounded_limits_in_flight_and_keeps_order() -> None:
-    in_flight = peak = 0
-
-    async def call(n: int) -> int:
-        nonlocal in_flight, peak
-        in_flight += 1
-        peak = max(peak, in_flight)
-        await asyncio.sleep(0.001 * (n % 3))
-        in_flight -= 1
-        if n == 7:
-            raise ValueError(n)
-        return n
-
-    assert await gather_bounded([functools.partial(call, n) for n in range(7)], limit=3) == list(range(7))
-    assert peak == 3
-    with pytest.raises(ValueError):
-        await gather_bounded([functools.partial(call, n) for n in range(10)], limit=4)
-    assert in_flight == 0  # every call finished before the error was raised
-
-
 class Session:
     """``execute_async`` of a driver session: each request answers with its own ``Future``."""
 
@@ -403,10 +383,10 @@ async def test_requests_return_every_page_in_request_order_within_the_limit() ->
     answers["write"] = []
     session = Session(answers)
     requests = [(f"q{i}", None) for i in range(12)] + [("write", None)]
-    found = await cassandra_driver._Requests(session, requests, limit=3).run()
+    found = await Requests(session, requests, limit=3).run()
     assert found == [[{"n": i}, {"n": i + 100}] for i in range(12)] + [[]]
     assert session.most_in_flight <= 3
-    assert await cassandra_driver._Requests(session, [], limit=3).run() == []
+    assert await Requests(session, [], limit=3).run() == []
 
 
 async def test_requests_run_to_their_end_before_the_first_error_is_raised_mapped() -> None:
@@ -415,7 +395,7 @@ async def test_requests_run_to_their_end_before_the_first_error_is_raised_mapped
     session = Session(answers)
     requests = [("slow-failure", None)] + [(f"q{i}", None) for i in range(6)]
     with pytest.raises(StoreUnavailableError) as caught:
-        await cassandra_driver._Requests(session, requests, limit=2).run()
+        await Requests(session, requests, limit=2).run()
     assert isinstance(caught.value.__cause__, ReadTimeout)
     assert len(session.started) == 7 and session.in_flight == 0  # every request ran
 
@@ -440,4 +420,4 @@ async def test_requests_that_fail_before_they_go_out_do_not_recurse() -> None:
 
     requests = [("q", None)] * 5000  # one frame each if every failure started the next one
     with pytest.raises(TypeError):
-        await cassandra_driver._Requests(Refusing(), requests, limit=64).run()
+        await Requests(Refusing(), requests, limit=64).run()
