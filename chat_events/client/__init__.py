@@ -23,6 +23,7 @@ from chat_events.client.models import (
     SyncPage,
     TypingEvent,
 )
+from chat_events.client.status import ConnectionEvent, ConnectionState
 from chat_events.client.urls import DEFAULT_HTTP_URL, http_url, ws_url
 
 __all__ = [
@@ -31,7 +32,9 @@ __all__ = [
     "ChatClientError",
     "ChatError",
     "Connection",
+    "ConnectionEvent",
     "ConnectionLost",
+    "ConnectionState",
     "Delivery",
     "DevToken",
     "GapNotRecoverable",

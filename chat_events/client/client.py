@@ -41,6 +41,7 @@ from chat_events.client.models import (
 )
 from chat_events.client.retry import send_retry_delay
 from chat_events.client.rooms import RoomFeed
+from chat_events.client.status import ConnectionEvent
 from chat_events.client.urls import ws_url
 
 logger = logging.getLogger("chat_events.client")
@@ -60,6 +61,8 @@ class ChatClient:
 
     ``last_seq`` is the highest per-user seq this device already has (persist :attr:`last_seq`
     across runs to resume where it stopped). Nothing connects before :meth:`connect` (or ``async with``).
+    ``on_connection`` is told when the connection is lost, each failed reconnect attempt, a
+    reconnect and the end of the session (:mod:`chat_events.client.status`).
     """
 
     def __init__(
@@ -80,6 +83,7 @@ class ChatClient:
         open_timeout: float = 10.0,
         on_typing: Callable[[TypingEvent], None] | None = None,
         on_room_message: Callable[[RoomMessage], None] | None = None,
+        on_connection: Callable[[ConnectionEvent], None] | None = None,
     ) -> None:
         self.url = ws_url(url)
         self.token = token
@@ -92,6 +96,7 @@ class ChatClient:
         self._request_timeout = request_timeout
         self._open_timeout = open_timeout
         self._on_typing = on_typing
+        self._on_connection = on_connection
 
         self._deliveries = DeliveryQueue(last_seq, page_size=sync_page_size)
         self._typing: Mailbox[TypingEvent] = Mailbox(maxlen=1000)
@@ -360,6 +365,7 @@ class ChatClient:
             on_push=self._on_push,
             on_close=self._on_close,
         )
+        again = self._info is not None
         self._conn, self._info = conn, conn.info
         self._final = self._kicked = None
         self._deliveries.fail(None)
@@ -368,6 +374,8 @@ class ChatClient:
         self._acks.start()
         if self._room.room_id is not None:
             self._spawn(self._resubscribe(conn, self._room.room_id))
+        if again:
+            self._emit(ConnectionEvent("reconnected", conn.info.edge_id))
         return conn
 
     async def _replace(self, failed: Connection | None) -> Connection:
@@ -404,7 +412,9 @@ class ChatClient:
             reason = self._kicked.message if self._kicked is not None else lost.reason
             self._final = ConnectionLost(lost.close_code, reason or "the edge ended this session")
             self._deliveries.fail(self._final)
+            self._emit(ConnectionEvent("ended", str(self._final)))
             return
+        self._emit(ConnectionEvent("lost", str(lost)))
         if not self._auto_reconnect:
             self._deliveries.fail(lost)
             return
@@ -413,6 +423,7 @@ class ChatClient:
 
     async def _reconnect_forever(self, failed: Connection) -> None:
         delay = 0.05
+        attempts = 0
         while not self._closed:
             try:
                 async with self._lock:
@@ -426,10 +437,15 @@ class ChatClient:
                     logger.warning("reconnect refused, giving up: %s", exc)
                     self._final = exc
                     self._deliveries.fail(exc)
+                    self._emit(ConnectionEvent("ended", str(exc)))
                     return
                 logger.info("reconnect refused: %s; again in %.2f s", exc, delay)
+                failure: ChatClientError = exc
             except ConnectionLost as exc:
                 logger.info("reconnect failed: %s; again in %.2f s", exc, delay)
+                failure = exc
+            attempts += 1
+            self._emit(ConnectionEvent("reconnecting", str(failure), attempts))
             await asyncio.sleep(delay)
             delay = min(_RECONNECT_MAX_DELAY_S, delay * 2)
 
@@ -484,6 +500,14 @@ class ChatClient:
             return False
         await conn.notify("ack", {"seq": seq})
         return True
+
+    def _emit(self, event: ConnectionEvent) -> None:
+        if self._on_connection is None:
+            return
+        try:
+            self._on_connection(event)
+        except Exception:
+            logger.exception("chat client on_connection callback failed on %s", event)
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.create_task(coro)

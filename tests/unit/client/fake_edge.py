@@ -57,6 +57,8 @@ class FakeEdge:
         """Answer the next N sends with UNAVAILABLE."""
         self.rate_limited = 0
         """Answer the next N sends with RATE_LIMITED."""
+        self.refuse_sockets = 0
+        """Close the next N sockets (1013) before signing them in."""
         self.on_sync: Any = None
         """Awaited with (socket, seq) before a sync is answered (to inject pushes mid-sync); True = it answered."""
         self._server: Server | None = None
@@ -114,6 +116,10 @@ class FakeEdge:
         self.headers.append({k.lower(): v for k, v in ws.request.headers.raw_items()})
         self.sockets.append(ws)
         with contextlib.suppress(ConnectionClosed):
+            if self.refuse_sockets:
+                self.refuse_sockets -= 1
+                await ws.close(Close.TRY_AGAIN_LATER, "not now")
+                return
             auth = ws.request.headers.get("Authorization")
             token: Any
             device: Any

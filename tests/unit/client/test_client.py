@@ -10,7 +10,14 @@ import pytest
 from websockets.asyncio.server import ServerConnection
 
 from chat_events.api.protocol import Close, Code
-from chat_events.client import ChatClient, ChatError, ConnectionLost, GapNotRecoverable, TypingEvent
+from chat_events.client import (
+    ChatClient,
+    ChatError,
+    ConnectionEvent,
+    ConnectionLost,
+    GapNotRecoverable,
+    TypingEvent,
+)
 from tests.unit.client.fake_edge import GOOD_TOKEN, FakeEdge, frame, message_view
 
 
@@ -195,6 +202,59 @@ async def test_going_away_reconnects_and_syncs_when_auto_reconnect(edge: FakeEdg
         assert await receive_seqs(chat, 1) == [2]  # synced on the new connection
         assert len(edge.sockets) == 2
         assert edge.of_type("sync")[-1]["data"]["seq"] == 1
+
+
+class Events(list[ConnectionEvent]):
+    """What ``on_connection`` was told; :meth:`wait_for` a state."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._changed = asyncio.Event()
+
+    def __call__(self, event: ConnectionEvent) -> None:
+        self.append(event)
+        self._changed.set()
+
+    async def wait_for(self, state: str) -> None:
+        async with asyncio.timeout(5):
+            while not any(event.state == state for event in self):
+                self._changed.clear()
+                await self._changed.wait()
+
+
+async def test_connection_events_lost_failed_attempts_then_reconnected(edge: FakeEdge) -> None:
+    events = Events()
+    async with client(edge, auto_reconnect=True, on_connection=events) as chat:
+        assert events == []  # the first connect is no change
+        edge.refuse_sockets = 2
+        await edge.sockets[-1].close(Close.GOING_AWAY, "edge shutting down")
+        await events.wait_for("reconnected")
+        assert [(e.state, e.attempt) for e in events] == [
+            ("lost", 0),
+            ("reconnecting", 1),
+            ("reconnecting", 2),
+            ("reconnected", 0),
+        ]
+        assert "1001" in events[0].detail and "1013" in events[1].detail and events[3].detail == "edge-1"
+        assert chat.connected
+
+
+async def test_connection_events_end_when_the_reconnect_is_refused_for_good(edge: FakeEdge) -> None:
+    events = Events()
+    async with client(edge, auto_reconnect=True, on_connection=events) as chat:
+        chat.token = "expired"
+        await edge.sockets[-1].close(Close.GOING_AWAY, "edge shutting down")
+        await events.wait_for("ended")
+        assert [e.state for e in events] == ["lost", "ended"] and "UNAUTHORIZED" in events[1].detail
+
+
+async def test_a_kick_is_an_ended_event(edge: FakeEdge) -> None:
+    events = Events()
+    async with client(edge, auto_reconnect=True, on_connection=events):
+        await edge.push_raw(frame("kicked", code=Code.CONFLICT_LOGIN, message="signed in elsewhere"))
+        await edge.sockets[-1].close(Close.CONFLICT_LOGIN, "conflict login")
+        await events.wait_for("ended")
+        assert [e.state for e in events] == ["ended"] and "signed in elsewhere" in events[0].detail
 
 
 async def test_lost_connection_without_auto_reconnect_ends_receive_until_reconnect(edge: FakeEdge) -> None:
