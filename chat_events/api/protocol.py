@@ -174,6 +174,9 @@ SYNC_PAGE_MAX = 500
 MAX_REQUEST_ID = 128
 MAX_DEVICE_ID = 128
 MAX_TOKEN = 4096
+MAX_CONTENT_DEPTH = 32
+"""Deepest nesting of an object ``content`` (the object itself is level 1): deeper structures
+are refused before they are serialised (orjson.dumps stops at 254 levels, with an error)."""
 
 
 def parse_frame(text: str | bytes, *, max_payload_bytes: int) -> Frame:
@@ -289,6 +292,21 @@ def _choice(data: dict[str, Any], field: str, allowed: frozenset[str], *, defaul
     return value
 
 
+def nested_deeper(value: Any, limit: int) -> bool:
+    """Whether JSON ``value`` nests objects/arrays more than ``limit`` levels deep (a scalar is
+    level 0, ``{}`` level 1). Iterative, so any depth is measured without recursing."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return False
+
+
 def _type_name(value: Any) -> str:
     return {dict: "object", list: "array", str: "string", bool: "boolean", int: "integer", float: "number"}.get(
         type(value), type(value).__name__
@@ -323,6 +341,8 @@ def _send(data: dict[str, Any], max_payload_bytes: int) -> Send:
     if isinstance(content, str):
         text = content
     elif isinstance(content, dict) and message_type != "text":
+        if nested_deeper(content, MAX_CONTENT_DEPTH):
+            raise _Invalid("content", f"nested deeper than {MAX_CONTENT_DEPTH} levels")
         text = orjson.dumps(content).decode()
     else:
         wanted = "a string" if message_type == "text" else "a string or an object"

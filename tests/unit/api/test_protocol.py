@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from chat_events.api.protocol import Code, ProtocolError, Send, SignIn, Sync, parse_frame
+from chat_events.api.protocol import Code, ProtocolError, Send, SignIn, Sync, nested_deeper, parse_frame
 
 
 def parse(obj: object, max_payload: int = 100) -> object:
@@ -137,3 +137,30 @@ def test_the_request_id_is_echoed_on_refusals() -> None:
 def test_sign_in_and_sync_defaults() -> None:
     assert parse({"type": "sign_in", "data": {"token": "t", "device_id": "d"}}) == SignIn("t", "d")
     assert parse({"type": "sync"}) == Sync(0, 100)
+
+
+def _content_frame(levels: int) -> str:
+    """A send whose object content nests ``levels`` deep (orjson.dumps cannot write that deep:
+    the text is built by hand)."""
+    deep = '{"a":' * (levels - 1) + "{}" + "}" * (levels - 1)
+    data = {"target_type": "user", "target_id": "b", "message_type": "custom", "content": "@@", "client_msg_id": "n"}
+    return '{"type": "send", "request_id": 1, "data": ' + orjson.dumps(data).decode().replace('"@@"', deep) + "}"
+
+
+@pytest.mark.parametrize("levels", [33, 255, 1000])
+def test_deeply_nested_content_is_a_field_error_not_internal(levels: int) -> None:
+    with pytest.raises(ProtocolError) as info:
+        parse_frame(_content_frame(levels), max_payload_bytes=1_000_000)
+    assert info.value.code == Code.INVALID_FIELD and info.value.data["field"] == "content"
+    assert "nested deeper than 32 levels" in info.value.message
+
+
+def test_content_at_the_depth_limit_parses() -> None:
+    request = parse_frame(_content_frame(32), max_payload_bytes=1_000_000).request
+    assert isinstance(request, Send) and request.content.count("{") == 32
+
+
+def test_nested_deeper_counts_objects_and_arrays() -> None:
+    assert not nested_deeper("x", 0) and not nested_deeper({}, 1) and nested_deeper({}, 0)
+    assert nested_deeper({"a": [{"b": 1}]}, 2) and not nested_deeper({"a": [{"b": 1}]}, 3)
+    assert nested_deeper([[[[[]]]]], 4) and not nested_deeper([1, [2], {"x": [3]}], 3)
