@@ -1,8 +1,10 @@
 """``chat-events chat``: a small terminal chat on :mod:`chat_events.client` (development mode).
 
-Gets a dev token over HTTP, signs in, prints what was missed and then live messages of one
-conversation (others are summarised), and sends each line typed. ``/quit``, end of input or
-Ctrl-C leave.
+Gets a dev token over HTTP, checks the group (``--group``: it exists and we are a member),
+signs in, prints what was missed and then live messages of one conversation (others are
+summarised), and sends each line typed. What is printed when is decided by
+:class:`~chat_events.cli.chat_view.ChatView`; this module only feeds it and prints. ``/quit``
+or end of input leave (after waiting briefly for sends in flight), as does Ctrl-C.
 """
 
 from __future__ import annotations
@@ -13,18 +15,22 @@ import contextlib
 import sys
 import threading
 import uuid
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from chat_events.cli.chat_view import ChatView, new_elsewhere
 from chat_events.events.conversations import direct_conversation_id
 from chat_events.settings import Settings
 
 if TYPE_CHECKING:
-    from chat_events.client import ChatClient, Delivery, TypingEvent
+    from chat_events.client import ChatClient, HttpApi, TypingEvent
 
 QUIT = "/quit"
+QUIT_WAIT_S = 5.0
+"""At /quit or end of input: how long to wait for sends in flight and their deliveries."""
+PENDING_AFTER_S = 1.0
+"""A send not acknowledged this long is shown as pending."""
 _ANY_INTERFACE = {"", "0.0.0.0", "::"}
 
 
@@ -45,6 +51,10 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    refusal = target_refusal(args.user, args.to)
+    if refusal is not None:
+        print(f"error: {refusal}", file=sys.stderr)
+        return 2
     url = args.url or default_url(settings)
     target_type, target_id = ("user", args.to) if args.to else ("group", args.group)
     device = args.device or f"cli-{uuid.uuid4().hex[:8]}"
@@ -66,15 +76,45 @@ def conversation_of(user: str, target_type: str, target_id: str) -> str:
     return direct_conversation_id(user, target_id) if target_type == "user" else target_id
 
 
-def format_message(message: dict[str, Any]) -> str:
-    """``[HH:MM:SS] sender: text`` (local time of ``sent_at_ms``); other types show ``<type>``."""
-    sent = message.get("sent_at_ms")
-    when = datetime.fromtimestamp(sent / 1000).strftime("%H:%M:%S") if isinstance(sent, int) else "--:--:--"
-    kind = message.get("message_type", "text")
-    body = str(message.get("content", ""))
-    if kind != "text":
-        body = f"<{kind}> {body}"
-    return f"[{when}] {message.get('sender_id', '?')}: {body}"
+def target_refusal(user: str, to: str | None) -> str | None:
+    """Why the command line cannot work before anything is asked of the edge, or None."""
+    if to is not None and to == user:
+        return f"--to {to}: that is you (--as {user}); chat with another user"
+    return None
+
+
+def group_refusal(code: int, user: str, group_id: str, detail: str) -> str:
+    """The start-up error for ``--group`` when ``GET /v1/groups/{id}`` refused (``code``)."""
+    from chat_events.api.protocol import Code
+
+    if code == Code.NOT_FOUND:
+        return f"no group {group_id}; create it: chat-events group create {group_id} --owner {user} --members ..."
+    if code == Code.FORBIDDEN:
+        return (
+            f"{user} is not a member of group {group_id}; "
+            f"a member adds you: chat-events group add {group_id} {user} --as MEMBER"
+        )
+    return f"cannot check group {group_id}: {detail}"
+
+
+class _Screen:
+    """Prints the view's lines; ``settle`` waits (bounded) until no send is outstanding."""
+
+    def __init__(self, view: ChatView) -> None:
+        self.view = view
+        self._changed = asyncio.Event()
+
+    def show(self, lines: list[str]) -> None:
+        for line in lines:
+            _say(line)
+        self._changed.set()
+
+    async def settle(self, timeout_s: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout_s):
+                while self.view.outstanding:
+                    self._changed.clear()
+                    await self._changed.wait()
 
 
 def _say(line: str) -> None:
@@ -87,7 +127,12 @@ async def _chat(url: str, user: str, target_type: str, target_id: str, device: s
 
     try:
         async with HttpApi(url) as http:
-            token = (await http.dev_token(user)).token
+            http.token = token = (await http.dev_token(user)).token
+            if target_type == "group":
+                await _check_group(http, user, target_id)
+    except _Refused as refused:
+        _say(f"error: {refused}")
+        return 1
     except ChatError as exc:
         if exc.code == Code.NOT_FOUND:
             _say(f"error: {url} issues no dev tokens (the edge must run with CHAT_ENVIRONMENT=development)")
@@ -95,8 +140,14 @@ async def _chat(url: str, user: str, target_type: str, target_id: str, device: s
             _say(f"error: cannot get a token for {user} from {url}: {exc}")
         return 1
     conversation = conversation_of(user, target_type, target_id)
+    screen = _Screen(ChatView(user, conversation))
     chat = ChatClient(
-        url, token=token, device_id=device, auto_reconnect=True, on_typing=_typing_notice(user, conversation)
+        url,
+        token=token,
+        device_id=device,
+        auto_reconnect=True,
+        on_typing=_typing_notice(user, conversation),
+        on_connection=lambda event: screen.show(screen.view.connection(event)),
     )
     try:
         await chat.connect()
@@ -106,23 +157,37 @@ async def _chat(url: str, user: str, target_type: str, target_id: str, device: s
         return 1
     try:
         _say(f"signed in as {user} (device {device}, edge {chat.edge_id}); chatting in {conversation}; {QUIT} leaves")
-        printed: set[str] = set()
-        await _show_missed(chat, conversation, history, printed)
+        await _show_missed(chat, screen, history)
         lines: asyncio.Queue[str | None] = asyncio.Queue()
+        outbox: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
         _read_stdin(asyncio.get_running_loop(), lines)
         tasks = {
-            asyncio.create_task(_print_live(chat, conversation, printed)),
-            asyncio.create_task(_send_lines(chat, lines, target_type, target_id, printed)),
+            asyncio.create_task(_print_live(chat, screen)),
+            asyncio.create_task(_take_lines(chat, screen, lines, outbox)),
+            asyncio.create_task(_send_outbox(chat, screen, outbox, target_type, target_id)),
         }
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        finally:  # also on Ctrl-C: stop both before the client closes under them
+        finally:  # also on Ctrl-C: stop them all before the client closes under them
             for task in tasks:
                 task.cancel()
             await asyncio.wait(tasks)
         return max(task.result() for task in done)
     finally:
         await chat.close()
+
+
+class _Refused(Exception):
+    """A start-up check failed; the message says why and what to do."""
+
+
+async def _check_group(http: HttpApi, user: str, group_id: str) -> None:
+    from chat_events.client import ChatError
+
+    try:
+        await http.get_group(group_id)
+    except ChatError as exc:
+        raise _Refused(group_refusal(exc.code, user, group_id, str(exc))) from None
 
 
 def _typing_notice(user: str, conversation: str) -> Callable[[TypingEvent], None]:
@@ -133,13 +198,14 @@ def _typing_notice(user: str, conversation: str) -> Callable[[TypingEvent], None
     return notice
 
 
-async def _show_missed(chat: ChatClient, conversation: str, history: int, printed: set[str]) -> None:
+async def _show_missed(chat: ChatClient, screen: _Screen, history: int) -> None:
     """Everything up to the sign-in's last seq is queued by connect(): summarise it."""
     from chat_events.client import GapNotRecoverable
 
-    ours: deque[Delivery] = deque(maxlen=history or None)
+    view = screen.view
+    ours: deque[dict[str, Any]] = deque(maxlen=history or None)
     skipped = 0
-    others: Counter[str] = Counter()
+    others: list[dict[str, Any]] = []
     while chat.last_seq < chat.sign_in_info.last_user_seq:
         try:
             delivery = await chat.receive(timeout=2)
@@ -148,23 +214,20 @@ async def _show_missed(chat: ChatClient, conversation: str, history: int, printe
             continue
         except TimeoutError:
             break
-        if delivery.conversation_id != conversation:
-            others[delivery.conversation_id] += 1
+        if delivery.conversation_id != view.conversation:
+            others.append(delivery.message)
         elif history:
             skipped += len(ours) == ours.maxlen
-            ours.append(delivery)
+            ours.append(delivery.message)
         else:
             skipped += 1
-    for other, count in sorted(others.items()):
-        _say(f"({count} new message{'s' if count > 1 else ''} in {other})")
+    screen.show(new_elsewhere(view.user, view.conversation, others))
     if skipped:
         _say(f"({skipped} earlier message{'s' if skipped > 1 else ''} not shown)")
-    for delivery in ours:
-        printed.add(str(delivery.message.get("message_id")))
-        _say(format_message(delivery.message))
+    screen.show(view.history(ours))
 
 
-async def _print_live(chat: ChatClient, conversation: str, printed: set[str]) -> int:
+async def _print_live(chat: ChatClient, screen: _Screen) -> int:
     from chat_events.client import ConnectionLost, GapNotRecoverable
 
     while True:
@@ -174,41 +237,54 @@ async def _print_live(chat: ChatClient, conversation: str, printed: set[str]) ->
             _say(f"(messages {gap.from_seq}..{gap.to_seq} could not be recovered)")
             continue
         except ConnectionLost as exc:
-            _say(f"connection ended: {exc}")
+            screen.show(screen.view.ended(str(exc)))
             return 1
-        if delivery.conversation_id != conversation:
-            _say(f"(new message in {delivery.conversation_id})")
-            continue
-        message_id = str(delivery.message.get("message_id"))
-        if message_id not in printed:  # our own sends come back too; printed when acknowledged
-            printed.add(message_id)
-            _say(format_message(delivery.message))
+        screen.show(screen.view.message(delivery.message))
 
 
-async def _send_lines(
-    chat: ChatClient, lines: asyncio.Queue[str | None], target_type: Any, target_id: str, printed: set[str]
+async def _take_lines(
+    chat: ChatClient, screen: _Screen, lines: asyncio.Queue[str | None], outbox: asyncio.Queue[tuple[str, str]]
 ) -> int:
-    from chat_events.client import ChatClientError
-
+    """Typed lines into the outbox (each pending from now on) until /quit or end of input."""
     while (line := await lines.get()) is not None:
         text = line.strip()
         if text == QUIT:
             break
         if not text:
             continue
-        try:
-            result = await chat.send(target_type, target_id, text)
-        except ChatClientError as exc:
-            _say(f"! not sent: {exc}")
-            continue
-        except TimeoutError:
-            _say("! not sent: no answer from the edge")
-            continue
-        if result.message_id not in printed:
-            printed.add(result.message_id)
-            sent_at = int(datetime.now().timestamp() * 1000)
-            _say(format_message({"sender_id": chat.user_id, "content": text, "sent_at_ms": sent_at}))
+        key = str(uuid.uuid4())  # the send's client_msg_id: every retry reuses it
+        screen.show(screen.view.typed(key, text, connected=chat.connected))
+        outbox.put_nowait((key, text))
+    await screen.settle(QUIT_WAIT_S)
+    screen.show(screen.view.unsent())
     return 0
+
+
+async def _send_outbox(
+    chat: ChatClient, screen: _Screen, outbox: asyncio.Queue[tuple[str, str]], target_type: Any, target_id: str
+) -> int:
+    """One send at a time, in the order typed (the client retries and waits for reconnects)."""
+    from chat_events.client import ChatClientError, ChatError
+
+    view = screen.view
+    while True:
+        key, text = await outbox.get()
+        send = asyncio.create_task(chat.send(target_type, target_id, text, client_msg_id=key))
+        try:
+            done, _ = await asyncio.wait({send}, timeout=PENDING_AFTER_S)
+            if not done:
+                screen.show(view.slow(key))
+            result = await send
+        except ChatError as exc:
+            screen.show(view.failed(key, exc.code, exc.message))
+        except ChatClientError as exc:
+            screen.show(view.failed(key, None, str(exc)))
+        except TimeoutError:
+            screen.show(view.failed(key, None, "no answer from the edge"))
+        else:
+            screen.show(view.acked(key, result.message_id))
+        finally:
+            send.cancel()
 
 
 def _read_stdin(loop: asyncio.AbstractEventLoop, lines: asyncio.Queue[str | None]) -> None:

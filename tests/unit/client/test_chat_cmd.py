@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from types import SimpleNamespace
 
-from chat_events.cli.chat_cmd import conversation_of, default_url, format_message
+from chat_events.api.protocol import Code
+from chat_events.cli.chat_cmd import conversation_of, default_url, group_refusal, target_refusal
+from chat_events.cli.chat_view import format_message
 from chat_events.cli.main import build_parser
 
 
@@ -31,3 +33,18 @@ def test_format_message() -> None:
 def test_the_command_is_registered() -> None:
     args = build_parser().parse_args(["chat", "--as", "alice", "--group", "team"])
     assert (args.user, args.group, args.to, args.url, args.history) == ("alice", "team", None, None, 20)
+
+
+def test_chatting_with_yourself_is_refused_at_start() -> None:
+    assert target_refusal("alice", "bob") is None
+    assert target_refusal("alice", None) is None
+    refusal = target_refusal("alice", "alice")
+    assert refusal is not None and "that is you" in refusal
+
+
+def test_a_group_that_cannot_be_chatted_in_says_why_and_what_to_do() -> None:
+    missing = group_refusal(Code.NOT_FOUND, "alice", "team", "NOT_FOUND (11): no group team")
+    assert missing.startswith("no group team") and "chat-events group create team --owner alice" in missing
+    stranger = group_refusal(Code.FORBIDDEN, "carol", "team", "")
+    assert "carol is not a member of group team" in stranger and "chat-events group add team carol" in stranger
+    assert "UNAVAILABLE" in group_refusal(Code.UNAVAILABLE, "alice", "team", "UNAVAILABLE (13): down")
