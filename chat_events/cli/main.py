@@ -12,6 +12,7 @@ from chat_events.cli import (
     edge_cmd,
     engines_cmd,
     events_cmd,
+    group_cmd,
     schemas_cmd,
     store_cmd,
     topics_cmd,
@@ -39,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     worker_cmd.register(sub)
     store_cmd.register(sub)
     chat_cmd.register(sub)
+    group_cmd.register(sub)
     edge_cmd.register(sub)
     return parser
 

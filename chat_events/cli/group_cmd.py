@@ -1,0 +1,154 @@
+"""``chat-events group``: create, show and change groups over the edge's HTTP API (development mode).
+
+Like ``chat``, it gets a dev token for the acting user (``--owner`` / ``--as``) from the edge
+and calls the group routes of docs/protocol.md; nothing is written to Kafka from here, the
+edge validates and publishes. Exit 0 on success, 1 when the edge refuses (group exists, not
+found, not allowed, unavailable), 2 for invalid input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from chat_events.api.protocol import Code
+from chat_events.cli.chat_cmd import default_url
+from chat_events.settings import Settings
+
+if TYPE_CHECKING:
+    from chat_events.client import Group, HttpApi
+
+PENDING_NOTE = " (accepted; the workers have not applied it yet: it shows up in a few seconds)"
+
+
+def register(sub: Any) -> None:
+    group = sub.add_parser("group", help="create, show or change a group (over the edge's HTTP API, dev tokens)")
+    actions = group.add_subparsers(dest="group_action", required=True, metavar="ACTION")
+    create = actions.add_parser("create", help="create a group: the owner and the members are its members")
+    create.add_argument("group_id", metavar="ID", help="the group id (what `chat --group ID` takes)")
+    create.add_argument("--owner", required=True, metavar="USER", help="who creates and owns it")
+    create.add_argument("--members", default="", metavar="A,B,...", help="the other members, comma-separated")
+    create.add_argument("--name", default=None, help="display name (default: the id)")
+    create.set_defaults(handler=run_create)
+    add = actions.add_parser("add", help="add users to a group (any member may)")
+    add.add_argument("group_id", metavar="ID")
+    add.add_argument("users", nargs="+", metavar="USER", help="users to add")
+    add.add_argument("--as", dest="actor", required=True, metavar="USER", help="a member of the group")
+    add.set_defaults(handler=run_add)
+    remove = actions.add_parser("remove", help="remove users from a group (the owner, or a member leaving)")
+    remove.add_argument("group_id", metavar="ID")
+    remove.add_argument("users", nargs="+", metavar="USER", help="users to remove")
+    remove.add_argument("--as", dest="actor", required=True, metavar="USER", help="the owner, or the user leaving")
+    remove.set_defaults(handler=run_remove)
+    show = actions.add_parser("show", help="a group's owner and members")
+    show.add_argument("group_id", metavar="ID")
+    show.add_argument("--as", dest="actor", required=True, metavar="USER", help="a member of the group")
+    show.set_defaults(handler=run_show)
+    for parser in (create, add, remove, show):
+        parser.add_argument(
+            "--url", default=None, help="the edge's HTTP address (default http://CHAT_EDGE_HOST:CHAT_EDGE_PORT)"
+        )
+
+
+# --- pure decisions -----------------------------------------------------------------------
+
+
+def parse_members(text: str) -> list[str]:
+    """``"bob, carol,,bob"`` -> ``["bob", "carol"]`` (order kept, duplicates and blanks dropped)."""
+    return list(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
+
+
+def describe(group: Group) -> str:
+    members = ", ".join(group.member_ids)
+    return f"group {group.group_id} ({group.name}): owner {group.owner_id}; members {members}"
+
+
+def refusal(code: int, http_status: int | None, message: str, *, group_id: str, actor: str) -> tuple[int, str]:
+    """Exit status and one line for a refused group call."""
+    if http_status == 409:
+        return 1, f"group {group_id} exists (pick another id, or `chat-events group show {group_id} --as MEMBER`)"
+    if code == Code.NOT_FOUND:
+        return 1, f"no group {group_id}"
+    if code == Code.FORBIDDEN:
+        return 1, f"{actor} may not do that in group {group_id}: {message}"
+    if code == Code.INVALID_FIELD:
+        return 2, f"invalid input: {message}"
+    return 1, f"{_code_name(code)} ({code}): {message}"
+
+
+def _code_name(code: int) -> str:
+    try:
+        return Code(code).name
+    except ValueError:
+        return "UNKNOWN"
+
+
+# --- commands -----------------------------------------------------------------------------
+
+
+def run_create(args: argparse.Namespace, settings: Settings) -> int:
+    async def create(http: HttpApi) -> str:
+        group = await http.create_group(args.name or args.group_id, parse_members(args.members), args.group_id)
+        return f"created {describe(group)}" + (PENDING_NOTE if group.pending else "")
+
+    return _run(args, settings, args.owner, create)
+
+
+def run_add(args: argparse.Namespace, settings: Settings) -> int:
+    return _run(args, settings, args.actor, _membership(args.group_id, args.users, adding=True))
+
+
+def run_remove(args: argparse.Namespace, settings: Settings) -> int:
+    return _run(args, settings, args.actor, _membership(args.group_id, args.users, adding=False))
+
+
+def run_show(args: argparse.Namespace, settings: Settings) -> int:
+    async def show(http: HttpApi) -> str:
+        return describe(await http.get_group(args.group_id))
+
+    return _run(args, settings, args.actor, show)
+
+
+def _membership(group_id: str, users: list[str], *, adding: bool) -> Callable[[HttpApi], Awaitable[str]]:
+    async def change(http: HttpApi) -> str:
+        lines = []
+        for user in dict.fromkeys(users):
+            if adding:
+                answer = await http.add_member(group_id, user)
+            else:
+                answer = await http.remove_member(group_id, user)
+            done = "added to" if adding else "removed from"
+            note = PENDING_NOTE if answer.get("status") == "pending" else ""
+            lines.append(f"{user} {done} group {group_id}{note}")
+        return "\n".join(lines)
+
+    return change
+
+
+def _run(args: argparse.Namespace, settings: Settings, actor: str, call: Callable[[HttpApi], Awaitable[str]]) -> int:
+    status, line = asyncio.run(_call(args.url or default_url(settings), actor, args.group_id, call))
+    print(line if status == 0 else f"error: {line}", flush=True)
+    return status
+
+
+async def _call(url: str, actor: str, group_id: str, call: Callable[[HttpApi], Awaitable[str]]) -> tuple[int, str]:
+    from chat_events.client import ChatError, HttpApi
+
+    async with HttpApi(url) as http:
+        try:
+            http.token = (await http.dev_token(actor)).token
+        except ChatError as exc:
+            if exc.code == Code.NOT_FOUND:
+                return 1, f"{url} issues no dev tokens (the edge must run with CHAT_ENVIRONMENT=development)"
+            if exc.code == Code.INVALID_FIELD:
+                return 2, f"invalid user id {actor!r}: {exc.message}"
+            return 1, f"cannot get a token for {actor} from {url}: {exc}"
+        try:
+            return 0, await call(http)
+        except ChatError as exc:
+            status = exc.data.get("http_status")
+            return refusal(
+                exc.code, status if isinstance(status, int) else None, exc.message, group_id=group_id, actor=actor
+            )
