@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Idempotence = Literal["auto", "on", "off"]
 Transactions = Literal["auto", "on", "off"]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 DEV_AUTH_SECRET = "chat-events-development-secret-do-not-use"
 
 
@@ -80,6 +81,11 @@ class Settings(BaseSettings):
     # --- Local state ------------------------------------------------------------------------
     data_dir: Path = Field(default=Path(".chat-events"), description="Embedded store and broker state.")
     embedded_broker_port: int = Field(default=9092, ge=0, le=65535, description="0 = any free port.")
+    log_level: LogLevel = Field(
+        default="INFO",
+        description="Level of chat-events' own log lines under `worker`, `edge` and `up` (their `--log-level` "
+        "overrides it); libraries (aiokafka, uvicorn, the Cassandra driver) log WARNING and above.",
+    )
 
     # --- Store ------------------------------------------------------------------------------
     store_backend: Literal["embedded", "cassandra"] = Field(

@@ -136,7 +136,7 @@ class EdgeNode:
         if self.admission.max_lag > 0:
             self._tasks.append(asyncio.ensure_future(self._lag_loop(self._consumer)))
         self.ready = True
-        log.warning("edge %s ready (delivery topic %s)", self.edge_id, edge_topic.name)
+        log.info("edge %s ready (delivery topic %s)", self.edge_id, edge_topic.name)
 
     async def shed_connections(self) -> None:
         """First step of a graceful stop: tell the workers, close every socket with 1001 (going

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import signal
 from types import FrameType
 from typing import Any
@@ -17,6 +16,7 @@ import uvicorn
 
 from chat_events.api.app import create_app
 from chat_events.api.edge import EdgeNode
+from chat_events.cli.logs import LEVELS, configure_logging
 from chat_events.settings import Settings
 
 
@@ -24,7 +24,13 @@ def register(sub: Any) -> None:
     edge = sub.add_parser("edge", help="run an edge node (WebSocket /ws + HTTP API) until Ctrl-C")
     edge.add_argument("--host", default=None, help="listen address (default CHAT_EDGE_HOST=127.0.0.1)")
     edge.add_argument("--port", type=int, default=None, help="listen port (default CHAT_EDGE_PORT=8000; 0 = any)")
-    edge.add_argument("--log-level", default="WARNING", help="Python log level (default WARNING)")
+    edge.add_argument(
+        "--log-level",
+        type=str.upper,
+        choices=LEVELS,
+        default=None,
+        help="level of chat-events' own log lines (default CHAT_LOG_LEVEL=INFO; libraries log WARNING and up)",
+    )
     edge.set_defaults(handler=run)
 
 
@@ -40,6 +46,20 @@ class EdgeServer(uvicorn.Server):
     async def serve(self, sockets: Any = None) -> None:
         self._loop = asyncio.get_running_loop()
         await super().serve(sockets)
+
+    async def startup(self, sockets: Any = None) -> None:
+        await super().startup(sockets)
+        if self.started:  # one line whatever the log level: `up` waits for it
+            node = self._node
+            topic = node.catalog.edge_topic(node.edge_id).name
+            print(f"edge {node.edge_id} ready (delivery topic {topic}) on {self._address()}", flush=True)
+
+    def _address(self) -> str:
+        bound = [sock.getsockname() for server in self.servers for sock in server.sockets or ()]
+        if not bound:
+            return f"{self.config.host}:{self.config.port}"
+        host, port = bound[0][:2]
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if self._shedding or self._loop is None:
@@ -72,7 +92,7 @@ def build_server(settings: Settings, *, host: str | None = None, port: int | Non
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(args.log_level or settings.log_level)
     server = build_server(settings, host=args.host, port=args.port)
     print(f"chat-events edge {server._node.edge_id} starting (store: {settings.store_kind})", flush=True)
     for sig in (signal.SIGINT, signal.SIGTERM):  # uvicorn re-raises the stop signal on exit: absorb it

@@ -6,6 +6,7 @@ session opening and the last one closing; replays of a connect or disconnect cha
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
@@ -58,6 +59,18 @@ def disconnect(sessions: tuple[Session, ...], session_id: str) -> SessionChange:
     return SessionChange(remaining, "offline" if flipped else None)
 
 
+def edge_end_log(stopped: bool, sessions: int) -> tuple[int, str]:
+    """Level and wording of the line a worker logs when it ends an edge's ``sessions`` (pure).
+
+    An edge that announced its stop (a stopping heartbeat) has already ended its sessions
+    itself: with none left that is the normal end of an edge, INFO. Sessions left on a stopped
+    edge (their userDisconnected was lost) or an edge gone silent (crashed, cut off) need an
+    operator's attention: WARNING."""
+    if stopped:
+        return (logging.INFO if sessions == 0 else logging.WARNING), "stopped"
+    return logging.WARNING, "is silent"
+
+
 class EdgeMonitor:
     """Last heartbeat per edge, by the monitor's own clock (not the edge's), so a worker that
     lags behind its input cannot declare an edge dead from old timestamps: an edge is seen
@@ -71,12 +84,13 @@ class EdgeMonitor:
         self._default_timeout_ms = default_timeout_ms
         self._seen: dict[str, tuple[float, int]] = {}
         self._stopped: set[str] = set()
-        self._expired: set[str] = set()
+        self._expired: dict[str, bool] = {}
+        """Edges declared dead -> whether they had announced their stop."""
 
     def heartbeat(self, edge_id: str, *, now_ms: float, interval_ms: int, stopping: bool = False) -> None:
         timeout = max(self._default_timeout_ms, 3 * interval_ms)
         self._seen[edge_id] = (now_ms, timeout)
-        self._expired.discard(edge_id)
+        self._expired.pop(edge_id, None)
         if stopping:
             self._stopped.add(edge_id)
         else:
@@ -96,18 +110,23 @@ class EdgeMonitor:
         )
         for edge in dead:
             del self._seen[edge]
+            self._expired[edge] = edge in self._stopped
             self._stopped.discard(edge)
-            self._expired.add(edge)
         return dead
 
     def is_expired(self, edge_id: str) -> bool:
         """Whether ``edge_id`` was declared dead (and has not sent a heartbeat since)."""
         return edge_id in self._expired
 
+    def stopped_cleanly(self, edge_id: str) -> bool:
+        """Whether an edge :meth:`due` reported had announced its stop (rather than gone silent)."""
+        return self._expired.get(edge_id, False)
+
     def rearm(self, edge_ids: Iterable[str]) -> None:
         """Report ``edge_ids`` as due again (their expiry could not be completed)."""
         for edge_id in edge_ids:
-            self._expired.discard(edge_id)
+            if self._expired.pop(edge_id, False):
+                self._stopped.add(edge_id)
             self._seen[edge_id] = (float("-inf"), self._default_timeout_ms)
 
     def reset(self, *, now_ms: float) -> None:

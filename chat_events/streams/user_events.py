@@ -37,7 +37,15 @@ from chat_events.events.types import (
 )
 from chat_events.store.models import Session
 from chat_events.store.port import MessageStore
-from chat_events.streams.presence import EdgeMonitor, SessionChange, connect, disconnect, is_stale, superseded
+from chat_events.streams.presence import (
+    EdgeMonitor,
+    SessionChange,
+    connect,
+    disconnect,
+    edge_end_log,
+    is_stale,
+    superseded,
+)
 from chat_events.streams.records import Incoming, Output, Reject, StageResult, output_envelope_id, timestamp_ms
 
 log = logging.getLogger(__name__)
@@ -197,7 +205,8 @@ class UserEventsStage:
         outputs: list[Output] = []
         for edge_id in dead:
             sessions = [s for s in await self._store.sessions_on_edge(edge_id) if owns_user(s.user_id)]
-            log.warning("edge %s is silent: ending %d sessions", edge_id, len(sessions))
+            level, what = edge_end_log(self.monitor.stopped_cleanly(edge_id), len(sessions))
+            log.log(level, "edge %s %s: ending %d sessions", edge_id, what, len(sessions))
             for session in sessions:
                 event = UserDisconnected(
                     reason="edge_timeout",

@@ -48,7 +48,7 @@ async def run_worker(
         try:
             await asyncio.wait([running, stopping, assigned], return_when=asyncio.FIRST_COMPLETED)
             if assigned.done() and not stopping.done() and not running.done():
-                log.warning("worker %s consuming from %s", settings.worker_app_id, target.bootstrap_servers)
+                log.info("worker %s consuming from %s", settings.worker_app_id, target.bootstrap_servers)
                 if on_ready is not None:
                     on_ready(worker)
                 await asyncio.wait([running, stopping], return_when=asyncio.FIRST_COMPLETED)
