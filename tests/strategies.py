@@ -76,14 +76,14 @@ def personal_chat_sent(draw: st.DrawFn) -> PersonalChatSent:
     return event
 
 
-user_connected = st.builds(UserConnected, edge_id=st.none() | edge_ids, device_id=optional_texts)
+user_connected = st.builds(UserConnected, edge_id=st.none() | edge_ids, device_id=st.none() | ids)
 user_disconnected = st.builds(
     UserDisconnected,
     reason=st.text(min_size=1, max_size=40),
     code=int32,
     forced=st.booleans(),
     edge_id=st.none() | edge_ids,
-    device_id=optional_texts,
+    device_id=st.none() | ids,
 )
 rate_limited = st.builds(
     UserChatRateLimited,
@@ -209,7 +209,7 @@ def user_typing(draw: st.DrawFn) -> UserTyping:
 
 device_acked = st.builds(
     DeviceAcked,
-    device_id=st.text(min_size=1, max_size=128),
+    device_id=ids,
     seq=non_negative_int64,
     received_at_ms=non_negative_int64,
 )

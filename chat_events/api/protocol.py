@@ -174,6 +174,9 @@ SYNC_PAGE_MAX = 500
 MAX_REQUEST_ID = 128
 MAX_DEVICE_ID = 128
 MAX_TOKEN = 4096
+DEFAULT_DEVICE_ID = "default"
+"""The device of a header sign-in without ``X-Device-Id``."""
+ID_RULE = "must be 1-128 characters of letters, digits, '.', '_', '@', '-' (starting with a letter or digit)"
 MAX_CONTENT_DEPTH = 32
 """Deepest nesting of an object ``content`` (the object itself is level 1): deeper structures
 are refused before they are serialised (orjson.dumps stops at 254 levels, with an error)."""
@@ -270,7 +273,7 @@ def _id(data: dict[str, Any], field: str) -> str:
     value = _str(data, field, max_len=128)
     assert value is not None
     if not ID_PATTERN.fullmatch(value):
-        raise _Invalid(field, "must be 1-128 characters of letters, digits, '.', '_', '@', '-'")
+        raise _Invalid(field, ID_RULE)
     return value
 
 
@@ -320,9 +323,25 @@ _SEQ_MAX = 2**63 - 1
 
 def _sign_in(data: dict[str, Any], _: int) -> SignIn:
     token = _str(data, "token", max_len=MAX_TOKEN)
-    device = _str(data, "device_id", max_len=MAX_DEVICE_ID)
-    assert token is not None and device is not None
-    return SignIn(token, device)
+    assert token is not None
+    return SignIn(token, _id(data, "device_id"))
+
+
+def header_device_id(value: str | None) -> str:
+    """The device of a header sign-in: ``X-Device-Id`` (an id, like user ids), or
+    :data:`DEFAULT_DEVICE_ID` when missing; anything else is refused (5, close 1008)."""
+    if not value:
+        return DEFAULT_DEVICE_ID
+    if len(value) > MAX_DEVICE_ID or not ID_PATTERN.fullmatch(value):
+        reason = f"longer than {MAX_DEVICE_ID} characters" if len(value) > MAX_DEVICE_ID else ID_RULE
+        raise ProtocolError(
+            Code.INVALID_FIELD,
+            f"device_id: {reason}",
+            data={"field": "device_id"},
+            close=Close.POLICY,
+            frame_type="sign_in",
+        )
+    return value
 
 
 SENDER_FIELDS = ("sender_id", "from", "from_user_id")

@@ -27,6 +27,7 @@ from chat_events.api.protocol import (
     ProtocolError,
     SignIn,
     error_frame,
+    header_device_id,
     output_frame,
     parse_frame,
 )
@@ -34,8 +35,6 @@ from chat_events.api.tokens import Claims, TokenError, verify_token
 from chat_events.errors import ChatEventsError
 
 log = logging.getLogger(__name__)
-
-DEFAULT_DEVICE_ID = "default"
 
 ABNORMAL_CLOSURE = 1006
 """The close code of a socket that ended without a close handshake (the peer went away)."""
@@ -112,7 +111,7 @@ class WsSession:
                 scheme, _, token = header.partition(" ")
                 if scheme.lower() != "bearer" or not token:
                     raise ProtocolError(Code.UNAUTHORIZED, "Authorization must be 'Bearer <token>'")
-                request = SignIn(token.strip(), self.socket.headers.get("x-device-id") or DEFAULT_DEVICE_ID)
+                request = SignIn(token.strip(), header_device_id(self.socket.headers.get("x-device-id")))
                 request_id = None
             else:
                 request, request_id = await self._first_frame()
@@ -120,11 +119,6 @@ class WsSession:
         except ProtocolError as exc:
             log.info("sign-in refused: code %d", exc.code)
             await self._refuse(exc)
-            return None
-        if len(request.device_id) > 128:
-            await self._refuse(
-                ProtocolError(Code.INVALID_FIELD, "device_id: longer than 128 characters", close=Close.POLICY)
-            )
             return None
         return await self._open(claims, request.device_id, request_id)
 

@@ -59,7 +59,7 @@ MAX_MENTIONS = 1_000
 MAX_CONVERSATION_ID = 300
 MAX_CLIENT_MSG_ID = 128
 MAX_DEVICE_ID = 128
-"""Longest device id of a device ack, in characters."""
+"""Longest device id, in characters (device ids follow :data:`ID_PATTERN`, like user ids)."""
 MAX_PREVIEW = 200
 """Longest push preview, in characters."""
 MAX_GROUP_NAME = 200
@@ -163,15 +163,23 @@ def check_bytes(path: str, value: Any, *, max_len: int) -> None:
     if not isinstance(value, bytes):
         _fail(path, f"must be bytes, got {type(value).__name__}")
     if len(value) > max_len:
-        _fail(path, f"{len(value)} bytes exceeds the limit of {max_len} bytes")
+        _fail(path, too_large(max_len))
+
+
+def too_large(max_bytes: int) -> str:
+    """The one wording of a size limit, as the edge says it of ``content`` too."""
+    return f"larger than {max_bytes} bytes"
 
 
 def check_payload_text(path: str, value: Any, max_payload_bytes: int, *, allow_empty: bool = False) -> None:
-    """A message body: a string of at most ``max_payload_bytes`` UTF-8 bytes."""
-    check_str(path, value, max_len=max_payload_bytes, allow_empty=allow_empty)
-    size = len(value.encode("utf-8", "surrogatepass"))
-    if size > max_payload_bytes:
-        _fail(path, f"{size} bytes exceeds the limit of {max_payload_bytes} bytes")
+    """A message body: a string of at most ``max_payload_bytes`` UTF-8 bytes (the limit is in
+    bytes only: a body short in characters but long in bytes is refused with the same words)."""
+    if not isinstance(value, str):
+        _fail(path, f"must be a string, got {type(value).__name__}")
+    if not allow_empty and not value:
+        _fail(path, "must not be empty")
+    if len(value) > max_payload_bytes or len(value.encode("utf-8", "surrogatepass")) > max_payload_bytes:
+        _fail(path, too_large(max_payload_bytes))
 
 
 def check_conversation_id(path: str, value: Any) -> None:
@@ -304,7 +312,7 @@ def _check_dispatched_batch(path: str, event: MessageDispatchedBatch, max_payloa
 
 
 def _check_device_acked(path: str, event: DeviceAcked) -> None:
-    check_str(f"{path}.device_id", event.device_id, max_len=MAX_DEVICE_ID)
+    check_id(f"{path}.device_id", event.device_id)
     check_int(f"{path}.seq", event.seq, bounds=INT64, minimum=0)
     check_int(f"{path}.received_at_ms", event.received_at_ms, bounds=INT64, minimum=0)
 
@@ -373,7 +381,7 @@ def validate_event(event: Event, *, max_payload_bytes: int) -> None:
     if isinstance(event, (UserConnected, UserDisconnected)):
         if event.edge_id is not None:
             check_edge_id(f"{path}.edge_id", event.edge_id)
-        check_optional_str(f"{path}.device_id", event.device_id)
+        check_optional_id(f"{path}.device_id", event.device_id)
 
 
 _OPTIONAL_ENVELOPE_STRINGS = tuple(

@@ -206,3 +206,41 @@ async def test_http_refuses_bad_input_with_a_code(secured: Secured) -> None:
     assert (bad_id.status_code, bad_id.json()["code"]) == (422, 5)
     assert (no_token.status_code, no_token.json()["code"]) == (401, 1)
     assert (forged.status_code, forged.json()["code"]) == (401, 1)
+
+
+async def test_device_ids_are_ids(secured: Secured) -> None:
+    header_user, frame_user = uid("devh"), uid("devf")
+    bad = "../../x/<script>"
+    headers = {"Authorization": f"Bearer {secured.token(header_user)}", "X-Device-Id": bad}
+    async with connect(secured.edge.ws, additional_headers=headers) as ws:
+        by_header, header_close = await refused_sign_in(ws)
+    async with connect(secured.edge.ws) as ws:
+        sign_in = {"token": secured.token(frame_user), "device_id": bad}
+        await ws.send(json.dumps({"type": "sign_in", "request_id": 3, "data": sign_in}))
+        by_frame, frame_close = await refused_sign_in(ws)
+    assert (by_header["code"], by_header["data"], header_close) == (5, {"field": "device_id"}, 1008)
+    assert (by_frame["code"], by_frame["data"], by_frame["request_id"], frame_close) == (
+        5,
+        {"field": "device_id"},
+        3,
+        4001,
+    )
+    await asyncio.sleep(0.3)
+    assert await secured.envelopes_from(header_user, USER_EVENTS) == []  # no userConnected
+    assert await secured.envelopes_from(frame_user, USER_EVENTS) == []
+
+
+@pytest.mark.parametrize("levels", [255, 1000])
+async def test_deeply_nested_content_is_refused(secured: Secured, levels: int) -> None:
+    user = uid("deep")
+    deep = '{"a":' * (levels - 1) + "{}" + "}" * (levels - 1)
+    frame = send_frame(uid("bob"), message_type="custom", content="@@").replace('"@@"', deep)
+    ws = await signed_in(secured, user)
+    async with ws:
+        await ws.send(frame)
+        reply = json.loads(await ws.recv())
+        await ws.send(json.dumps({"type": "heartbeat", "request_id": 2}))  # the socket stays open
+        assert json.loads(await ws.recv())["code"] == 0
+    assert (reply["code"], reply["data"]) == (5, {"field": "content"})
+    await asyncio.sleep(0.3)
+    assert await secured.envelopes_from(user, PERSONAL_CHAT) == []

@@ -204,6 +204,11 @@ BAD_ENVELOPES: list[tuple[str, Envelope, str]] = [
         new_envelope(UserConnected(edge_id="Edge@1"), user_id="alice"),
         "payload.userConnected.edge_id",
     ),
+    (
+        "session device id not an id",
+        new_envelope(UserConnected(edge_id="e-1", device_id="../../x/<script>"), user_id="alice"),
+        "payload.userConnected.device_id",
+    ),
     # messageStored and the ChatMessage record
     ("stored seq zero", _stored(seq=0), "payload.messageStored.message.seq"),
     ("stored seq beyond int64", _stored(seq=2**63), "payload.messageStored.message.seq"),
@@ -330,6 +335,7 @@ BAD_ENVELOPES: list[tuple[str, Envelope, str]] = [
     ("ack empty device", _event(ACKED, device_id=""), "payload.deviceAcked.device_id"),
     ("ack device id too long", _event(ACKED, device_id="d" * 129), "payload.deviceAcked.device_id"),
     ("ack device id not a string", _event(ACKED, device_id=1), "payload.deviceAcked.device_id"),
+    ("ack device id a path", _event(ACKED, device_id="../../x/<script>"), "payload.deviceAcked.device_id"),
     # messageFannedOutBatch / messageDispatchedBatch
     ("batch without recipients", _event(FANNED_BATCH, recipient_ids=()), "payload.messageFannedOutBatch.recipient_ids"),
     (

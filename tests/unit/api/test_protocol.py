@@ -5,7 +5,17 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from chat_events.api.protocol import Code, ProtocolError, Send, SignIn, Sync, nested_deeper, parse_frame
+from chat_events.api.protocol import (
+    Close,
+    Code,
+    ProtocolError,
+    Send,
+    SignIn,
+    Sync,
+    header_device_id,
+    nested_deeper,
+    parse_frame,
+)
 
 
 def parse(obj: object, max_payload: int = 100) -> object:
@@ -164,3 +174,18 @@ def test_nested_deeper_counts_objects_and_arrays() -> None:
     assert not nested_deeper("x", 0) and not nested_deeper({}, 1) and nested_deeper({}, 0)
     assert nested_deeper({"a": [{"b": 1}]}, 2) and not nested_deeper({"a": [{"b": 1}]}, 3)
     assert nested_deeper([[[[[]]]]], 4) and not nested_deeper([1, [2], {"x": [3]}], 3)
+
+
+@pytest.mark.parametrize("device", ["../../x/<script>", "a b", "-lead", "x:y", "d" * 129])
+def test_device_ids_follow_the_id_rules(device: str) -> None:
+    error = refused({"type": "sign_in", "request_id": 2, "data": {"token": "t", "device_id": device}})
+    assert error.code == Code.INVALID_FIELD and error.data["field"] == "device_id" and error.request_id == 2
+    with pytest.raises(ProtocolError) as header:
+        header_device_id(device)
+    assert header.value.code == Code.INVALID_FIELD and header.value.close == Close.POLICY
+    assert header.value.data["field"] == "device_id" and header.value.frame_type == "sign_in"
+
+
+def test_header_device_id_defaults_and_accepts_ids() -> None:
+    assert header_device_id(None) == header_device_id("") == "default"
+    assert header_device_id("phone-1") == "phone-1" and header_device_id("d" * 128) == "d" * 128
