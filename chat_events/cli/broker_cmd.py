@@ -8,6 +8,7 @@ import signal
 import threading
 from typing import Any
 
+from chat_events.instance_lock import InstanceLock
 from chat_events.kafka.admin import ensure_topics
 from chat_events.kafka.connection import KafkaTarget
 from chat_events.kafka.embedded import EmbeddedBroker
@@ -31,9 +32,14 @@ def _wait_for_stop() -> None:
 
 def run_broker(args: argparse.Namespace, settings: Settings) -> int:
     port = settings.embedded_broker_port if args.port is None else args.port
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    with InstanceLock(settings.data_dir, "broker") as lock:  # its address file is the directory's
+        return _run_locked(settings, port, lock)
+
+
+def _run_locked(settings: Settings, port: int, lock: InstanceLock) -> int:
     broker = EmbeddedBroker(port, log_path=settings.data_dir / "broker.log", state_dir=settings.data_dir)
     bootstrap = broker.start()
+    lock.update(url=bootstrap)
     try:
         statuses = asyncio.run(ensure_topics(settings, KafkaTarget(bootstrap, embedded=True)))
         print(f"embedded broker listening on {bootstrap} (pid {broker.pid}; memory only)", flush=True)

@@ -69,6 +69,7 @@ class RunningStack:
     notes: list[str] = field(default_factory=list)
     state_dir: Path | None = None
     """Where the real Kafka node's state file was written (so other commands find it)."""
+    state_pid: int = 0
 
     def child_env(self) -> dict[str, str]:
         """The variables that point any other chat-events process at this stack."""
@@ -82,12 +83,13 @@ class RunningStack:
     def stop(self) -> None:
         """Stop what was started, newest first (Cassandra, Kafka)."""
         if self.state_dir is not None:
-            remove_state(self.state_dir, REAL_STATE_FILE)
+            remove_state(self.state_dir, REAL_STATE_FILE, pid=self.state_pid)
         while self.started:
             self.started.pop().stop()
 
 
-def _require_free(port: int, what: str, flag: str) -> None:
+def require_free(port: int, what: str, flag: str) -> None:
+    """Refuse a port that already accepts connections, naming the flag that picks another."""
     if port and port_accepts(port):
         raise ConfigurationError(f"port {port} ({what}) is already in use; pick another with {flag} (0 = any)")
 
@@ -103,24 +105,25 @@ def start_stack(settings: Settings, stack: StackName, *, kafka_port: int, cql_po
         kafka: KafkaServer | None = None
         cassandra: CassandraServer | None = None
         if stack == "kafka-cassandra" and not external_cassandra:
-            _require_free(cql_port, "CQL", "--cql-port")
+            require_free(cql_port, "CQL", "--cql-port")
             cassandra = CassandraServer(engines_dir / "cassandra", port=cql_port)
         if external_kafka:
             running.kafka_bootstrap = external_kafka
             running.notes.append(f"Kafka: external, {external_kafka} (CHAT_KAFKA_BOOTSTRAP_SERVERS)")
         elif stack == "embedded":
-            _require_free(kafka_port, "Kafka", "--port")
+            require_free(kafka_port, "Kafka", "--port")
             broker = EmbeddedBroker(kafka_port, log_path=settings.data_dir / "broker.log", state_dir=settings.data_dir)
             running.kafka_bootstrap = broker.start()
             running.kafka_embedded = True
             running.started.append(broker)
         else:
-            _require_free(kafka_port, "Kafka", "--port")
+            require_free(kafka_port, "Kafka", "--port")
             kafka = KafkaServer(engines_dir / "kafka", port=kafka_port)
         _start_in_parallel(running, kafka, cassandra)
         if kafka is not None:
             running.kafka_bootstrap = kafka.bootstrap_servers
-            write_state(settings.data_dir, BrokerState(kafka.bootstrap_servers, kafka.pid or 0), REAL_STATE_FILE)
+            running.state_pid = kafka.pid or 0
+            write_state(settings.data_dir, BrokerState(kafka.bootstrap_servers, running.state_pid), REAL_STATE_FILE)
             running.state_dir = settings.data_dir
         if cassandra is not None:
             running.cassandra_contact_point = cassandra.contact_point

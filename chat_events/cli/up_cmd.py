@@ -15,9 +15,11 @@ import signal
 import sys
 from typing import Any
 
-from chat_events.cli.stack import STACKS, RunningStack, StackName, choose_stack, start_stack
+from chat_events.cli.stack import STACKS, RunningStack, StackName, choose_stack, require_free, start_stack
 from chat_events.engines import engines_available
 from chat_events.engines.maven import default_cache_dir
+from chat_events.engines.process import free_port
+from chat_events.instance_lock import InstanceLock
 from chat_events.kafka.admin import ensure_topics
 from chat_events.kafka.connection import KafkaTarget
 from chat_events.settings import Settings
@@ -37,11 +39,23 @@ def register(sub: Any) -> None:
         "--port", type=int, default=None, help="Kafka port (default CHAT_EMBEDDED_BROKER_PORT=9092; 0 = any)"
     )
     up.add_argument("--cql-port", type=int, default=None, help="Cassandra CQL port (default 9042; 0 = any)")
-    up.add_argument("--edge-port", type=int, default=None, help="edge port (default CHAT_EDGE_PORT=8000)")
+    up.add_argument("--edge-port", type=int, default=None, help="edge port (default CHAT_EDGE_PORT=8000; 0 = any)")
     up.set_defaults(handler=run_up)
 
 
 def run_up(args: argparse.Namespace, settings: Settings) -> int:
+    edge_port = settings.edge_port if args.edge_port is None else args.edge_port
+    edge_port = edge_port or free_port()
+    host = settings.edge_host
+    # One instance per data directory, checked before anything is started, written or deleted.
+    lock = InstanceLock(settings.data_dir, "up").acquire(url=f"http://{host}:{edge_port}")
+    try:
+        return _run_locked(args, settings, edge_port)
+    finally:
+        lock.release()
+
+
+def _run_locked(args: argparse.Namespace, settings: Settings, edge_port: int) -> int:
     requested: StackName | None = args.stack
     ok, reason = (True, "") if requested else engines_available(default_cache_dir())
     choice = choose_stack(
@@ -51,11 +65,10 @@ def run_up(args: argparse.Namespace, settings: Settings) -> int:
         print(choice.note, flush=True)
     kafka_port = settings.embedded_broker_port if args.port is None else args.port
     cql_port = 9042 if args.cql_port is None else args.cql_port
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    require_free(edge_port, "edge", "--edge-port")
     if choice.stack != "embedded":
         print(f"starting {choice.stack} (real engines; data in {settings.data_dir / 'engines'}) ...", flush=True)
     running = start_stack(settings, choice.stack, kafka_port=kafka_port, cql_port=cql_port)
-    edge_port = settings.edge_port if args.edge_port is None else args.edge_port
     env = {**os.environ, **running.child_env(), "CHAT_EDGE_PORT": str(edge_port)}
     command = [sys.executable, "-m", "chat_events.cli.main"]
     supervisor = Supervisor(

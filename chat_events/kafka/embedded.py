@@ -78,9 +78,18 @@ def write_state(data_dir: Path, state: BrokerState, name: str = STATE_FILE) -> N
     (data_dir / name).write_text(json.dumps(payload), encoding="utf-8")
 
 
-def remove_state(data_dir: Path, name: str = STATE_FILE) -> None:
+def remove_state(data_dir: Path, name: str = STATE_FILE, *, pid: int | None = None) -> None:
+    """Remove the state file ``name``; with ``pid``, only if it records that process (never
+    another broker's file)."""
+    path = data_dir / name
+    if pid is not None:
+        try:
+            if int(json.loads(path.read_text(encoding="utf-8"))["pid"]) != pid:
+                return
+        except (OSError, ValueError, KeyError, TypeError):
+            return
     with contextlib.suppress(OSError):
-        (data_dir / name).unlink()
+        path.unlink()
 
 
 class EmbeddedBroker:
@@ -140,8 +149,8 @@ class EmbeddedBroker:
 
     def stop(self, timeout_s: float = 5.0) -> None:
         process, self._process = self._process, None
-        if self._state_dir is not None:
-            remove_state(self._state_dir)
+        if self._state_dir is not None and process is not None:
+            remove_state(self._state_dir, pid=process.pid)
         if process is None or process.poll() is not None:
             return
         process.send_signal(signal.SIGTERM)

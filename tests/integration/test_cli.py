@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -76,8 +77,86 @@ def test_publish_rejects_bad_input_with_a_clear_error(settings: Settings) -> Non
 
 
 def test_unknown_topic_is_refused(settings: Settings) -> None:
+    """Its own code and exit status (3), not invalid_event (2): no event was wrong."""
     result = _run(settings, "consume", "chat.nope", "--timeout", "1")
-    assert result.returncode == 2 and "unknown topic" in result.stderr
+    assert result.returncode == 3, result.stderr
+    assert result.stderr.startswith("error: unknown_topic: unknown topic 'chat.nope'; declared: ")
+    assert "invalid_event" not in result.stderr and result.stderr.count("\n") == 1
+    wrong_event = _run(settings, "consume", "chat.personal-chat", "--event", "userConnected", "--timeout", "1")
+    assert wrong_event.returncode == 2 and wrong_event.stderr.startswith("error: usage_error: --event userConnected")
+
+
+def _consume_all(settings: Settings, topic: str) -> list[dict[str, Any]]:
+    consumed = _run(settings, "consume", topic, "--from-beginning", "--timeout", "3")
+    assert consumed.returncode == 0, consumed.stderr
+    return [json.loads(line) for line in consumed.stdout.splitlines()]
+
+
+def test_publish_reads_json_from_a_file_or_stdin(settings: Settings, tmp_path: Path) -> None:
+    body = tmp_path / "event.json"
+    body.write_text(json.dumps({"sender_id": "alice", "target_id": "bob", "target_type": "user", "payload": "file"}))
+    from_file = _run(settings, "publish", "personalChatSent", "--json", f"@{body}")
+    assert from_file.returncode == 0, from_file.stderr
+    stdin_body = {"sender_id": "bob", "target_id": "alice", "target_type": "user", "payload": "stdin"}
+    from_stdin = subprocess.run(
+        [*CLI, "publish", "personalChatSent", "--json", "-"],
+        env=_env(settings),
+        input=json.dumps(stdin_body),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert from_stdin.returncode == 0, from_stdin.stderr
+    payloads = [e["payload"]["personalChatSent"]["payload"] for e in _consume_all(settings, "chat.personal-chat")]
+    assert sorted(payloads) == ["file", "stdin"]
+
+    missing = _run(settings, "publish", "personalChatSent", "--json", f"@{tmp_path / 'nope.json'}")
+    assert missing.returncode == 2 and missing.stderr.startswith("error: usage_error: --json @"), missing.stderr
+    assert "nope.json" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_publish_help_says_it_bypasses_the_edge() -> None:
+    result = subprocess.run([*CLI, "publish", "--help"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0
+    text = " ".join(result.stdout.split())
+    assert "straight to its Kafka topic" in text and "bypasses the edge and its rules" in text
+    assert "authorisation" in text and "to yourself" in text and "unknown groups" in text
+    assert "@FILE" in text and "- to read stdin" in text
+
+
+def test_the_envelope_form_is_completed_like_the_fields_form(settings: Settings) -> None:
+    """No message_id, conversation_id, userId, id, version, timestamp...: filled as the fields form fills them."""
+    fields = {"sender_id": "alice", "target_id": "bob", "target_type": "user", "payload": "envelope form"}
+    envelope = {"payload": {"personalChatSent": fields}}
+    published = _run(settings, "publish", "personalChatSent", "--json", json.dumps(envelope), "--session-id", "s1")
+    assert published.returncode == 0, published.stderr
+    by_fields = _run(settings, "publish", "personalChatSent", "--json", json.dumps(fields), "--session-id", "s1")
+    assert by_fields.returncode == 0, by_fields.stderr
+    first, second = _consume_all(settings, "chat.personal-chat")
+    for got in (first, second):
+        event = got["payload"]["personalChatSent"]
+        assert event["conversation_id"] == "dm:alice:bob" and len(event["message_id"]) == 36
+        assert (got["userId"], got["sessionId"], got["clientId"]) == ("alice", "s1", "chat-events-cli")
+    assert set(first) == set(second)
+    assert first["payload"]["personalChatSent"]["message_id"] != second["payload"]["personalChatSent"]["message_id"]
+
+    kept = {"payload": {"userConnected": {}}, "userId": "carol", "sessionId": "mine"}
+    result = _run(settings, "publish", "userConnected", "--json", json.dumps(kept), "--session-id", "flag")
+    assert result.returncode == 0, result.stderr
+    (connected,) = _consume_all(settings, "chat.user-events")
+    assert (connected["userId"], connected["sessionId"]) == ("carol", "mine")  # given values are kept
+
+
+def test_size_limits_have_one_wording(settings: Settings) -> None:
+    """Too many characters or too many UTF-8 bytes: the same words, the edge's for content."""
+    limit = settings.max_payload_bytes
+    for text in ("x" * (limit + 1), "\u00e9" * (limit // 2 + 1)):  # ASCII, and 2 bytes per character
+        body = {"sender_id": "alice", "target_id": "bob", "target_type": "user", "payload": text}
+        result = _run(settings, "publish", "personalChatSent", "--json", json.dumps(body))
+        assert result.returncode == 2, result.stderr
+        assert result.stderr == (
+            f"error: invalid_event: payload.personalChatSent.payload: larger than {limit} bytes\n"
+        ), result.stderr
 
 
 def test_broker_command_starts_announces_and_stops_cleanly(
@@ -103,6 +182,14 @@ def test_broker_command_starts_announces_and_stops_cleanly(
         )
         assert published.returncode == 0, published.stderr
         assert json.loads(published.stdout)["topic"].endswith("chat.user-events")
+        # One instance per data directory: a second broker, or an up, there is refused at once.
+        for second in (["broker", "--port", "0"], ["up", "--stack", "embedded", "--port", "0", "--edge-port", "0"]):
+            refused = subprocess.run([*CLI, *second], env=env, capture_output=True, text=True, timeout=60)
+            assert refused.returncode == 1, refused.stdout + refused.stderr
+            assert f"chat-events broker is already running (pid {process.pid}, {state['bootstrap_servers']}," in (
+                refused.stderr
+            )
+        assert json.loads((tmp_path / "broker-data" / "embedded-broker.json").read_text()) == state
     finally:
         process.send_signal(signal.SIGINT)
         process.wait(20)

@@ -64,9 +64,13 @@ def system(
         wait_for(log, "chat-events is up", up, 240)
         yield f"http://127.0.0.1:{edge_port}", env, up, log
     finally:
-        if up.poll() is None:
-            os.killpg(up.pid, signal.SIGKILL)
-            up.wait(10)
+        if up.poll() is None:  # Ctrl-C: up stops its children (in sessions of their own, a kill would orphan them)
+            os.killpg(up.pid, signal.SIGINT)
+            try:
+                up.wait(60)
+            except subprocess.TimeoutExpired:
+                os.killpg(up.pid, signal.SIGKILL)
+                up.wait(10)
 
 
 def chat(env: dict[str, str], url: str, me: str, to: str, log: Path) -> subprocess.Popen[bytes]:
@@ -123,3 +127,48 @@ async def _payloads_in(settings: Settings) -> list[str]:
     async with open_store(settings) as store:
         page = await store.conversation_messages("dm:alice:bob", after_seq=0, limit=10)
         return [message.payload for message in page.items]
+
+
+def run_briefly(argv: list[str], env: dict[str, str], timeout: float = 60) -> tuple[int, str]:
+    """Run a command expected to end by itself; one that does not is stopped as Ctrl-C would (so
+    it stops its own children) and its exit code is then whatever that gave."""
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+        out += "\n(still running after the timeout: stopped)"
+    return proc.returncode, out
+
+
+@pytest.mark.parametrize("system", ["embedded"], indirect=True)
+def test_a_second_up_in_the_same_data_directory_is_refused_and_touches_nothing(
+    system: tuple[str, dict[str, str], subprocess.Popen[bytes], Path], tmp_path: Path
+) -> None:
+    """What the "port in use" hint leads to: ``up --port 0`` in the same directory. It names the
+    running instance and exits at once; the first one's files and live sessions are untouched."""
+    url, env, up, _ = system
+    state_file = Path(env["CHAT_DATA_DIR"]) / "embedded-broker.json"
+    state = state_file.read_text()
+    alice = chat(env, url, "alice", "bob", tmp_path / "alice.log")
+    bob: subprocess.Popen[bytes] | None = None
+    try:
+        wait_for(tmp_path / "alice.log", "signed in as alice", alice, 30)
+        second = [*COMMAND, "up", "--stack", "embedded", "--port", "0", "--edge-port", "0"]
+        code, out = run_briefly(second, env)
+        assert code == 1, out
+        assert f"chat-events up is already running (pid {up.pid}, {url}," in out, out
+        assert env["CHAT_DATA_DIR"] in out and "Traceback" not in out
+        assert state_file.read_text() == state  # publish/consume of this directory still find the broker
+        bob = chat(env, url, "bob", "alice", tmp_path / "bob.log")
+        wait_for(tmp_path / "bob.log", "signed in as bob", bob, 30)
+        assert bob.stdin is not None
+        bob.stdin.write(b"still there?\n")
+        bob.stdin.flush()
+        wait_for(tmp_path / "alice.log", "bob: still there?", alice, 30)  # alice's session was not ended
+    finally:
+        for proc in (alice, bob):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
