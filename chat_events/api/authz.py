@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 
 from chat_events.events.conversations import DIRECT_PREFIX, direct_conversation_id
+from chat_events.events.validation import ID_PATTERN
 
 MESSAGE_ID_NAMESPACE = uuid.UUID("6f1c1d1e-5b0a-4d7e-9a55-2f3c6a8b9e10")
 
@@ -35,16 +36,33 @@ def send_refusal(user_id: str, target_type: str, target_id: str, group_members: 
     return None if user_id in group_members else f"not a member of group {target_id}"
 
 
-def direct_participants(conversation_id: str) -> tuple[str, str] | None:
-    """The two users of a 1:1 conversation id, or None if it is not one."""
+def conversation_id_problem(conversation_id: str) -> str | None:
+    """What is wrong with a conversation id a client named, or None if it is one in canonical
+    form: ``dm:<a>:<b>`` of two different user ids with a < b (what :func:`direct_conversation_id`
+    makes), or a group id. Other spellings name no conversation: they are refused, not read."""
     if not conversation_id.startswith(DIRECT_PREFIX):
-        return None
+        return None if ID_PATTERN.fullmatch(conversation_id) else "must be dm:<user id>:<user id> or a group id"
     parts = conversation_id[len(DIRECT_PREFIX) :].split(":")
-    return (parts[0], parts[1]) if len(parts) == 2 and all(parts) else None
+    if len(parts) != 2 or not all(ID_PATTERN.fullmatch(p) for p in parts):
+        return "must be dm:<user id>:<user id> of two user ids"
+    if parts[0] == parts[1]:
+        return "must name two different users"
+    if parts[0] > parts[1]:
+        return f"the user ids must be in sorted order: {direct_conversation_id(parts[0], parts[1])}"
+    return None
+
+
+def direct_participants(conversation_id: str) -> tuple[str, str] | None:
+    """The two users of a 1:1 conversation id in canonical form, or None if it is not one."""
+    if not conversation_id.startswith(DIRECT_PREFIX) or conversation_id_problem(conversation_id) is not None:
+        return None
+    low, _, high = conversation_id[len(DIRECT_PREFIX) :].partition(":")
+    return low, high
 
 
 def may_read(user_id: str, conversation_id: str, group_members: frozenset[str] | None) -> bool:
-    """Only the two participants read a 1:1 conversation; only active members read a group."""
+    """Only the two participants read a 1:1 conversation (in canonical form: see
+    :func:`conversation_id_problem`); only active members read a group."""
     pair = direct_participants(conversation_id)
     if pair is not None:
         return user_id in pair

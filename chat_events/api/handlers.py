@@ -246,11 +246,7 @@ class FrameHandlers:
             edge.registry.leave_room(conn)
             return output_frame("subscribe_room", request_id=rid, data={"room_id": None})
         members = await edge.memberships.members(request.room_id)
-        if members is None:
-            raise ProtocolError(
-                Code.NOT_FOUND, f"no room {request.room_id}", frame_type="subscribe_room", request_id=rid
-            )
-        if conn.user_id not in members:
+        if members is None or conn.user_id not in members:  # one answer: whether it exists is the members' business
             raise ProtocolError(
                 Code.FORBIDDEN, f"not a member of {request.room_id}", frame_type="subscribe_room", request_id=rid
             )

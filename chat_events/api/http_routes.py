@@ -18,7 +18,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from chat_events.api.authz import direct_participants, group_admin_refusal, may_read
+from chat_events.api.authz import conversation_id_problem, direct_participants, group_admin_refusal, may_read
 from chat_events.api.edge import EdgeNode
 from chat_events.api.protocol import Code
 from chat_events.api.tokens import TokenError, issue_token, verify_token
@@ -207,6 +207,9 @@ async def history(
     (neither = the newest page)."""
     if after_seq is not None and before_seq is not None:
         raise ApiError(422, Code.INVALID_FIELD, "give after_seq or before_seq, not both")
+    problem = conversation_id_problem(conversation_id)
+    if problem is not None:
+        raise ApiError(422, Code.INVALID_FIELD, f"conversation_id: {problem}")
     direct = direct_participants(conversation_id) is not None
     members = None if direct else await edge.memberships.members(conversation_id)
     if not may_read(user, conversation_id, members):

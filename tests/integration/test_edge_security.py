@@ -244,3 +244,33 @@ async def test_deeply_nested_content_is_refused(secured: Secured, levels: int) -
     assert (reply["code"], reply["data"]) == (5, {"field": "content"})
     await asyncio.sleep(0.3)
     assert await secured.envelopes_from(user, PERSONAL_CHAT) == []
+
+
+async def test_history_takes_only_canonical_conversation_ids(secured: Secured) -> None:
+    import httpx
+
+    attacker, victim = uid("attacker"), uid("victim")
+    auth = {"Authorization": f"Bearer {secured.token(attacker)}"}
+    async with httpx.AsyncClient(base_url=secured.edge.http, headers=auth) as http:
+        swapped = await http.get(f"/v1/conversations/dm:{max(attacker, victim)}:{min(attacker, victim)}/messages")
+        dotted = await http.get(f"/v1/conversations/dm:..:{attacker}/messages")
+        others = await http.get(f"/v1/conversations/dm:{victim}:{victim}z/messages")
+        own = await http.get(f"/v1/conversations/dm:{min(attacker, victim)}:{max(attacker, victim)}/messages")
+    for refused in (swapped, dotted):
+        assert (refused.status_code, refused.json()["code"]) == (422, 5), refused.text
+        assert refused.json()["message"].startswith("conversation_id: ")
+    assert (others.status_code, others.json()["code"]) == (403, 8)
+    assert (own.status_code, own.json()) == (200, {"messages": [], "has_more": False})
+
+
+async def test_subscribe_room_does_not_tell_outsiders_whether_a_group_exists(secured: Secured) -> None:
+    owner, outsider = uid("owner"), uid("outsider")
+    async with HttpApi(secured.edge.http, token=secured.token(owner)) as api:
+        group = await api.create_group("private", [uid("friend")])
+    ws = await signed_in(secured, outsider)
+    async with ws:
+        for rid, room in ((1, group.group_id), (2, uid("no-such-group"))):
+            await ws.send(json.dumps({"type": "subscribe_room", "request_id": rid, "data": {"room_id": room}}))
+        answers = [json.loads(await ws.recv()) for _ in range(2)]
+    assert sorted((a["request_id"], a["code"]) for a in answers) == [(1, 8), (2, 8)]
+    assert answers[0]["message"].startswith("not a member of ") and answers[1]["message"].startswith("not a member")

@@ -8,6 +8,7 @@ from unittest.mock import MagicMock
 import pytest
 
 from chat_events.api.authz import (
+    conversation_id_problem,
     conversation_of,
     direct_participants,
     group_admin_refusal,
@@ -116,6 +117,28 @@ def test_read_authorisation() -> None:
     assert may_read("a", "g1", frozenset({"a"})) and not may_read("a", "g1", frozenset({"b"}))
     assert not may_read("a", "g1", None)
     assert direct_participants("dm:a:b") == ("a", "b") and direct_participants("g1") is None
+
+
+@pytest.mark.parametrize(
+    ("conversation_id", "problem"),
+    [
+        ("dm:victim:attacker", "sorted order: dm:attacker:victim"),
+        ("dm:..:attacker", "two user ids"),
+        ("dm:a:b:c", "two user ids"),
+        ("dm:a:", "two user ids"),
+        ("dm:a:a", "two different users"),
+        ("../g1", "or a group id"),
+    ],
+)
+def test_non_canonical_conversation_ids_are_refused_not_read(conversation_id: str, problem: str) -> None:
+    found = conversation_id_problem(conversation_id)
+    assert found is not None and problem in found
+    assert direct_participants(conversation_id) is None
+    assert not may_read("attacker", conversation_id, None) and not may_read("victim", conversation_id, None)
+
+
+def test_canonical_conversation_ids_pass() -> None:
+    assert conversation_id_problem("dm:attacker:victim") is None and conversation_id_problem("g-1") is None
 
 
 def test_group_administration() -> None:
