@@ -100,7 +100,9 @@ def _run_locked(args: argparse.Namespace, settings: Settings, edge_port: int) ->
                 f"chat-events is up: ws://{host}:{edge_port}/ws and http://{host}:{edge_port}\n"
                 "  Ctrl-C stops everything\n"
                 "  try, in two terminals:  .venv/bin/chat-events chat --as alice --to bob\n"
-                "                          .venv/bin/chat-events chat --as bob --to alice",
+                "                          .venv/bin/chat-events chat --as bob --to alice\n"
+                "  a group:                .venv/bin/chat-events group create team --owner alice --members bob,carol\n"
+                "                          .venv/bin/chat-events chat --as bob --group team",
                 flush=True,
             )
         elif not supervisor.stopping.is_set():
