@@ -17,15 +17,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Request, WebSocket
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI, WebSocket
 from starlette.types import Receive, Scope, Send
 
 from chat_events.api.edge import EdgeNode
+from chat_events.api.http_errors import install_error_handlers
 from chat_events.api.http_routes import ApiError, api_error_response, router
 from chat_events.api.origins import origin_allowed, parse_origins
-from chat_events.api.protocol import Close, Code
+from chat_events.api.protocol import Close
 from chat_events.api.ws_session import WsSession
 from chat_events.settings import Settings
 
@@ -84,15 +83,6 @@ def create_app(settings: Settings, *, edge: EdgeNode | None = None) -> EdgeApp:
     app.state.edge = node
     app.include_router(router)
     app.add_exception_handler(ApiError, api_error_response)
-
-    async def invalid_request(_: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, RequestValidationError)
-        first = exc.errors()[0] if exc.errors() else {}
-        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
-        return JSONResponse(
-            {"code": int(Code.INVALID_FIELD), "message": f"{where}: {first.get('msg', 'invalid')}"}, status_code=422
-        )
-
-    app.add_exception_handler(RequestValidationError, invalid_request)
+    install_error_handlers(app)  # routing, parsing and validation errors: {"code", "message"} too
 
     return app

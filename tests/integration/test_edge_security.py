@@ -274,3 +274,40 @@ async def test_subscribe_room_does_not_tell_outsiders_whether_a_group_exists(sec
         answers = [json.loads(await ws.recv()) for _ in range(2)]
     assert sorted((a["request_id"], a["code"]) for a in answers) == [(1, 8), (2, 8)]
     assert answers[0]["message"].startswith("not a member of ") and answers[1]["message"].startswith("not a member")
+
+
+async def test_every_http_error_has_the_protocol_shape(secured: Secured) -> None:
+    import httpx
+
+    auth = {"Authorization": f"Bearer {secured.token(uid('shape'))}"}
+    json_type = {"Content-Type": "application/json"}
+    async with httpx.AsyncClient(base_url=secured.edge.http) as http:
+        answers = {
+            "unknown route": await http.get("/v1/nope"),
+            "wrong method": await http.get("/v1/dev/token"),
+            "bad JSON": await http.post("/v1/dev/token", content=b"{bad", headers=json_type),
+            "no body": await http.post("/v1/dev/token"),
+            "not an object": await http.post("/v1/dev/token", json=["alice"]),
+            "too deep": await http.post("/v1/dev/token", content=b"[" * 100_000 + b"]" * 100_000, headers=json_type),
+            "missing field": await http.post("/v1/dev/token", json={}),
+            "bad member": await http.post("/v1/groups", json={"name": "g", "member_ids": ["ok", "b c"]}, headers=auth),
+            "bad query": await http.get("/v1/conversations?limit=0", headers=auth),
+        }
+    shapes = {name: (a.status_code, a.json()["code"]) for name, a in answers.items()}
+    assert shapes == {
+        "unknown route": (404, 11),
+        "wrong method": (405, 11),
+        "bad JSON": (400, 3),
+        "no body": (400, 3),
+        "not an object": (400, 3),
+        "too deep": (400, 3),
+        "missing field": (422, 5),
+        "bad member": (422, 5),
+        "bad query": (422, 5),
+    }
+    assert all(set(a.json()) == {"code", "message"} and a.json()["message"] for a in answers.values())
+    assert answers["missing field"].json()["message"] == "user_id: is required"
+    assert answers["bad member"].json()["message"].startswith("member_ids[1]: must be 1-128 characters")
+    assert answers["bad query"].json()["message"] == "limit: must be at least 1"
+    assert answers["wrong method"].json()["message"] == "GET is not allowed on /v1/dev/token (allowed: POST)"
+    assert (await asyncio.to_thread(httpx.get, f"{secured.edge.http}/openapi.json")).status_code == 200
