@@ -102,7 +102,7 @@ from chat_events.events import Envelope
 from chat_events.events.factory import new_envelope
 from chat_events.events.types import GroupCreated, MessageDispatchedBatch, PersonalChatSent, UserConnected
 from chat_events.kafka.admin import ensure_topics
-from chat_events.kafka.connection import KafkaTarget
+from chat_events.kafka.connection import KafkaTarget, fetch_wait_ms
 from chat_events.producers import EventPublisher
 from chat_events.settings import Settings
 from chat_events.topics import TopicCatalog
@@ -1035,7 +1035,7 @@ def environment(ctx: Context) -> dict[str, Any]:
         "store": ctx.stack.store_label,
         "partitions": defaults.topic_partitions,
         "worker_batch_max": defaults.worker_batch_max,
-        "fetch_max_wait_ms": defaults.kafka_fetch_max_wait_ms,
+        "fetch_max_wait_ms": fetch_wait_ms(defaults, ctx.stack.target),
     }
 
 

@@ -57,11 +57,24 @@ class Settings(BaseSettings):
     kafka_compression: Literal["none", "gzip"] = "none"
 
     # --- Consumer ---------------------------------------------------------------------------
-    kafka_fetch_max_wait_ms: int = Field(
-        default=10,
+    kafka_fetch_max_wait_ms: int | None = Field(
+        default=None,
         ge=0,
-        description="Long-poll wait of every consumer. The embedded broker does not answer a fetch "
-        "early when data arrives, so this is per-hop latency there.",
+        description="Long-poll wait of every consumer. Unset: 10 ms on the embedded broker, which does not "
+        "answer a fetch early when data arrives (so this is per-hop latency there), 500 ms on Kafka, which "
+        "answers as soon as a record is there (the wait only bounds idle polling).",
+    )
+    kafka_idle_pause_ms: int = Field(
+        default=500,
+        ge=0,
+        description="Embedded broker only: a consumer that got no record and no wake-up for this long stops "
+        "fetching until a local producer's wake-up datagram arrives (or the next probe). 0 = always poll.",
+    )
+    kafka_idle_probe_ms: int = Field(
+        default=1000,
+        ge=10,
+        description="Embedded broker only: how often a paused consumer fetches anyway (records from producers "
+        "that do not send wake-ups, such as other Kafka clients).",
     )
 
     # --- Topics -----------------------------------------------------------------------------

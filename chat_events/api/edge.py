@@ -50,6 +50,7 @@ from chat_events.events.types import (
 from chat_events.kafka.admin import ensure_topics
 from chat_events.kafka.connection import KafkaTarget, client_options, consumer_options, resolve_target
 from chat_events.kafka.consumer import topic_partitions
+from chat_events.kafka.idle_pacer import build_consumer
 from chat_events.kafka.lag import group_lag
 from chat_events.producers.publisher import EventPublisher
 from chat_events.settings import Settings
@@ -295,7 +296,9 @@ class EdgeNode:
 
     async def _start_consumer(self, edge_topic: str) -> AIOKafkaConsumer:
         assert self._target is not None
-        consumer = AIOKafkaConsumer(
+        consumer = build_consumer(
+            self.settings,
+            self._target,
             **consumer_options(self.settings, self._target),
             enable_auto_commit=False,
             auto_offset_reset="earliest",

@@ -71,13 +71,27 @@ def client_options(settings: Settings, target: KafkaTarget) -> dict[str, Any]:
     return options
 
 
+EMBEDDED_FETCH_WAIT_MS = 10
+"""The embedded broker answers a fetch only when its wait is over: this is its per-hop latency."""
+KAFKA_FETCH_WAIT_MS = 500
+"""Kafka answers a fetch as soon as data arrives: the wait only bounds idle polling (its default)."""
+
+
+def fetch_wait_ms(settings: Settings, target: KafkaTarget) -> int:
+    """``CHAT_KAFKA_FETCH_MAX_WAIT_MS``, or by default 10 ms on the embedded broker (its per-hop
+    latency) and 500 ms on Kafka (which returns as soon as a record is there)."""
+    if settings.kafka_fetch_max_wait_ms is not None:
+        return settings.kafka_fetch_max_wait_ms
+    return EMBEDDED_FETCH_WAIT_MS if target.embedded else KAFKA_FETCH_WAIT_MS
+
+
 def consumer_options(settings: Settings, target: KafkaTarget) -> dict[str, Any]:
-    """Options for every consumer: a short fetch wait (per-hop latency on the embedded broker),
-    and ``read_committed``: records of open or aborted transactions (the workers' outputs on real
+    """Options for every consumer: the fetch wait of :func:`fetch_wait_ms`, and
+    ``read_committed``: records of open or aborted transactions (the workers' outputs on real
     Kafka) are never seen. Harmless on non-transactional data and on the embedded broker; end
     offsets read through such a consumer are the last stable offsets."""
     return {
         **client_options(settings, target),
-        "fetch_max_wait_ms": settings.kafka_fetch_max_wait_ms,
+        "fetch_max_wait_ms": fetch_wait_ms(settings, target),
         "isolation_level": "read_committed",
     }

@@ -27,6 +27,8 @@ from aiokafka.errors import KafkaConnectionError, KafkaError
 
 from chat_events.errors import BrokerUnavailableError, IdempotenceUnsupportedError
 from chat_events.kafka.connection import KafkaTarget, client_options
+from chat_events.kafka.doorbell import Ringer, registry_dir
+from chat_events.kafka.idle_pacer import pacing_policy
 from chat_events.producers.partitioner import CachedMurmur2Partitioner
 from chat_events.settings import Settings
 
@@ -40,11 +42,14 @@ are written (a few ms); the default 100 ms wait would dominate every transaction
 
 class TrackingProducer(AIOKafkaProducer):  # type: ignore[misc]  # aiokafka is untyped
     """An :class:`AIOKafkaProducer` whose client tracks, for metadata refreshes, every topic this
-    producer has sent to (see the module docstring). Costs one set lookup per send."""
+    producer has sent to (see the module docstring). Costs one set lookup per send. With a
+    ``ringer`` (the embedded broker) each send also wakes the broker's idle local consumers
+    (:mod:`chat_events.kafka.doorbell`; rate-limited, a clock read per send)."""
 
-    def __init__(self, **options: Any) -> None:
+    def __init__(self, *, ringer: Ringer | None = None, **options: Any) -> None:
         super().__init__(**options)
         self._tracked_topics: set[str] = set()
+        self._ringer = ringer
 
     def _track(self, topic: str) -> None:
         if topic not in self._tracked_topics:
@@ -53,11 +58,20 @@ class TrackingProducer(AIOKafkaProducer):  # type: ignore[misc]  # aiokafka is u
 
     def send(self, topic: str, *args: Any, **kwargs: Any) -> Any:
         self._track(topic)
+        if self._ringer is not None:
+            self._ringer.ring()
         return super().send(topic, *args, **kwargs)
 
     def send_batch(self, batch: Any, topic: str, *, partition: int) -> Any:
         self._track(topic)
+        if self._ringer is not None:
+            self._ringer.ring()
         return super().send_batch(batch, topic, partition=partition)
+
+    async def stop(self) -> None:
+        await super().stop()
+        if self._ringer is not None:
+            self._ringer.close()
 
 
 def build_producer(settings: Settings, target: KafkaTarget, *, transactional_id: str | None = None) -> AIOKafkaProducer:
@@ -71,7 +85,9 @@ def build_producer(settings: Settings, target: KafkaTarget, *, transactional_id:
             "transaction_timeout_ms": TRANSACTION_TIMEOUT_MS,
             "retry_backoff_ms": TRANSACTION_RETRY_BACKOFF_MS,
         }
+    ringer = Ringer(registry_dir(target.bootstrap_servers)) if pacing_policy(settings, target) else None
     return TrackingProducer(
+        ringer=ringer,
         **client_options(settings, target),
         **extra,
         acks="all",

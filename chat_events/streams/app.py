@@ -30,6 +30,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from chat_events.codec.avro import AvroEnvelopeCodec
 from chat_events.kafka.admin import delete_topics
 from chat_events.kafka.connection import KafkaTarget, consumer_options
+from chat_events.kafka.idle_pacer import build_consumer
 from chat_events.producers.kafka_producer import build_producer
 from chat_events.producers.partitioner import partition_for
 from chat_events.producers.publisher import EventPublisher
@@ -261,7 +262,9 @@ def build_worker(
     # and more, as the Java client does (the embedded broker holds every first join that long).
     join_ms = int(settings.worker_rebalance_timeout_s * 1000) + 5000
     options["request_timeout_ms"] = max(options["request_timeout_ms"], join_ms)
-    consumer = AIOKafkaConsumer(
+    consumer = build_consumer(
+        settings,
+        target,
         **options,
         group_id=settings.worker_app_id,
         enable_auto_commit=False,

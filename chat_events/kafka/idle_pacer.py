@@ -1,0 +1,177 @@
+"""Consumers that stop fetching from the embedded broker while nothing flows.
+
+The embedded broker answers a fetch only when its wait is over, even when data arrives meanwhile,
+so consumers poll it with a short wait (``CHAT_KAFKA_FETCH_MAX_WAIT_MS``, 10 ms: the per-hop
+latency) — ~100 fetches a second per consumer, a third of a core for the broker with nobody
+talking. A :class:`PacedConsumer` keeps that short wait while records flow; after
+``CHAT_KAFKA_IDLE_PAUSE_MS`` with no record and no wake-up it pauses its partitions (no fetches
+at all), and resumes them at once when a local producer rings its doorbell
+(:mod:`chat_events.kafka.doorbell`), or for a short probe every ``CHAT_KAFKA_IDLE_PROBE_MS`` (for
+producers that do not ring: other clients, a lost datagram). Under load nothing changes; the
+first message after a pause costs one datagram more.
+
+Only partitions this pacer paused are resumed by it; partitions a rebalance took away are
+forgotten, new ones start fetching and are paused at the next idle step. Real Kafka answers a
+fetch as soon as data arrives, so there consumers just wait longer per fetch and are not paced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from chat_events.kafka.connection import KafkaTarget, fetch_wait_ms
+from chat_events.kafka.doorbell import RESCAN_S, Doorbell, registry_dir
+from chat_events.settings import Settings
+
+
+class Mode(enum.Enum):
+    FETCHING = "fetching"
+    PAUSED = "paused"
+    PROBING = "probing"
+
+
+@dataclass(frozen=True, slots=True)
+class PacingPolicy:
+    idle_after_s: float
+    """No record and no ring for this long: stop fetching."""
+    probe_every_s: float
+    """While paused, fetch again this often ..."""
+    probe_for_s: float
+    """... for this long (a fetch round or two), then pause again unless records came."""
+
+
+def next_mode(
+    mode: Mode, now: float, last_activity: float, mode_since: float, policy: PacingPolicy
+) -> tuple[Mode, float]:
+    """The mode at ``now`` with no activity since ``last_activity``, and when to look again.
+    Activity itself (a record, a ring) always means :attr:`Mode.FETCHING` at once."""
+    if mode is Mode.FETCHING:
+        due = last_activity + policy.idle_after_s
+        return (Mode.PAUSED, now + policy.probe_every_s) if now >= due else (Mode.FETCHING, due)
+    if mode is Mode.PAUSED:
+        due = mode_since + policy.probe_every_s
+        return (Mode.PROBING, now + policy.probe_for_s) if now >= due else (Mode.PAUSED, due)
+    due = mode_since + policy.probe_for_s
+    return (Mode.PAUSED, now + policy.probe_every_s) if now >= due else (Mode.PROBING, due)
+
+
+class IdlePacer:
+    """Pauses and resumes one consumer's partitions as :func:`next_mode` says. :meth:`activity`
+    is O(1) (called per ``getmany`` with records and per ring); one timer re-arms itself."""
+
+    def __init__(
+        self, consumer: AIOKafkaConsumer, policy: PacingPolicy, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._consumer = consumer
+        self._policy = policy
+        self._clock = clock
+        now = clock()
+        self.mode = Mode.FETCHING
+        self._last_activity = now
+        self._mode_since = now
+        self._paused: set[TopicPartition] = set()
+        self._timer: asyncio.TimerHandle | None = None
+
+    def start(self) -> None:
+        self._arm(self._last_activity + self._policy.idle_after_s)
+
+    def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._resume()
+
+    def activity(self) -> None:
+        self._last_activity = self._clock()
+        if self.mode is not Mode.FETCHING:
+            self._enter(Mode.FETCHING)
+            self._arm(self._last_activity + self._policy.idle_after_s)
+
+    def _arm(self, due: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        loop = asyncio.get_running_loop()
+        self._timer = loop.call_later(max(0.0, due - self._clock()), self._step)
+
+    def _step(self) -> None:
+        self._timer = None
+        mode, due = next_mode(self.mode, self._clock(), self._last_activity, self._mode_since, self._policy)
+        if mode is not self.mode:
+            self._enter(mode)
+        self._arm(due)
+
+    def _enter(self, mode: Mode) -> None:
+        self.mode = mode
+        self._mode_since = self._clock()
+        if mode is Mode.PAUSED:
+            self._pause()
+        else:
+            self._resume()
+
+    def _pause(self) -> None:
+        consumer = self._consumer
+        mine = consumer.assignment() - consumer.paused()
+        if mine:
+            consumer.pause(*mine)
+            self._paused |= mine
+
+    def _resume(self) -> None:
+        mine = self._paused & self._consumer.assignment()  # a rebalance may have taken some away
+        self._paused.clear()
+        if mine:
+            self._consumer.resume(*mine)
+
+
+class PacedConsumer(AIOKafkaConsumer):  # type: ignore[misc]  # aiokafka is untyped
+    """An :class:`AIOKafkaConsumer` with an :class:`IdlePacer` and a doorbell: ``getmany`` results
+    with records and rings count as activity. Everything else is aiokafka's."""
+
+    def __init__(self, *, policy: PacingPolicy, doorbells: Any, **options: Any) -> None:
+        super().__init__(**options)
+        self.pacer = IdlePacer(self, policy)
+        self._doorbell = Doorbell(doorbells, self.pacer.activity)
+
+    async def start(self) -> None:
+        await super().start()
+        await self._doorbell.open()
+        self.pacer.start()
+
+    async def stop(self) -> None:
+        self.pacer.stop()
+        self._doorbell.close()
+        await super().stop()
+
+    async def getmany(self, *partitions: TopicPartition, timeout_ms: int = 0, max_records: int | None = None) -> Any:
+        batches = await super().getmany(*partitions, timeout_ms=timeout_ms, max_records=max_records)
+        if batches:
+            self.pacer.activity()
+        return batches
+
+
+def pacing_policy(settings: Settings, target: KafkaTarget) -> PacingPolicy | None:
+    """The pacing of ``target``'s consumers: None (always fetch) on real Kafka or with
+    ``CHAT_KAFKA_IDLE_PAUSE_MS=0``."""
+    if not target.embedded or settings.kafka_idle_pause_ms <= 0:
+        return None
+    probe_for_ms = max(3 * fetch_wait_ms(settings, target), 20)
+    return PacingPolicy(
+        idle_after_s=max(settings.kafka_idle_pause_ms / 1000, RESCAN_S),  # see the doorbell's docstring
+        probe_every_s=settings.kafka_idle_probe_ms / 1000,
+        probe_for_s=probe_for_ms / 1000,
+    )
+
+
+def build_consumer(settings: Settings, target: KafkaTarget, **options: Any) -> AIOKafkaConsumer:
+    """A consumer of ``target``: a :class:`PacedConsumer` on the embedded broker, else aiokafka's
+    own. ``options`` are :func:`~chat_events.kafka.connection.consumer_options` and the rest."""
+    policy = pacing_policy(settings, target)
+    if policy is None:
+        return AIOKafkaConsumer(**options)
+    return PacedConsumer(policy=policy, doorbells=registry_dir(target.bootstrap_servers), **options)
