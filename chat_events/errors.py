@@ -9,6 +9,24 @@ class ChatEventsError(Exception):
 
     code: str = "internal_error"
     retriable: bool = False
+    exit_code: int = 1
+    """The command line's exit status for it: 1 = could not be done (broker, store, settings),
+    2 = bad input (nothing reached Kafka), 3 = an unknown topic."""
+
+
+class UsageError(ChatEventsError, ValueError):
+    """A command's arguments cannot be used (an unreadable ``--json @file``, an event a topic
+    does not carry); nothing reached Kafka."""
+
+    code = "usage_error"
+    exit_code = 2
+
+
+class UnknownTopicError(ChatEventsError, ValueError):
+    """A topic name chat-events does not declare (nor an edge's delivery topic)."""
+
+    code = "unknown_topic"
+    exit_code = 3
 
 
 class ConfigurationError(ChatEventsError):
@@ -36,6 +54,7 @@ class EventValidationError(ChatEventsError, ValueError):
     in the envelope's JSON form, e.g. ``payload.personalChatSent.message_id``."""
 
     code = "invalid_event"
+    exit_code = 2
 
     def __init__(self, field: str, reason: str) -> None:
         self.field = field

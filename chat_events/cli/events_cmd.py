@@ -5,41 +5,50 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-import uuid
-from dataclasses import replace
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
 
+from chat_events.cli.publish_input import envelope_from_cli, read_json_argument
 from chat_events.codec import build_codec
-from chat_events.errors import EventValidationError
-from chat_events.events import (
-    EVENT_TYPES,
-    Envelope,
-    PersonalChatSent,
-    conversation_id_of,
-    envelope_from_json,
-    envelope_to_json,
-    event_from_json,
-    new_envelope,
-)
-from chat_events.events.factory import CONTRACT_VERSION, utc_timestamp
-from chat_events.events.types import PARENT_NAMESPACE
+from chat_events.errors import UnknownTopicError, UsageError
+from chat_events.events import EVENT_TYPES, envelope_to_json
 from chat_events.kafka.connection import resolve_target
 from chat_events.kafka.consumer import consume_envelopes
 from chat_events.producers import EventPublisher
 from chat_events.settings import Settings
-from chat_events.topics import TopicCatalog
+from chat_events.topics import EDGE_TOPIC_PREFIX, ResolvedTopic, TopicCatalog
+
+PUBLISH_DESCRIPTION = """\
+Validate one event against its contract (schema, ids, size limits), encode it and write it
+straight to its Kafka topic; prints topic, partition, offset and the envelope id.
+
+This bypasses the edge and its rules: no sign-in or authorisation, no refusal of messages to
+yourself or to unknown groups or groups you are not a member of, no rate limits or blocks. It is
+for operators and tests; users send through the edge (WebSocket /ws, `chat-events chat`).
+
+--json takes the event's fields, or a whole envelope in its JSON form ({"payload": {EVENT:
+{...}}, ...}); inline, @FILE to read a file, or - to read stdin. Either form may leave out what
+publish fills in: the envelope's id, version, name, namespace, parentNamespace, timestamp and
+traceId; userId, sessionId and clientId from the flags below (a personalChatSent's userId
+defaults to its sender_id); a personalChatSent's message_id and conversation_id."""
 
 
 def register(sub: Any) -> None:
-    publish = sub.add_parser("publish", help="validate, encode and send one event; prints topic/partition/offset")
+    publish = sub.add_parser(
+        "publish",
+        help="validate, encode and write one event straight to Kafka (past the edge's rules); prints where",
+        description=PUBLISH_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     publish.add_argument("event", choices=sorted(EVENT_TYPES), help="event name")
     publish.add_argument(
         "--json",
         required=True,
         dest="body",
-        help='the event\'s fields as JSON, or a whole envelope in its JSON form ({"payload": {...}, ...})',
+        metavar="JSON|@FILE|-",
+        help="the event's fields or a whole envelope, as JSON; @FILE reads a file, - reads stdin",
     )
     publish.add_argument("--user-id", help="envelope userId (required for user events; defaults to sender_id)")
     publish.add_argument("--session-id", help="envelope sessionId")
@@ -49,55 +58,24 @@ def register(sub: Any) -> None:
     consume = sub.add_parser("consume", help="print a topic's envelopes as JSON, one per line")
     consume.add_argument("topic", help="topic name (declared or prefixed)")
     consume.add_argument("--from-beginning", action="store_true", help="start at the oldest record")
+    consume.add_argument(
+        "--event",
+        action="append",
+        dest="events",
+        metavar="EVENT",
+        help="print only this event type (repeatable); the others are skipped and do not count for --max/--timeout",
+    )
     consume.add_argument("--max", type=int, default=None, help="stop after N records")
-    consume.add_argument("--timeout", type=float, default=None, help="stop after S seconds with no record")
+    consume.add_argument(
+        "--timeout", type=float, default=None, help="stop once no record (of the chosen events) arrived for S seconds"
+    )
     consume.add_argument("--meta", action="store_true", help="wrap each line with topic, partition, offset, key")
     consume.set_defaults(handler=consume_topic)
 
 
-def _complete_envelope(data: dict[str, Any]) -> dict[str, Any]:
-    """Fill the envelope fields a user need not type (id, version, name, namespace, timestamp)."""
-    out = dict(data)
-    payload = out.get("payload")
-    if isinstance(payload, dict) and len(payload) == 1:
-        ((name, _),) = payload.items()
-        cls = EVENT_TYPES.get(name)
-        if cls is not None:
-            out.setdefault("name", name)
-            out.setdefault("namespace", cls.NAMESPACE)
-    out.setdefault("id", str(uuid.uuid4()))
-    out.setdefault("version", CONTRACT_VERSION)
-    out.setdefault("parentNamespace", PARENT_NAMESPACE)
-    out.setdefault("timestamp", utc_timestamp())
-    out.setdefault("traceId", uuid.uuid4().hex)
-    return out
-
-
-def envelope_from_cli(
-    event_name: str, body: str, user_id: str | None, session_id: str | None, client_id: str | None
-) -> Envelope:
-    """Turn ``publish``'s arguments into an envelope (structure checked; validation at encode)."""
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise EventValidationError("", f"--json is not valid JSON: {exc}") from None
-    if isinstance(data, dict) and isinstance(data.get("payload"), dict):
-        envelope = envelope_from_json(_complete_envelope(data))
-        if envelope.name != event_name:
-            raise EventValidationError("payload", f"holds {envelope.name}, but the command names {event_name}")
-        return envelope
-    if isinstance(data, dict) and event_name == PersonalChatSent.EVENT_NAME:
-        data = {"message_id": str(uuid.uuid4()), **data}
-    event = event_from_json(event_name, data)
-    if isinstance(event, PersonalChatSent) and event.conversation_id is None:
-        event = replace(event, conversation_id=conversation_id_of(event))
-    if user_id is None and isinstance(event, PersonalChatSent):
-        user_id = event.sender_id
-    return new_envelope(event, user_id=user_id, session_id=session_id, client_id=client_id)
-
-
 def publish_event(args: argparse.Namespace, settings: Settings) -> int:
-    envelope = envelope_from_cli(args.event, args.body, args.user_id, args.session_id, args.client_id)
+    body = read_json_argument(args.body, sys.stdin)
+    envelope = envelope_from_cli(args.event, body, args.user_id, args.session_id, args.client_id)
     codec = build_codec(settings)
     codec.encode(envelope)  # validate before touching the network
     target = resolve_target(settings)
@@ -112,13 +90,24 @@ def publish_event(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def consume_topic(args: argparse.Namespace, settings: Settings) -> int:
-    catalog = TopicCatalog(settings)
+def consume_target(catalog: TopicCatalog, name: str, events: Sequence[str] | None) -> ResolvedTopic:
+    """The topic ``consume`` reads, checked with its ``--event`` filter: an undeclared topic is an
+    :class:`UnknownTopicError`, an event the topic does not carry a :class:`UsageError`."""
     try:
-        topic = catalog.by_name(args.topic).name
+        topic = catalog.by_name(name)
     except KeyError:
         known = ", ".join(t.name for t in catalog.all())
-        raise EventValidationError("topic", f"unknown topic {args.topic!r}; declared: {known}") from None
+        raise UnknownTopicError(
+            f"unknown topic {name!r}; declared: {known} (and {EDGE_TOPIC_PREFIX}<edge_id> per edge)"
+        ) from None
+    for event in events or ():
+        if event not in topic.spec.events:
+            raise UsageError(f"--event {event}: {topic.name} carries {', '.join(topic.spec.events)}")
+    return topic
+
+
+def consume_topic(args: argparse.Namespace, settings: Settings) -> int:
+    topic = consume_target(TopicCatalog(settings), args.topic, args.events).name
     codec = build_codec(settings)
     target = resolve_target(settings)
     failures = 0
@@ -133,6 +122,7 @@ def consume_topic(args: argparse.Namespace, settings: Settings) -> int:
             from_beginning=args.from_beginning,
             max_records=args.max,
             idle_timeout_s=args.timeout,
+            event_names=frozenset(args.events) if args.events else None,
         )
         async for record in records:
             if record.envelope is None:

@@ -19,7 +19,7 @@ from chat_events.cli import (
     up_cmd,
     worker_cmd,
 )
-from chat_events.errors import ChatEventsError, EventValidationError
+from chat_events.errors import ChatEventsError
 from chat_events.settings import Settings
 
 Handler = Callable[[argparse.Namespace, Settings], int]
@@ -52,12 +52,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = Settings()
         return handler(args, settings)
-    except EventValidationError as exc:
-        print(f"error: {exc.code}: {exc}", file=sys.stderr)
-        return 2
     except ChatEventsError as exc:
         print(f"error: {exc.code}: {exc}", file=sys.stderr)
-        return 1
+        return exc.exit_code
     except KeyboardInterrupt:
         return 130
 

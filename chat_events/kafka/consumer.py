@@ -7,7 +7,7 @@ Used by ``chat-events consume`` and by tests; the stream processors have their o
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
@@ -50,9 +50,15 @@ async def consume_envelopes(
     max_records: int | None = None,
     idle_timeout_s: float | None = None,
     group_id: str | None = None,
+    event_names: Collection[str] | None = None,
 ) -> AsyncIterator[ConsumedRecord]:
     """Yield decoded records of ``topic`` (all partitions). Stops after ``max_records`` or when
-    nothing arrived for ``idle_timeout_s``. Without ``group_id`` no offsets are committed.
+    no record arrived for ``idle_timeout_s``. Without ``group_id`` no offsets are committed.
+
+    With ``event_names`` only envelopes of those events are yielded (and undecodable records,
+    which cannot be told apart); the others are skipped: they count neither for ``max_records``
+    nor as an arrival for ``idle_timeout_s`` (an edge's heartbeats every few seconds do not
+    keep a reader of ``userConnected`` alive).
 
     Without a group the partitions are assigned by hand, once the broker's metadata lists them
     (see :func:`topic_partitions`), and read from their beginning or their end. With a group the
@@ -104,24 +110,33 @@ async def consume_envelopes(
                     f"{target.bootstrap_servers} within {join_s:.0f}s"
                 ) from None
         seen = 0
+        last_arrival = loop.time()
         while max_records is None or seen < max_records:
-            batches = await consumer.getmany(timeout_ms=int((idle_timeout_s or 3600) * 1000))
-            if not batches:
-                if idle_timeout_s is not None:
-                    return
-                continue
+            wait_s = 3600.0 if idle_timeout_s is None else idle_timeout_s - (loop.time() - last_arrival)
+            if wait_s <= 0:
+                return
+            batches = await consumer.getmany(timeout_ms=max(1, int(wait_s * 1000)))
             for records in batches.values():
                 for record in records:
                     try:
                         envelope, error = codec.decode(record.value), None
                     except EventDecodeError as exc:
                         envelope, error = None, exc
+                    if not wanted(envelope, event_names):
+                        continue
+                    last_arrival = loop.time()
                     yield ConsumedRecord(record.topic, record.partition, record.offset, record.key, envelope, error)
                     seen += 1
                     if max_records is not None and seen >= max_records:
                         return
     finally:
         await consumer.stop()
+
+
+def wanted(envelope: Envelope | None, event_names: Collection[str] | None) -> bool:
+    """Whether a consumed record passes the ``event_names`` filter (pure): every record without
+    a filter; with one, the envelopes of those events and the undecodable records (None)."""
+    return event_names is None or envelope is None or envelope.name in event_names
 
 
 async def topic_partitions(

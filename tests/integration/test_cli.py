@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -13,7 +14,11 @@ from typing import Any
 
 import pytest
 
+from chat_events.codec import build_codec
+from chat_events.events.factory import new_envelope
+from chat_events.events.types import EdgeHeartbeat, UserConnected
 from chat_events.kafka.connection import KafkaTarget
+from chat_events.producers import EventPublisher
 from chat_events.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("topics")]
@@ -145,6 +150,39 @@ def test_the_envelope_form_is_completed_like_the_fields_form(settings: Settings)
     assert result.returncode == 0, result.stderr
     (connected,) = _consume_all(settings, "chat.user-events")
     assert (connected["userId"], connected["sessionId"]) == ("carol", "mine")  # given values are kept
+
+
+def test_consume_timeout_counts_only_the_chosen_events(settings: Settings, kafka_target: KafkaTarget) -> None:
+    """An edge's heartbeats every 0.2 s on chat.user-events do not keep a reader of userConnected
+    alive: it prints the one userConnected and ends once none arrived for --timeout seconds."""
+    consume = subprocess.Popen(
+        [*CLI, "consume", "chat.user-events", "--from-beginning", "--event", "userConnected", "--timeout", "3"],
+        env=_env(settings),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+    async def heartbeats_until_it_ends() -> None:
+        async with EventPublisher(settings, kafka_target, build_codec(settings)) as publisher:
+            await publisher.publish(new_envelope(UserConnected(edge_id="edge-a.1234abcd"), user_id="dave"))
+            deadline = time.monotonic() + 90
+            while consume.poll() is None and time.monotonic() < deadline:
+                beat = EdgeHeartbeat(edge_id="edge-a.1234abcd", interval_ms=200, started_at_ms=1, sessions=1)
+                await publisher.publish(new_envelope(beat))
+                await asyncio.sleep(0.2)
+
+    try:
+        asyncio.run(heartbeats_until_it_ends())
+        assert consume.poll() is not None, "consume --timeout kept running while only heartbeats arrived"
+        out, err = consume.communicate(timeout=30)
+    finally:
+        if consume.poll() is None:
+            consume.kill()
+            consume.wait(10)
+    assert consume.returncode == 0, err
+    (line,) = out.splitlines()
+    assert json.loads(line)["userId"] == "dave" and "userConnected" in json.loads(line)["payload"]
 
 
 def test_size_limits_have_one_wording(settings: Settings) -> None:
