@@ -5,6 +5,11 @@ in order on Ctrl-C.
 Children run in their own sessions, so a terminal's Ctrl-C reaches only the supervisor, which
 then stops them one by one (the edge first, so it can announce its sessions' ends while the
 worker and broker still run), each with SIGTERM and, after a grace period, SIGKILL.
+
+A child is ready when it printed its ready line and, if it has a ``ready_check``, once that
+check passes (the edge: its own ``/readyz`` answers 200). A child that exits with
+:data:`EXIT_CONFIG` cannot start as configured (e.g. its port is in use): it is not restarted,
+everything stops.
 """
 
 from __future__ import annotations
@@ -21,6 +26,9 @@ from typing import TextIO
 
 MAX_RESTARTS = 5
 RESTART_WINDOW_S = 60.0
+EXIT_CONFIG = 78
+"""The exit status of a child that cannot start as configured (sysexits' EX_CONFIG): a restart
+would fail the same way."""
 
 
 @dataclass
@@ -30,6 +38,10 @@ class Child:
     env: Mapping[str, str]
     ready_marker: str | None = None
     """A line fragment the child prints once it is ready."""
+    ready_check: Callable[[Child], bool] | None = None
+    """Asked (repeatedly) after the ready line: True once the child really is ready."""
+    ready_line: str | None = None
+    """The line that carried :attr:`ready_marker`."""
     proc: subprocess.Popen[str] | None = None
     ready: threading.Event = field(default_factory=threading.Event)
     restarts: list[float] = field(default_factory=list)
@@ -65,6 +77,7 @@ class Supervisor:
         assert proc.stdout is not None
         for line in proc.stdout:
             if child.ready_marker and child.ready_marker in line:
+                child.ready_line = line
                 child.ready.set()
             self.say(f"[{child.name}] {line.rstrip()}")
 
@@ -73,13 +86,17 @@ class Supervisor:
             self.start(child)
 
     def wait_ready(self, timeout_s: float) -> bool:
+        """Whether every child became ready (its line, then its check) within ``timeout_s``;
+        False at once if one exits meanwhile or :attr:`stopping` is set."""
         deadline = time.monotonic() + timeout_s
         for child in self.children:
-            while not child.ready.wait(0.2):
+            while not (child.ready.wait(0.2) and _check(child)):
                 if self.stopping.is_set() or time.monotonic() > deadline:
                     return False
-                if child.proc is not None and child.proc.poll() is not None:
-                    return False
+                if any(c.proc is not None and c.proc.poll() is not None for c in self.children):
+                    return False  # one exited (e.g. the edge's port is in use): not waiting for the others
+                if child.ready.is_set():  # its line came, its check did not pass yet
+                    self.stopping.wait(0.2)
         return True
 
     def supervise(self, on_restart: Callable[[Child], None] | None = None) -> int:
@@ -92,6 +109,9 @@ class Supervisor:
                     continue
                 if self.stopping.is_set():
                     break
+                if proc.returncode == EXIT_CONFIG:
+                    self.say(f"{child.name} cannot start as configured (see its error above); stopping everything")
+                    return 1
                 now = time.monotonic()
                 child.restarts = [t for t in child.restarts if now - t < RESTART_WINDOW_S]
                 if len(child.restarts) >= MAX_RESTARTS:
@@ -121,3 +141,12 @@ class Supervisor:
                 self.say(f"{child.name} did not stop in {self._grace_s:.0f}s; killing it")
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(5)
+
+
+def _check(child: Child) -> bool:
+    if child.ready_check is None:
+        return True
+    try:
+        return child.ready_check(child)
+    except Exception:  # not answering yet
+        return False

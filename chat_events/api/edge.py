@@ -33,6 +33,7 @@ from chat_events.api.protocol import Close, Code, Typing, output_frame
 from chat_events.api.ratelimit import RateLimiter
 from chat_events.api.registry import ConnectionRegistry
 from chat_events.api.views import delivery_view, message_view, room_delivery_view
+from chat_events.api.worker_watch import WorkerWatch
 from chat_events.codec.avro import AvroEnvelopeCodec
 from chat_events.codec.factory import build_codec
 from chat_events.edges import new_edge_id
@@ -80,6 +81,13 @@ class EdgeNode:
         self.admission = AdmissionGate(settings.edge_max_worker_lag)
         self.started_at_ms = int(time.time() * 1000)
         self.ready = False
+        """Started and not stopping (sockets are accepted); ``/readyz`` also needs :attr:`workers`."""
+        self.workers = WorkerWatch(
+            settings.worker_app_id,
+            self.topic(USER_EVENTS),
+            start_admin=self._start_admin,
+            partitions=lambda: self.publisher.partitions_of(self.topic(USER_EVENTS)),
+        )
         self.stopping = False
         self._target: KafkaTarget | None = None
         self._codec: AvroEnvelopeCodec | None = None
@@ -133,6 +141,7 @@ class EdgeNode:
             asyncio.ensure_future(self._deliver_loop(self._consumer)),
             asyncio.ensure_future(self._heartbeat_loop()),
             asyncio.ensure_future(self.idle_sweep.run()),
+            asyncio.ensure_future(self.workers.run()),
         ]
         if self.admission.max_lag > 0:
             self._tasks.append(asyncio.ensure_future(self._lag_loop(self._consumer)))

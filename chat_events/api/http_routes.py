@@ -77,8 +77,12 @@ async def health(edge: Edge) -> dict[str, Any]:
 
 @router.get("/readyz")
 async def ready(edge: Edge) -> JSONResponse:
-    status = 200 if edge.ready else 503
-    return JSONResponse({"ready": edge.ready, "edge_id": edge.edge_id}, status_code=status)
+    """200 once a sign-in here would be registered: this edge is started (not stopping) and the
+    workers' sessions stage runs (``worker_watch.py``)."""
+    workers = edge.workers.ready
+    ready = edge.ready and workers
+    body = {"ready": ready, "edge_id": edge.edge_id, "workers": workers}
+    return JSONResponse(body, status_code=200 if ready else 503)
 
 
 # --- dev tokens ----------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
+import sys
 from types import FrameType
 from typing import Any
 
@@ -16,8 +17,10 @@ import uvicorn
 
 from chat_events.api.app import create_app
 from chat_events.api.edge import EdgeNode
+from chat_events.cli.listen import PortInUseError, bind_listener
 from chat_events.cli.logs import LEVELS, configure_logging
 from chat_events.settings import Settings
+from chat_events.supervisor import EXIT_CONFIG
 
 
 def register(sub: Any) -> None:
@@ -93,10 +96,17 @@ def build_server(settings: Settings, *, host: str | None = None, port: int | Non
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     configure_logging(args.log_level or settings.log_level)
-    server = build_server(settings, host=args.host, port=args.port)
+    host = args.host or settings.edge_host
+    port = settings.edge_port if args.port is None else args.port
+    try:  # before anything starts: a port in use is a clear error, not a crash to retry
+        listener = bind_listener(host, port, flag="--port or CHAT_EDGE_PORT (up: --edge-port)")
+    except PortInUseError as exc:
+        print(f"error: {exc.code}: {exc}", file=sys.stderr, flush=True)
+        return EXIT_CONFIG
+    server = build_server(settings, host=host, port=port)
     print(f"chat-events edge {server._node.edge_id} starting (store: {settings.store_kind})", flush=True)
     for sig in (signal.SIGINT, signal.SIGTERM):  # uvicorn re-raises the stop signal on exit: absorb it
         signal.signal(sig, lambda *_: None)
-    server.run()
+    server.run(sockets=[listener])
     print("edge stopped", flush=True)
     return 0

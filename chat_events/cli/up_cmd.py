@@ -15,6 +15,7 @@ import signal
 import sys
 from typing import Any
 
+from chat_events.cli.edge_probe import edge_ready_check
 from chat_events.cli.stack import STACKS, RunningStack, StackName, choose_stack, require_free, start_stack
 from chat_events.engines import engines_available
 from chat_events.engines.maven import default_cache_dir
@@ -74,7 +75,13 @@ def _run_locked(args: argparse.Namespace, settings: Settings, edge_port: int) ->
     supervisor = Supervisor(
         [
             Child("worker", [*command, "worker"], env, ready_marker="worker ready"),
-            Child("edge", [*command, "edge"], env, ready_marker=" ready (delivery topic"),
+            Child(
+                "edge",
+                [*command, "edge"],
+                env,
+                ready_marker=" ready (delivery topic",
+                ready_check=edge_ready_check(settings.edge_host, edge_port),  # /readyz: 200 from our edge
+            ),
         ]
     )
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -40,7 +40,9 @@ class EdgeProcess:
     def ws(self) -> str:
         return f"ws://127.0.0.1:{self.port}/ws"
 
-    def start(self, *, timeout: float = 60.0) -> None:
+    def start(self, *, timeout: float = 60.0, ready: bool = True) -> None:
+        """Start and wait until ``/readyz`` answers 200 (workers running), or with ``ready=False``
+        only until the edge answers HTTP at all (``/healthz``)."""
         env = settings_env(self.settings)
         env["CHAT_EDGE_PORT"] = str(self.port)
         env["CHAT_EDGE_NAME"] = self.name
@@ -56,7 +58,7 @@ class EdgeProcess:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"edge exited {self.proc.returncode}:\n{self.log()}")
             try:
-                if httpx.get(f"{self.http}/readyz", timeout=1).status_code == 200:
+                if httpx.get(f"{self.http}/{'readyz' if ready else 'healthz'}", timeout=1).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass

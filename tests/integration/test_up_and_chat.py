@@ -7,15 +7,18 @@ other tests (own engines and data directory)."""
 from __future__ import annotations
 
 import asyncio
+import http.server
 import os
 import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from chat_events.settings import Settings
@@ -88,6 +91,7 @@ def test_up_then_two_terminals_chat_and_ctrl_c_stops_everything(
     system: tuple[str, dict[str, str], subprocess.Popen[bytes], Path], tmp_path: Path
 ) -> None:
     url, env, up, up_log = system
+    assert httpx.get(f"{url}/readyz", timeout=5).status_code == 200  # "is up" means ready
     alice = chat(env, url, "alice", "bob", tmp_path / "alice.log")
     bob = chat(env, url, "bob", "alice", tmp_path / "bob.log")
     try:
@@ -172,3 +176,32 @@ def test_a_second_up_in_the_same_data_directory_is_refused_and_touches_nothing(
             if proc is not None and proc.poll() is None:
                 proc.kill()
                 proc.wait(10)
+
+
+class _SomebodyElses(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+
+def test_up_with_its_edge_port_in_use_is_a_clear_error_at_once(tmp_path: Path) -> None:
+    """Not "is up" with the URL of somebody else's server: an error naming the flag, before
+    anything is started."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _SomebodyElses)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHAT_")}
+    env.update(CHAT_DATA_DIR=str(tmp_path / "data"), CHAT_EMBEDDED_BROKER_PORT="0", CHAT_EDGE_PORT=str(port))
+    try:
+        code, out = run_briefly([*COMMAND, "up", "--stack", "embedded"], env)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert code == 1, out
+    assert f"port {port} (edge) is already in use; pick another with --edge-port" in out, out
+    assert "chat-events is up" not in out and "Traceback" not in out
+    assert not (tmp_path / "data" / "embedded-broker.json").exists()  # no broker was started
