@@ -184,6 +184,18 @@ class Settings(BaseSettings):
         default=30, ge=1, description="Clients send a heartbeat this often; silent for twice as long = closed."
     )
     ws_sign_in_timeout_s: float = Field(default=10.0, gt=0, description="Time to sign in after connecting.")
+    edge_header_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="Time for an HTTP request's line and headers to arrive (from connecting, or from a kept-alive "
+        "connection's next request); later: 408 and closed (against slowloris).",
+    )
+    edge_max_pending_per_address: int = Field(
+        default=256,
+        ge=0,
+        description="Connections one client address may hold before their HTTP request is answered or their "
+        "WebSocket signed in; more are refused (429, code 10). 0 = no limit.",
+    )
     ws_outbound_queue: int = Field(
         default=2000, ge=10, description="Frames queued for one slow socket before it is closed (1013)."
     )

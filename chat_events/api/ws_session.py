@@ -20,6 +20,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from chat_events.api.connection import Connection
 from chat_events.api.edge import CONFLICT_LOGIN_MESSAGE, EdgeNode
 from chat_events.api.handlers import FrameHandlers
+from chat_events.api.pending import signed_in
 from chat_events.api.protocol import (
     PROTOCOL_VERSION,
     Close,
@@ -78,6 +79,7 @@ class WsSession:
         conn = await self._sign_in()
         if conn is None:
             return
+        signed_in(self.socket.scope)  # no longer a pending connection of its address (transport.py)
         handlers = FrameHandlers(self.edge, conn)
         try:
             await self._serve(conn, handlers)

@@ -17,6 +17,7 @@ import uvicorn
 
 from chat_events.api.app import create_app
 from chat_events.api.edge import EdgeNode
+from chat_events.api.transport import EdgeConfig
 from chat_events.cli.listen import PortInUseError, bind_listener
 from chat_events.cli.logs import LEVELS, configure_logging
 from chat_events.settings import Settings
@@ -79,8 +80,10 @@ class EdgeServer(uvicorn.Server):
 
 def build_server(settings: Settings, *, host: str | None = None, port: int | None = None) -> EdgeServer:
     node = EdgeNode(settings)
-    config = uvicorn.Config(
+    config = EdgeConfig(  # uvicorn's, with a header deadline and a cap on pending connections (slowloris)
         create_app(settings, edge=node),
+        header_timeout_s=settings.edge_header_timeout_s,
+        max_pending_per_address=settings.edge_max_pending_per_address,
         host=host or settings.edge_host,
         port=settings.edge_port if port is None else port,
         ws_max_size=settings.ws_max_frame_bytes,

@@ -52,3 +52,13 @@ async def test_ws_goes_to_the_session_and_http_to_fastapi() -> None:
 def test_permessage_deflate_is_declined_unless_enabled() -> None:
     assert build_server(Settings()).config.ws_per_message_deflate is False
     assert build_server(Settings(ws_per_message_deflate=True)).config.ws_per_message_deflate is True
+
+
+def test_the_edge_runs_the_guarded_protocols() -> None:
+    from chat_events.api.transport import EdgeConfig, GuardedHttpProtocol, GuardedWebSocketProtocol
+
+    config = build_server(Settings(edge_header_timeout_s=3, edge_max_pending_per_address=7)).config
+    assert isinstance(config, EdgeConfig)
+    config.load()
+    assert config.http_protocol_class is GuardedHttpProtocol and config.ws_protocol_class is GuardedWebSocketProtocol
+    assert config.header_timeout_s == 3 and config.pending.max_per_address == 7
