@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from chat_events.cli.publish_input import envelope_from_cli, read_json_argument
+from chat_events.cli.publish_input import envelope_from_cli, publish_topic, read_json_argument
 from chat_events.codec import build_codec
 from chat_events.errors import UnknownTopicError, UsageError
 from chat_events.events import EVENT_TYPES, envelope_to_json
@@ -78,11 +78,12 @@ def publish_event(args: argparse.Namespace, settings: Settings) -> int:
     envelope = envelope_from_cli(args.event, body, args.user_id, args.session_id, args.client_id)
     codec = build_codec(settings)
     codec.encode(envelope)  # validate before touching the network
+    topic = publish_topic(TopicCatalog(settings), envelope)
     target = resolve_target(settings)
 
     async def run() -> None:
         async with EventPublisher(settings, target, codec) as publisher:
-            result = await publisher.publish(envelope)
+            result = await publisher.publish(envelope, topic=topic)
         line = {"topic": result.topic, "partition": result.partition, "offset": result.offset, "id": envelope.id}
         print(orjson.dumps(line).decode(), flush=True)
 

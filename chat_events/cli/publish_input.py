@@ -32,6 +32,26 @@ from chat_events.events import (
 )
 from chat_events.events.factory import CONTRACT_VERSION, utc_timestamp
 from chat_events.events.types import PARENT_NAMESPACE
+from chat_events.topics import EDGE_TOPIC_PREFIX, TopicCatalog
+
+
+def publish_topic(catalog: TopicCatalog, envelope: Envelope) -> str:
+    """The topic ``publish`` writes ``envelope`` to: its event's primary topic or, for an event
+    delivered on one edge's own topic (``messageDispatched``, ``messageDispatchedBatch``), the
+    topic of the edge it names. ``userTyping`` names no edge: a :class:`UsageError`."""
+    topic = catalog.for_event(envelope.name)
+    if not topic.spec.per_edge:
+        return topic.name
+    edge_id = getattr(envelope.payload, "edge_id", None)
+    if not isinstance(edge_id, str):
+        raise UsageError(
+            f"{envelope.name} goes to one edge's delivery topic ({EDGE_TOPIC_PREFIX}<edge_id>) and names no "
+            "edge: publish cannot route it"
+        )
+    try:
+        return catalog.edge_topic(edge_id).name
+    except ValueError as exc:
+        raise EventValidationError(f"payload.{envelope.name}.edge_id", str(exc)) from None
 
 
 def read_json_argument(value: str, stdin: TextIO) -> str:

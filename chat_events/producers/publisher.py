@@ -100,8 +100,9 @@ class EventPublisher:
             raise PublishError(f"publish failed: {type(exc).__name__}: {exc}") from exc
         return [(m.topic, m.partition, m.offset) for m in metadata]
 
-    async def publish(self, envelope: Envelope) -> PublishResult:
+    async def publish(self, envelope: Envelope, *, topic: str | None = None) -> PublishResult:
         """Validate, encode and send one envelope; return after the broker acknowledged it.
+        ``topic`` overrides the event's primary topic (an edge's delivery topic, say).
 
         Bounded in time without a timer per call: ``send()`` waits for buffer space and the
         broker's answer is awaited on aiokafka's own future, which fails with
@@ -110,9 +111,9 @@ class EventPublisher:
         producer = self._producer
         if producer is None:
             raise PublishError("publisher is not started")
-        topic, key, value = self._prepare(envelope)
+        primary, key, value = self._prepare(envelope)
         try:
-            future = await producer.send(topic, value, key=key)
+            future = await producer.send(topic or primary, value, key=key)
             metadata = await future
         except KafkaError as exc:
             raise PublishError(f"publish failed: {type(exc).__name__}: {exc}") from exc

@@ -17,9 +17,11 @@ import pytest
 from chat_events.codec import build_codec
 from chat_events.events.factory import new_envelope
 from chat_events.events.types import EdgeHeartbeat, UserConnected
+from chat_events.kafka.admin import ensure_topics
 from chat_events.kafka.connection import KafkaTarget
 from chat_events.producers import EventPublisher
 from chat_events.settings import Settings
+from chat_events.topics import TopicCatalog
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("topics")]
 CLI = [sys.executable, "-m", "chat_events.cli.main"]
@@ -183,6 +185,31 @@ def test_consume_timeout_counts_only_the_chosen_events(settings: Settings, kafka
     assert consume.returncode == 0, err
     (line,) = out.splitlines()
     assert json.loads(line)["userId"] == "dave" and "userConnected" in json.loads(line)["payload"]
+
+
+def test_publish_writes_an_edge_event_to_the_edge_it_names(settings: Settings, kafka_target: KafkaTarget) -> None:
+    """Not the template chat.edge.{edge_id} (a Kafka error after retries): the named edge's topic."""
+    edge_topic = TopicCatalog(settings).edge_topic("edge-a.1234abcd")
+    asyncio.run(ensure_topics(settings, kafka_target, [edge_topic]))
+    message = {
+        "message_id": "0b7a4a36-8a3c-4a53-9d7e-0e3c3b1f2a11",
+        "conversation_id": "dm:alice:bob",
+        "seq": 1,
+        "sender_id": "alice",
+        "target_type": "user",
+        "target_id": "bob",
+        "message_type": "text",
+        "payload": "hi",
+    }
+    body = {"recipient_id": "bob", "user_seq": 1, "edge_id": "edge-a.1234abcd", "message": message}
+    published = _run(settings, "publish", "messageDispatched", "--json", json.dumps(body))
+    assert published.returncode == 0, published.stderr
+    assert json.loads(published.stdout)["topic"] == edge_topic.name
+    (dispatched,) = _consume_all(settings, edge_topic.name)
+    assert dispatched["payload"]["messageDispatched"]["recipient_id"] == "bob"
+    typing = {"conversation_id": "dm:alice:bob", "target_type": "user", "target_id": "bob", "state": "start"}
+    refused = _run(settings, "publish", "userTyping", "--json", json.dumps(typing), "--user-id", "alice")
+    assert refused.returncode == 2 and refused.stderr.startswith("error: usage_error: userTyping goes to one edge")
 
 
 def test_size_limits_have_one_wording(settings: Settings) -> None:

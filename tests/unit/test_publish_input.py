@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from chat_events.cli.events_cmd import consume_target
-from chat_events.cli.publish_input import envelope_from_cli, read_json_argument
+from chat_events.cli.publish_input import envelope_from_cli, publish_topic, read_json_argument
 from chat_events.errors import EventValidationError, UnknownTopicError, UsageError
 from chat_events.events import PersonalChatSent
 from chat_events.events.validation import validate_envelope
@@ -19,6 +19,17 @@ from chat_events.settings import Settings
 from chat_events.topics import TopicCatalog
 
 FIELDS = {"sender_id": "alice", "target_id": "bob", "target_type": "user", "payload": "hi"}
+MESSAGE = {
+    "message_id": "0b7a4a36-8a3c-4a53-9d7e-0e3c3b1f2a11",
+    "conversation_id": "dm:alice:bob",
+    "seq": 1,
+    "sender_id": "alice",
+    "target_type": "user",
+    "target_id": "bob",
+    "message_type": "text",
+    "payload": "hi",
+}
+DISPATCHED = {"recipient_id": "bob", "user_seq": 1, "edge_id": "edge-a.1234abcd", "message": MESSAGE}
 
 
 def test_json_comes_inline_from_a_file_or_from_stdin(tmp_path: Path) -> None:
@@ -81,3 +92,14 @@ def test_a_size_limit_has_one_wording(text: str) -> None:
     with pytest.raises(EventValidationError) as refused:
         validate_envelope(envelope, max_payload_bytes=32)
     assert str(refused.value) == "payload.personalChatSent.payload: larger than 32 bytes"
+
+
+def test_publish_routes_edge_events_to_the_edge_they_name() -> None:
+    catalog = TopicCatalog(Settings(topic_prefix="p."))
+    connected = envelope_from_cli("userConnected", "{}", "a", None, None)
+    assert publish_topic(catalog, connected) == "p.chat.user-events"
+    dispatched = envelope_from_cli("messageDispatched", json.dumps(DISPATCHED), None, None, None)
+    assert publish_topic(catalog, dispatched) == "p.chat.edge.edge-a.1234abcd"
+    typing = {"conversation_id": "dm:a:b", "target_type": "user", "target_id": "b", "state": "start"}
+    with pytest.raises(UsageError, match="names no edge"):
+        publish_topic(catalog, envelope_from_cli("userTyping", json.dumps(typing), "a", None, None))
