@@ -81,6 +81,22 @@ def read_until_closed(sock: socket.socket, timeout_s: float = GENEROUS_S) -> byt
     raise AssertionError(f"still open after {timeout_s} s; got {received!r}")
 
 
+def read_response(sock: socket.socket) -> bytes:
+    """One whole response (headers and a content-length body) from a kept-alive connection."""
+    sock.settimeout(GENEROUS_S)
+    received = b""
+    while b"\r\n\r\n" not in received:
+        received += sock.recv(65536)
+    head, _, body = received.partition(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")
+    )
+    while len(body) < length:
+        body += sock.recv(65536)
+    assert len(body) == length, "one response at a time"
+    return head + b"\r\n\r\n" + body
+
+
 def partial_request(port: int) -> socket.socket:
     sock = socket.create_connection(("127.0.0.1", port))
     sock.sendall(b"GET /ws HTTP/1.1\r\nHost: x\r\n")  # never finished
@@ -101,8 +117,7 @@ async def test_a_kept_alive_connection_must_finish_its_next_request_too(guarded:
     def run() -> bytes:
         with socket.create_connection(("127.0.0.1", guarded.edge.port)) as sock:
             sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-            sock.settimeout(GENEROUS_S)
-            first = sock.recv(65536)
+            first = read_response(sock)
             assert first.startswith(b"HTTP/1.1 200 "), first
             sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")  # the next one never finishes
             return read_until_closed(sock)
