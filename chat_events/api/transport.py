@@ -67,7 +67,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         if not self._pending.admit(self.client):
-            log.warning("refused a connection from %s: too many pending", self.client[0] if self.client else "?")
+            log.info("refused a connection from %s: too many pending", self.client[0] if self.client else "?")
             message = f"more than {self._pending.max_per_address} connections from this address are not signed in"
             transport.write(_response("429 Too Many Requests", Code.TOO_MANY_CONNECTIONS, message))
             transport.close()
