@@ -29,6 +29,12 @@ class Settings(BaseSettings):
         description="Comma-separated host:port list of an external Kafka cluster. Unset: use the "
         "embedded broker started by `chat-events broker`/`chat-events up`.",
     )
+    kafka_broker: Literal["auto", "kafka", "embedded"] = Field(
+        default="auto",
+        description="What CHAT_KAFKA_BOOTSTRAP_SERVERS points at: 'embedded' = the embedded broker (no "
+        "idempotent producer, no transactions, fetches that answer only when their wait is over), 'kafka' = "
+        "Kafka; 'auto' = the embedded broker when the data directory records it at that address.",
+    )
     kafka_client_id: str = "chat-events"
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
@@ -65,13 +71,13 @@ class Settings(BaseSettings):
         "answers as soon as a record is there (the wait only bounds idle polling).",
     )
     kafka_idle_pause_ms: int = Field(
-        default=500,
+        default=250,
         ge=0,
         description="Embedded broker only: a consumer that got no record and no wake-up for this long stops "
         "fetching until a local producer's wake-up datagram arrives (or the next probe). 0 = always poll.",
     )
     kafka_idle_probe_ms: int = Field(
-        default=1000,
+        default=2000,
         ge=10,
         description="Embedded broker only: how often a paused consumer fetches anyway (records from producers "
         "that do not send wake-ups, such as other Kafka clients).",

@@ -104,6 +104,7 @@ def make_settings(target: KafkaTarget, tmp_path: Path, **overrides: object) -> S
     values: dict[str, object] = {
         **store_settings(target),
         "kafka_bootstrap_servers": target.bootstrap_servers,
+        "kafka_broker": "embedded" if target.embedded else "kafka",
         "kafka_idempotence": "off" if target.embedded else "on",
         "topic_prefix": f"t{uuid.uuid4().hex[:10]}.",
         "topic_partitions": 4,

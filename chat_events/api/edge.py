@@ -308,6 +308,7 @@ class EdgeNode:
         consumer = build_consumer(
             self.settings,
             self._target,
+            wake_on=[edge_topic, self.topic(ROOM_MESSAGES)],
             **consumer_options(self.settings, self._target),
             enable_auto_commit=False,
             auto_offset_reset="earliest",

@@ -75,6 +75,7 @@ class RunningStack:
         """The variables that point any other chat-events process at this stack."""
         env = {"CHAT_KAFKA_BOOTSTRAP_SERVERS": self.kafka_bootstrap}
         if self.kafka_embedded:
+            env["CHAT_KAFKA_BROKER"] = "embedded"
             env["CHAT_KAFKA_IDEMPOTENCE"] = "off"
         if self.cassandra_contact_point:
             env["CHAT_CASSANDRA_CONTACT_POINTS"] = self.cassandra_contact_point

@@ -34,12 +34,18 @@ class KafkaTarget:
 
 
 def resolve_target(settings: Settings) -> KafkaTarget:
-    """``CHAT_KAFKA_BOOTSTRAP_SERVERS`` if set, else the broker recorded as running in the data
-    directory (the embedded broker, or the real Kafka node ``chat-events up`` runs), else a clear
-    error telling the user what to start."""
-    if settings.kafka_bootstrap_servers:
-        return KafkaTarget(settings.kafka_bootstrap_servers, embedded=False)
+    """``CHAT_KAFKA_BOOTSTRAP_SERVERS`` if set (the embedded broker if ``CHAT_KAFKA_BROKER`` says
+    so, or by default if the data directory records it there), else the broker recorded as
+    running in the data directory (the embedded broker, or the real Kafka node ``chat-events up``
+    runs), else a clear error telling the user what to start."""
     state = read_state(settings.data_dir)
+    if settings.kafka_bootstrap_servers:
+        servers = settings.kafka_bootstrap_servers
+        if settings.kafka_broker == "auto":
+            embedded = state is not None and state.bootstrap_servers == servers
+        else:
+            embedded = settings.kafka_broker == "embedded"
+        return KafkaTarget(servers, embedded=embedded)
     if state is not None:
         return KafkaTarget(state.bootstrap_servers, embedded=True)
     real = read_state(settings.data_dir, REAL_STATE_FILE)

@@ -20,8 +20,9 @@ from __future__ import annotations
 import asyncio
 import enum
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -133,10 +134,10 @@ class PacedConsumer(AIOKafkaConsumer):  # type: ignore[misc]  # aiokafka is unty
     """An :class:`AIOKafkaConsumer` with an :class:`IdlePacer` and a doorbell: ``getmany`` results
     with records and rings count as activity. Everything else is aiokafka's."""
 
-    def __init__(self, *, policy: PacingPolicy, doorbells: Any, **options: Any) -> None:
+    def __init__(self, *, policy: PacingPolicy, doorbells: Path, wake_on: Iterable[str] = (), **options: Any) -> None:
         super().__init__(**options)
         self.pacer = IdlePacer(self, policy)
-        self._doorbell = Doorbell(doorbells, self.pacer.activity)
+        self._doorbell = Doorbell(doorbells, self.pacer.activity, wake_on)
 
     async def start(self) -> None:
         await super().start()
@@ -168,10 +169,13 @@ def pacing_policy(settings: Settings, target: KafkaTarget) -> PacingPolicy | Non
     )
 
 
-def build_consumer(settings: Settings, target: KafkaTarget, **options: Any) -> AIOKafkaConsumer:
-    """A consumer of ``target``: a :class:`PacedConsumer` on the embedded broker, else aiokafka's
-    own. ``options`` are :func:`~chat_events.kafka.connection.consumer_options` and the rest."""
+def build_consumer(
+    settings: Settings, target: KafkaTarget, *, wake_on: Iterable[str] = (), **options: Any
+) -> AIOKafkaConsumer:
+    """A consumer of ``target``: a :class:`PacedConsumer` on the embedded broker (woken by sends
+    to the topics ``wake_on``; empty: to any topic), else aiokafka's own. ``options`` are
+    :func:`~chat_events.kafka.connection.consumer_options` and the rest."""
     policy = pacing_policy(settings, target)
     if policy is None:
         return AIOKafkaConsumer(**options)
-    return PacedConsumer(policy=policy, doorbells=registry_dir(target.bootstrap_servers), **options)
+    return PacedConsumer(policy=policy, doorbells=registry_dir(target.bootstrap_servers), wake_on=wake_on, **options)

@@ -59,13 +59,13 @@ class TrackingProducer(AIOKafkaProducer):  # type: ignore[misc]  # aiokafka is u
     def send(self, topic: str, *args: Any, **kwargs: Any) -> Any:
         self._track(topic)
         if self._ringer is not None:
-            self._ringer.ring()
+            self._ringer.ring(topic)
         return super().send(topic, *args, **kwargs)
 
     def send_batch(self, batch: Any, topic: str, *, partition: int) -> Any:
         self._track(topic)
         if self._ringer is not None:
-            self._ringer.ring()
+            self._ringer.ring(topic)
         return super().send_batch(batch, topic, partition=partition)
 
     async def stop(self) -> None:

@@ -265,6 +265,7 @@ def build_worker(
     consumer = build_consumer(
         settings,
         target,
+        wake_on=[catalog.resolve(spec).name for _, spec in wiring],
         **options,
         group_id=settings.worker_app_id,
         enable_auto_commit=False,

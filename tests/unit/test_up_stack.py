@@ -32,4 +32,8 @@ def test_child_environment_names_every_engine() -> None:
         "CHAT_CASSANDRA_CONTACT_POINTS": "127.0.0.1:9042",
     }
     embedded = RunningStack("embedded", "127.0.0.1:9092", True, None)
-    assert embedded.child_env() == {"CHAT_KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9092", "CHAT_KAFKA_IDEMPOTENCE": "off"}
+    assert embedded.child_env() == {
+        "CHAT_KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9092",
+        "CHAT_KAFKA_BROKER": "embedded",
+        "CHAT_KAFKA_IDEMPOTENCE": "off",
+    }

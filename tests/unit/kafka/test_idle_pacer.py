@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 from pathlib import Path
 
 from aiokafka import TopicPartition
 
-from chat_events.kafka.connection import KafkaTarget, fetch_wait_ms
+from chat_events.kafka.connection import KafkaTarget, fetch_wait_ms, resolve_target
 from chat_events.kafka.doorbell import MIN_RING_INTERVAL_S, RESCAN_S, Doorbell, Ringer, parse_entry, registry_dir
+from chat_events.kafka.embedded import BrokerState, write_state
 from chat_events.kafka.idle_pacer import IdlePacer, Mode, PacingPolicy, next_mode, pacing_policy
 from chat_events.settings import Settings
 
@@ -38,7 +40,7 @@ def test_pacing_and_fetch_wait_by_broker() -> None:
     assert fetch_wait_ms(Settings(kafka_fetch_max_wait_ms=3), KAFKA) == 3
     assert pacing_policy(settings, KAFKA) is None  # Kafka answers early: nothing to pace
     assert pacing_policy(Settings(kafka_idle_pause_ms=0), EMBEDDED) is None
-    assert pacing_policy(settings, EMBEDDED) == PacingPolicy(idle_after_s=0.5, probe_every_s=1.0, probe_for_s=0.03)
+    assert pacing_policy(settings, EMBEDDED) == PacingPolicy(idle_after_s=0.25, probe_every_s=2.0, probe_for_s=0.03)
     assert pacing_policy(Settings(kafka_idle_pause_ms=1), EMBEDDED).idle_after_s == RESCAN_S  # type: ignore[union-attr]
 
 
@@ -129,8 +131,8 @@ async def test_a_ring_reaches_every_doorbell_and_is_rate_limited(tmp_path: Path)
         assert sorted(path.name for path in directory.iterdir()) == sorted(
             f"{os.getpid()}-{bell.port}" for bell in bells
         )
-        ringer.ring()
-        ringer.ring()  # within MIN_RING_INTERVAL_S: not sent
+        ringer.ring("t")
+        ringer.ring("t")  # within MIN_RING_INTERVAL_S: not sent
         async with asyncio.timeout(10):
             for ring in rings:
                 await ring.wait()
@@ -139,7 +141,7 @@ async def test_a_ring_reaches_every_doorbell_and_is_rate_limited(tmp_path: Path)
         for ring in rings:
             ring.clear()
         now[0] += MIN_RING_INTERVAL_S
-        ringer.ring()
+        ringer.ring("t")
         async with asyncio.timeout(10):
             for ring in rings:
                 await ring.wait()
@@ -165,3 +167,45 @@ async def test_a_doorbell_removes_entries_of_dead_processes(tmp_path: Path) -> N
         assert names == {f"{os.getpid()}-4001", f"{os.getpid()}-{bell.port}"}
     finally:
         bell.close()
+
+
+def test_the_target_knows_an_explicit_embedded_broker(tmp_path: Path) -> None:
+    """`up` and the test harnesses hand the embedded broker to their children as plain bootstrap
+    servers: without knowing it is the embedded one, a child would wait 500 ms per fetch on it."""
+    with socket.socket() as listening:  # a recorded broker counts only while its port answers
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        servers = f"127.0.0.1:{listening.getsockname()[1]}"
+        assert not resolve_target(Settings(kafka_bootstrap_servers=servers, data_dir=tmp_path)).embedded
+        assert resolve_target(Settings(kafka_bootstrap_servers=servers, kafka_broker="embedded")).embedded
+        write_state(tmp_path, BrokerState(servers, os.getpid()))  # the data dir records it there
+        assert resolve_target(Settings(kafka_bootstrap_servers=servers, data_dir=tmp_path)).embedded
+        kafka = Settings(kafka_bootstrap_servers=servers, data_dir=tmp_path, kafka_broker="kafka")
+        assert not resolve_target(kafka).embedded
+        assert not resolve_target(Settings(kafka_bootstrap_servers="127.0.0.1:1", data_dir=tmp_path)).embedded
+
+
+async def test_a_ring_reaches_only_the_doorbells_of_its_topic(tmp_path: Path) -> None:
+    directory = tmp_path / "bells"
+    got: dict[str, asyncio.Queue[None]] = {name: asyncio.Queue() for name in ("a", "b", "any")}
+    bells = [
+        Doorbell(directory, lambda: got["a"].put_nowait(None), ["a"]),
+        Doorbell(directory, lambda: got["b"].put_nowait(None), ["b", "c"]),
+        Doorbell(directory, lambda: got["any"].put_nowait(None)),
+    ]
+    for bell in bells:
+        await bell.open()
+    ringer = Ringer(directory, clock=lambda: 0.0)
+    try:
+        ringer.ring("b")
+        ringer.ring("c")  # "b"'s doorbell was rung just now: rate-limited per doorbell
+        ringer.ring("a")  # "any" was rung just now too; "a" was not
+        async with asyncio.timeout(10):
+            for name in ("a", "b", "any"):
+                await got[name].get()
+        await asyncio.sleep(0.1)
+        assert all(queue.empty() for queue in got.values())
+    finally:
+        ringer.close()
+        for bell in bells:
+            bell.close()
