@@ -22,6 +22,7 @@ from chat_events.codec.factory import build_codec
 from chat_events.errors import BrokerUnavailableError
 from chat_events.kafka.admin import ensure_topics
 from chat_events.kafka.connection import resolve_target
+from chat_events.kafka.log_noise import coordinator_startup_demoted
 from chat_events.producers.publisher import EventPublisher
 from chat_events.settings import Settings
 from chat_events.store.factory import open_store
@@ -39,23 +40,27 @@ async def run_worker(
     await ensure_topics(settings, target)
     codec = build_codec(settings)
     stop = stop or _signal_event()
-    async with open_store(settings) as store, EventPublisher(settings, target, codec) as publisher:
-        worker = build_worker(settings, target, store=store, publisher=publisher, codec=codec)
-        await _start_consumer(worker, settings)
-        running = asyncio.ensure_future(worker.run())
-        stopping = asyncio.ensure_future(stop.wait())
-        assigned = asyncio.ensure_future(worker.wait_assigned())
-        try:
-            await asyncio.wait([running, stopping, assigned], return_when=asyncio.FIRST_COMPLETED)
-            if assigned.done() and not stopping.done() and not running.done():
-                log.info("worker %s consuming from %s", settings.worker_app_id, target.bootstrap_servers)
-                if on_ready is not None:
-                    on_ready(worker)
-                await asyncio.wait([running, stopping], return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            assigned.cancel()
-            stopping.cancel()
-            await _stop_fully(worker, running, settings.worker_stop_timeout_s)
+    starting = contextlib.ExitStack()  # until the first assignment (a fresh Kafka's first join: see log_noise)
+    starting.enter_context(coordinator_startup_demoted())
+    with starting:
+        async with open_store(settings) as store, EventPublisher(settings, target, codec) as publisher:
+            worker = build_worker(settings, target, store=store, publisher=publisher, codec=codec)
+            await _start_consumer(worker, settings)
+            running = asyncio.ensure_future(worker.run())
+            stopping = asyncio.ensure_future(stop.wait())
+            assigned = asyncio.ensure_future(worker.wait_assigned())
+            try:
+                await asyncio.wait([running, stopping, assigned], return_when=asyncio.FIRST_COMPLETED)
+                starting.close()
+                if assigned.done() and not stopping.done() and not running.done():
+                    log.info("worker %s consuming from %s", settings.worker_app_id, target.bootstrap_servers)
+                    if on_ready is not None:
+                        on_ready(worker)
+                    await asyncio.wait([running, stopping], return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                assigned.cancel()
+                stopping.cancel()
+                await _stop_fully(worker, running, settings.worker_stop_timeout_s)
 
 
 async def _start_consumer(worker: Worker, settings: Settings) -> None:

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from chat_events.cli.logs import configure_logging, library_level
+from chat_events.kafka.log_noise import COORDINATOR_LOGGER, DemoteStartupNoise, coordinator_startup_demoted
 from chat_events.streams.presence import EdgeMonitor, edge_end_log
 
 
@@ -53,3 +54,24 @@ def test_chat_events_logs_at_the_level_asked_libraries_at_warning() -> None:
     assert logging.getLogger("chat_events.streams.worker").isEnabledFor(logging.INFO)
     assert not logging.getLogger("aiokafka.consumer").isEnabledFor(logging.INFO)
     assert logging.getLogger("aiokafka.consumer").isEnabledFor(logging.WARNING)
+
+
+def _record(level: int, message: str) -> logging.LogRecord:
+    return logging.LogRecord(COORDINATOR_LOGGER, level, __file__, 1, message, None, None)
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_a_fresh_kafkas_coordinator_noise_is_info_while_a_worker_starts() -> None:
+    logging.getLogger("chat_events").setLevel(logging.INFO)
+    noise = DemoteStartupNoise()
+    error = _record(logging.ERROR, "Group Coordinator Request failed: [Error 15] GroupCoordinatorNotAvailableError")
+    dead = _record(logging.WARNING, "Marking the coordinator dead (node 1)for group chat-events-worker.")
+    other = _record(logging.ERROR, "Group Coordinator Request failed: [Error 7] RequestTimedOutError")
+    assert noise.filter(error) and error.levelno == logging.INFO and error.levelname == "INFO"
+    assert noise.filter(dead) and dead.levelno == logging.INFO
+    assert noise.filter(other) and other.levelno == logging.ERROR  # anything else keeps its level
+    logging.getLogger("chat_events").setLevel(logging.WARNING)  # INFO not shown: neither is the noise
+    assert not noise.filter(_record(logging.WARNING, "Marking the coordinator dead (node 1)"))
+    with coordinator_startup_demoted():
+        assert any(isinstance(f, DemoteStartupNoise) for f in logging.getLogger(COORDINATOR_LOGGER).filters)
+    assert not any(isinstance(f, DemoteStartupNoise) for f in logging.getLogger(COORDINATOR_LOGGER).filters)
