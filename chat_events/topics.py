@@ -273,6 +273,10 @@ class TopicCatalog:
         invalid edge id)."""
         return ResolvedTopic(EDGE_DELIVERY, edge_topic_name(edge_id, self._prefix), self._partitions, self._replication)
 
+    def is_edge_topic(self, name: str) -> bool:
+        """Whether ``name`` is an edge's delivery topic (``<prefix>chat.edge.<edge_id>``)."""
+        return name.startswith(self._prefix + EDGE_TOPIC_PREFIX)
+
     def by_name(self, name: str) -> ResolvedTopic:
         """Look a topic up by its declared or its prefixed name (an edge's delivery topic too)."""
         for topic in self.all():

@@ -36,6 +36,7 @@ from chat_events.producers.partitioner import partition_for
 from chat_events.producers.publisher import EventPublisher
 from chat_events.settings import Settings
 from chat_events.store.port import MessageStore
+from chat_events.streams.direct_outputs import DirectOutputs
 from chat_events.streams.fanout import FanoutStage
 from chat_events.streams.groups import GroupsStage
 from chat_events.streams.inbox import InboxStage
@@ -281,7 +282,7 @@ def build_worker(
         )
         for stage, spec in wiring
     }
-    pool = _producer_pool(settings, target, codec, processors) if target.transactions(settings) else None
+    pool = _producer_pool(settings, target, codec, processors, sink) if target.transactions(settings) else None
     grace_s = settings.worker_session_timeout_s + settings.worker_rebalance_timeout_s + 5.0
     txn_timings = TransactionTimings(fenced_grace_s=grace_s, start_wait_s=settings.kafka_connect_timeout_s)
     runners: list[StageRunner] = []
@@ -306,10 +307,17 @@ def build_worker(
 
 
 def _producer_pool(
-    settings: Settings, target: KafkaTarget, codec: AvroEnvelopeCodec, processors: dict[str, BatchProcessor]
+    settings: Settings,
+    target: KafkaTarget,
+    codec: AvroEnvelopeCodec,
+    processors: dict[str, BatchProcessor],
+    sink: PublisherSink,
 ) -> ProducerPool:
     """Transactional mode: one producer per assigned input partition, committing the partition's
-    outputs and offsets together (``transactional.py``)."""
+    outputs and offsets together (``transactional.py``); pushes to the edges go through the
+    shared (idempotent) producer of ``sink`` instead (``direct_outputs.py``)."""
+
+    catalog = TopicCatalog(settings)
 
     def transactions(tp: TopicPartition, producer: AIOKafkaProducer) -> PartitionTransactions:
         return PartitionTransactions(
@@ -319,6 +327,10 @@ def _producer_pool(
             processor=processors[tp.topic],
             codec=codec,
             max_backoff_s=settings.worker_retry_max_backoff_s,
+            direct=DirectOutputs(
+                sink, name=f"{tp.topic}[{tp.partition}]", max_backoff_s=settings.worker_retry_max_backoff_s
+            ),
+            is_direct=catalog.is_edge_topic,
         )
 
     return ProducerPool(

@@ -15,6 +15,10 @@ epoch: the previous owner's open transaction is aborted at once (a killed worker
 first, and any later request of the old producer fails with ``ProducerFenced``. Only then does
 the new owner read the partition's committed offset (``producer_pool.py``).
 
+**Pushes to the edges go outside the transaction** (``direct_outputs.py``): an edge's topic has
+one reader that drops a seq it already pushed, and a ``read_committed`` dispatch would wait for
+every transaction open on its partition. The transaction commits only once they are acknowledged.
+
 **One transaction at a time per partition, in order.** :class:`PartitionTransactions` queues the
 handled sub-batches of its partition and commits them one transaction after the other; the
 sub-batches that queued up while one transaction was in flight go together into the next (fewer,
@@ -46,6 +50,7 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.errors import InvalidProducerEpoch, ProducerFenced
 
 from chat_events.codec.avro import AvroEnvelopeCodec
+from chat_events.streams.direct_outputs import DirectOutputs
 from chat_events.streams.records import Output, SourceRecord, StageResult
 from chat_events.streams.stage import BatchProcessor, is_retriable
 
@@ -147,6 +152,8 @@ class SubBatch:
     result: StageResult
     offset: int
     done: asyncio.Future[Outcome] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+    direct_sent: asyncio.Future[None] | None = None
+    """Its outputs sent outside the transaction (``direct_outputs.py``), once acknowledged."""
 
 
 class PartitionTransactions:
@@ -169,6 +176,8 @@ class PartitionTransactions:
         clock: Callable[[], float] = lambda: asyncio.get_running_loop().time(),
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
         commit: Callable[..., Awaitable[None]] = transact,
+        direct: DirectOutputs | None = None,
+        is_direct: Callable[[str], bool] = lambda topic: False,
     ) -> None:
         self.tp = tp
         self.producer = producer
@@ -183,6 +192,8 @@ class PartitionTransactions:
         self._clock = clock
         self._sleep = sleep
         self._commit = commit
+        self._direct = direct
+        self._is_direct = is_direct
         self._queue: list[SubBatch] = []
         self._task: asyncio.Task[None] | None = None
         self._failure: TransactionFailedError | None = None
@@ -199,6 +210,9 @@ class PartitionTransactions:
         elif self.fenced_at is not None or self._closed:
             batch.done.set_result(Outcome.FENCED if self.fenced_at is not None else Outcome.ABANDONED)
         else:
+            if self._direct is not None:
+                outputs = self._processor.outputs_of(result)
+                batch.direct_sent = self._direct.send([o for o in outputs if self._is_direct(o.topic)])
             self._queue.append(batch)
             if self._task is None or self._task.done():
                 self._task = asyncio.ensure_future(self._run())
@@ -213,6 +227,8 @@ class PartitionTransactions:
                 await task
         self._resolve(self._queue, Outcome.ABANDONED)
         self._queue = []
+        if self._direct is not None:
+            await self._direct.close()
         with contextlib.suppress(Exception):
             await self.producer.stop()
 
@@ -237,7 +253,15 @@ class PartitionTransactions:
         if self._closed:  # the producer died while these waited
             self._resolve(batches, Outcome.ABANDONED)
             return
-        outputs = [output for batch in batches for output in self._processor.outputs_of(batch.result)]
+        outputs = [
+            output
+            for batch in batches
+            for output in self._processor.outputs_of(batch.result)
+            if batch.direct_sent is None or not self._is_direct(output.topic)
+        ]
+        direct = [batch.direct_sent for batch in batches if batch.direct_sent is not None]
+        if direct:  # their offsets commit only once their pushes are acknowledged
+            await asyncio.gather(*direct)
         offset = max(batch.offset for batch in batches)
         try:
             outcome = await self._retrying(outputs, offset, parked=False)
