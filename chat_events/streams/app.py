@@ -70,6 +70,9 @@ from chat_events.topics import (
 
 log = logging.getLogger(__name__)
 EDGE_CHECK_INTERVAL_S = 1.0
+DEFER_OFFSETS_S = 1.0
+"""Transactional mode: the longest a sub-batch with nothing to send waits for its offset's commit
+(``transactional.py``): at most this much of such records is replayed after a crash."""
 
 
 class PublisherSink:
@@ -331,6 +334,7 @@ def _producer_pool(
                 sink, name=f"{tp.topic}[{tp.partition}]", max_backoff_s=settings.worker_retry_max_backoff_s
             ),
             is_direct=catalog.is_edge_topic,
+            defer_offsets_s=DEFER_OFFSETS_S,
         )
 
     return ProducerPool(

@@ -19,6 +19,12 @@ the new owner read the partition's committed offset (``producer_pool.py``).
 one reader that drops a seq it already pushed, and a ``read_committed`` dispatch would wait for
 every transaction open on its partition. The transaction commits only once they are acknowledged.
 
+**No transaction for an offset alone.** A sub-batch with nothing to send in the transaction
+(device acks, heartbeats, an inbox batch whose recipients are all online) is resolved as
+:attr:`Outcome.DEFERRED`: its offset goes with the partition's next transaction, or alone after
+``defer_offsets_s`` (or when the runner drains); a crash before that replays records that have
+no outputs to repeat (their store writes are idempotent). Most records of a busy worker are such.
+
 **One transaction at a time per partition, in order.** :class:`PartitionTransactions` queues the
 handled sub-batches of its partition and commits them one transaction after the other; the
 sub-batches that queued up while one transaction was in flight go together into the next (fewer,
@@ -68,6 +74,9 @@ class Outcome(enum.Enum):
     """Another producer took the partition's transactional id: nothing of it commits here now."""
     ABANDONED = "abandoned"
     """The partition was given up (revoked, stopping) before the sub-batch committed."""
+    DEFERRED = "deferred"
+    """Nothing to commit but the offset: it goes with the partition's next transaction (or a
+    flush); a crash before that replays the sub-batch, which has no outputs to repeat."""
 
 
 class Verdict(enum.Enum):
@@ -154,6 +163,8 @@ class SubBatch:
     done: asyncio.Future[Outcome] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
     direct_sent: asyncio.Future[None] | None = None
     """Its outputs sent outside the transaction (``direct_outputs.py``), once acknowledged."""
+    flush: bool = False
+    """A stand-in that commits the deferred offset (:meth:`PartitionTransactions.flush`)."""
 
 
 class PartitionTransactions:
@@ -178,6 +189,7 @@ class PartitionTransactions:
         commit: Callable[..., Awaitable[None]] = transact,
         direct: DirectOutputs | None = None,
         is_direct: Callable[[str], bool] = lambda topic: False,
+        defer_offsets_s: float = 0.0,
     ) -> None:
         self.tp = tp
         self.producer = producer
@@ -194,6 +206,9 @@ class PartitionTransactions:
         self._commit = commit
         self._direct = direct
         self._is_direct = is_direct
+        self._defer_offsets_s = defer_offsets_s
+        self._deferred_offset: int | None = None
+        self._flush_timer: asyncio.TimerHandle | None = None
         self._queue: list[SubBatch] = []
         self._task: asyncio.Task[None] | None = None
         self._failure: TransactionFailedError | None = None
@@ -218,8 +233,25 @@ class PartitionTransactions:
                 self._task = asyncio.ensure_future(self._run())
         return batch.done
 
+    def flush(self) -> asyncio.Future[Outcome] | None:
+        """Commit the deferred offset now (a revocation, a stop, or the deferral's timer); None
+        when there is none."""
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()
+            self._flush_timer = None
+        if self._deferred_offset is None or not self.usable:
+            return None
+        batch = SubBatch([], StageResult(), self._deferred_offset, flush=True)
+        self._queue.append(batch)
+        if self._task is None or self._task.done():
+            self._task = asyncio.ensure_future(self._run())
+        return batch.done
+
     async def close(self) -> None:
         self._closed = True
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()
+            self._flush_timer = None
         task, self._task = self._task, None
         if task is not None and not task.done():
             task.cancel()
@@ -263,6 +295,12 @@ class PartitionTransactions:
         if direct:  # their offsets commit only once their pushes are acknowledged
             await asyncio.gather(*direct)
         offset = max(batch.offset for batch in batches)
+        if not outputs and self._defer_offsets_s > 0 and not any(batch.flush for batch in batches):
+            self._defer(offset)
+            self._resolve(batches, Outcome.DEFERRED)
+            return
+        if self._deferred_offset is not None:
+            offset = max(offset, self._deferred_offset)
         try:
             outcome = await self._retrying(outputs, offset, parked=False)
         except _Refused as refused:
@@ -273,6 +311,7 @@ class PartitionTransactions:
             parked = self._processor.outputs_of(self._processor.parked(batches[0].records, refused.error))
             outcome = await self._retrying(parked, offset, parked=True)
         self._resolve(batches, outcome)
+        self._deferred_offset = None  # committed with it, or (fenced, abandoned) the next owner replays
         if outcome is Outcome.FENCED:
             self._resolve(self._queue, Outcome.FENCED)
             self._queue = []
@@ -282,6 +321,12 @@ class PartitionTransactions:
             replace, self.on_producer_dead = self.on_producer_dead, None
             if replace is not None:
                 replace()
+
+    def _defer(self, offset: int) -> None:
+        """Keep ``offset`` for the next transaction; commit it alone after ``defer_offsets_s``."""
+        self._deferred_offset = offset if self._deferred_offset is None else max(offset, self._deferred_offset)
+        if self._flush_timer is None:
+            self._flush_timer = asyncio.get_running_loop().call_later(self._defer_offsets_s, self.flush)
 
     async def _retrying(self, outputs: list[Output], offset: int, *, parked: bool) -> Outcome:
         prepared = [(o.topic, o.key, self._codec.encode(o.envelope, validate=False), o.partition) for o in outputs]

@@ -156,9 +156,13 @@ class TransactionalStageRunner(StageRunner):
                 )
 
     async def _drain(self) -> None:
-        """Wait (bounded) for the sub-batches in flight. Nothing to commit afterwards: each
-        transaction committed its own offsets; one still open at the deadline is left (its
-        producer is stopped on release, and the partition's next owner aborts it)."""
+        """Commit the deferred offsets, then wait (bounded) for the sub-batches in flight.
+        Nothing to commit afterwards: each transaction committed its own offsets; one still open
+        at the deadline is left (its producer is stopped on release, and the partition's next
+        owner aborts it)."""
+        for transactions in self._pool.held():
+            if transactions.tp.topic == self.topic and (flushed := transactions.flush()) is not None:
+                self._open.add(flushed)
         pending = [future for future in self._open if not future.done()]
         if pending:
             _, still = await asyncio.wait(pending, timeout=self._timings.drain_timeout_s)

@@ -130,3 +130,51 @@ async def test_without_direct_outputs_everything_is_in_the_transaction(codec: Av
     )
     assert await transactions.submit(_records(0), mixed("edge.a", "push"), 1) is Outcome.COMMITTED
     assert commits.transactions == [(["edge.a", "push"], {TP: 1})]
+
+
+# --- offsets alone wait for the next transaction ------------------------------------------------
+
+
+def deferring(codec: AvroEnvelopeCodec, commits: FakeCommits, sink: FakeSink, defer_s: float) -> PartitionTransactions:
+    processor = BatchProcessor(EchoStage(), codec, None, dead_letter_topic="dlq")  # type: ignore[arg-type]
+    return PartitionTransactions(
+        TP,
+        FakeProducer(),  # type: ignore[arg-type]
+        group_id="group",
+        processor=processor,
+        codec=codec,
+        sleep=no_sleep,
+        commit=commits,
+        direct=DirectOutputs(sink, name="test", sleep=no_sleep),
+        is_direct=lambda topic: topic.startswith("edge."),
+        defer_offsets_s=defer_s,
+    )
+
+
+async def test_an_offset_alone_goes_with_the_next_transaction(codec: AvroEnvelopeCodec) -> None:
+    commits, sink = FakeCommits(), FakeSink()
+    transactions = deferring(codec, commits, sink, 60.0)
+    assert await transactions.submit(_records(0), StageResult(), 1) is Outcome.DEFERRED
+    assert await transactions.submit(_records(1), mixed("edge.a"), 2) is Outcome.DEFERRED  # pushes only
+    assert commits.transactions == [] and sink.enqueued == [["edge.a"]]
+    assert await transactions.submit(_records(2), mixed("push"), 3) is Outcome.COMMITTED
+    assert commits.transactions == [(["push"], {TP: 3})]
+    assert transactions.flush() is None  # nothing deferred any more
+    await transactions.close()
+
+
+async def test_a_deferred_offset_commits_alone_after_the_delay_or_when_flushed(codec: AvroEnvelopeCodec) -> None:
+    commits, sink = FakeCommits(), FakeSink()
+    transactions = deferring(codec, commits, sink, 0.05)
+    assert await transactions.submit(_records(0, 1), StageResult(), 2) is Outcome.DEFERRED
+    async with asyncio.timeout(10):
+        await commits.started.wait()  # the deferral's timer started a transaction
+    await asyncio.sleep(0)
+    assert commits.transactions == [([], {TP: 2})]
+    later = deferring(codec, commits, sink, 60.0)
+    assert await later.submit(_records(2), StageResult(), 3) is Outcome.DEFERRED
+    flushed = later.flush()  # a revocation or a stop does not wait for the timer
+    assert flushed is not None and await flushed is Outcome.COMMITTED
+    assert commits.transactions[-1] == ([], {TP: 3})
+    await later.close()
+    await transactions.close()

@@ -181,14 +181,18 @@ def rig(
     *,
     committed: dict[TopicPartition, int] | None = None,
     grace_s: float = 20.0,
+    defer_s: float = 0.0,
+    stage: EchoStage | None = None,
 ) -> Rig:
     consumer = FakeConsumer(batches, committed or {})
-    stage, commits = EchoStage(), Commits()
+    stage, commits = stage or EchoStage(), Commits()
     start_errors: list[BaseException] = []
     processor = BatchProcessor(stage, codec, None, dead_letter_topic="dlq")  # type: ignore[arg-type]
 
     def transactions(tp: TopicPartition, producer: Any) -> PartitionTransactions:
-        return PartitionTransactions(tp, producer, group_id="g", processor=processor, codec=codec, commit=commits)
+        return PartitionTransactions(
+            tp, producer, group_id="g", processor=processor, codec=codec, commit=commits, defer_offsets_s=defer_s
+        )
 
     pool = ProducerPool(
         app_id="app",
@@ -338,4 +342,28 @@ async def test_a_dead_producer_is_replaced_and_the_partition_replays_from_its_co
     assert r.commits.done == [(0, ["a"], 1)]
     replaced = r.consumer.events[r.consumer.events.index("resume 0") + 1 :]
     assert replaced == ["pause 0", "stop app.in.0", "init app.in.0", "committed 0", "seek 0 0", "resume 0"]
+    await stop(task)
+
+
+class QuietStage(EchoStage):
+    """Handles records and sends nothing (as the sessions stage does with device acks)."""
+
+    async def handle(self, batch: Sequence[Incoming]) -> StageResult:
+        await super().handle(batch)
+        return StageResult()
+
+
+async def test_revocation_commits_the_deferred_offsets_before_stopping_the_producer(
+    codec: AvroEnvelopeCodec,
+) -> None:
+    r = rig(codec, [{TP0: recs(codec, TP0, 0, ["a", "b"])}], defer_s=600.0, stage=QuietStage())
+    await r.listener.on_partitions_assigned({TP0, TP1})
+    task = asyncio.ensure_future(r.runner.run())
+    await until(lambda: r.stage.handled == [["a", "b"]])
+    await asyncio.sleep(0.05)
+    assert r.commits.done == []  # nothing to send: the offset waits (the timer is 10 minutes away)
+    await r.listener.on_partitions_revoked({TP0, TP1})
+    assert r.commits.done == [(0, [], 2)]  # committed alone, before the producer stopped
+    events = r.consumer.events
+    assert "stop app.in.0" in events
     await stop(task)
