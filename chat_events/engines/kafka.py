@@ -13,6 +13,7 @@ import asyncio
 import base64
 import threading
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from chat_events.engines import maven
@@ -58,9 +59,14 @@ def server_properties(data_dir: Path, port: int, controller_port: int) -> str:
     return "".join(f"{key}={value}\n" for key, value in values.items())
 
 
-def new_cluster_id() -> str:
-    """A KRaft cluster id: 16 random bytes, URL-safe base64 without padding (22 characters)."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+def new_cluster_id(random_bytes: Callable[[], bytes] = lambda: uuid.uuid4().bytes) -> str:
+    """A KRaft cluster id: 16 random bytes, URL-safe base64 without padding (22 characters).
+    Never one starting with ``-``: the storage tool would take it for an option (one in 64 of
+    them did; Kafka's own ``Uuid.randomUuid`` draws again the same way)."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(random_bytes()).rstrip(b"=").decode()
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def answers_metadata(bootstrap_servers: str, timeout_s: float = 3.0) -> bool:

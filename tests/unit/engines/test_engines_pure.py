@@ -44,6 +44,12 @@ def test_cluster_ids_are_fresh_22_character_base64() -> None:
     assert all(len(i) == 22 and "=" not in i for i in ids)
 
 
+def test_a_cluster_id_never_starts_with_a_dash() -> None:
+    """The storage tool took `-t -abc...` for an option and failed the start (1 in 64 ids)."""
+    draws = iter([b"\xfb" + bytes(15), bytes(16)])  # the first encodes as "-wAA...", the second "AAAA..."
+    assert new_cluster_id(lambda: next(draws)) == "A" * 22
+
+
 def test_cassandra_yaml_is_loopback_single_node(tmp_path: Path) -> None:
     config = yaml.safe_load(cassandra_yaml(tmp_path, 9142, 9143))
     assert config["native_transport_port"] == 9142
