@@ -4,7 +4,9 @@ in order on Ctrl-C.
 
 Children run in their own sessions, so a terminal's Ctrl-C reaches only the supervisor, which
 then stops them one by one (the edge first, so it can announce its sessions' ends while the
-worker and broker still run), each with SIGTERM and, after a grace period, SIGKILL.
+worker and broker still run), each with SIGTERM and, after a grace period, SIGKILL. If the
+supervisor itself dies, its children stop too: each is told its pid (``CHAT_PARENT_PID``) and
+follows it (:mod:`chat_events.lifeline`).
 
 A child is ready when it printed its ready line and, if it has a ``ready_check``, once that
 check passes (the edge: its own ``/readyz`` answers 200). A child that exits with
@@ -23,6 +25,8 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TextIO
+
+from chat_events.lifeline import PARENT_PID_ENV, spawn
 
 MAX_RESTARTS = 5
 RESTART_WINDOW_S = 60.0
@@ -62,14 +66,17 @@ class Supervisor:
 
     def start(self, child: Child) -> None:
         child.ready.clear()
-        child.proc = subprocess.Popen(
-            list(child.argv),
-            env=dict(child.env),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            bufsize=1,
-            start_new_session=True,
+        env = {**child.env, PARENT_PID_ENV: str(os.getpid())}  # the child follows us (lifeline)
+        child.proc = spawn(
+            lambda: subprocess.Popen(
+                list(child.argv),
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                bufsize=1,
+                start_new_session=True,
+            )
         )
         threading.Thread(target=self._forward, args=(child, child.proc), daemon=True).start()
 

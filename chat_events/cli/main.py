@@ -20,6 +20,7 @@ from chat_events.cli import (
     worker_cmd,
 )
 from chat_events.errors import ChatEventsError
+from chat_events.lifeline import follow_parent
 from chat_events.settings import Settings
 
 Handler = Callable[[argparse.Namespace, Settings], int]
@@ -49,6 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     handler: Handler = args.handler
+    follow_parent()  # a child of `up` (CHAT_PARENT_PID set) stops when up is gone, however it ended
     try:
         settings = Settings()
         return handler(args, settings)

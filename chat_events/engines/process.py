@@ -1,5 +1,7 @@
 """One JVM child process of an engine: started in its own session with its output in a log
-file, stopped with SIGTERM and killed after a bound. Shared by the Kafka and Cassandra servers."""
+file, stopped with SIGTERM and killed after a bound, and told to stop (SIGTERM) if the process
+that started it dies (:func:`chat_events.lifeline.popen_tied`). Shared by the Kafka and
+Cassandra servers."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from pathlib import Path
 from typing import Self
 
 from chat_events.engines.availability import EngineUnavailableError
+from chat_events.lifeline import popen_tied
 
 HOST = "127.0.0.1"
 
@@ -58,7 +61,7 @@ class JvmProcess:
     def start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
-            self._process = subprocess.Popen(
+            self._process = popen_tied(  # it dies with us, however we die
                 self._argv,
                 stdout=log,
                 stderr=subprocess.STDOUT,

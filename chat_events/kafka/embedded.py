@@ -24,6 +24,7 @@ from types import TracebackType
 
 from chat_events.engines.process import free_port, port_accepts
 from chat_events.errors import ConfigurationError
+from chat_events.lifeline import popen_tied
 
 STATE_FILE = "embedded-broker.json"
 REAL_STATE_FILE = "kafka-broker.json"
@@ -124,7 +125,7 @@ class EmbeddedBroker:
         url = f"tcp://{HOST}:{port}"
         log = open(self._log_path, "ab") if self._log_path else subprocess.DEVNULL  # noqa: SIM115
         try:
-            self._process = subprocess.Popen(
+            self._process = popen_tied(  # it dies with us, however we die
                 [binary, "broker", "--listener-url", url, "--advertised-listener-url", url],
                 stdout=log,
                 stderr=log,
