@@ -1,12 +1,14 @@
-"""``up`` killed with SIGKILL takes its children with it: the broker, the worker and the edge stop
-(nothing is left holding ports beside a second ``up``, which the kernel-released lock would let
-start). Real processes of the embedded stack; Linux (the children are found in /proc)."""
+"""``up`` killed with SIGKILL takes its children with it: the broker (the embedded one, or real
+Kafka and Cassandra), the worker and the edge stop (nothing is left holding ports beside a second
+``up``, which the kernel-released lock would let start). Real processes; Linux (the children are
+found in /proc)."""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -17,6 +19,7 @@ import pytest
 from chat_events.engines.process import port_accepts
 from tests.integration.edge_harness import free_port
 from tests.integration.test_up_and_chat import COMMAND, wait_for
+from tests.real_engines import skip_or_fail, unavailable_reason
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
 
@@ -45,14 +48,18 @@ def _cmdline(pid: int) -> str:
     return ""
 
 
-def test_up_killed_with_sigkill_leaves_no_child_running_and_frees_the_ports(tmp_path: Path) -> None:
+@pytest.mark.parametrize("stack", ["embedded", "kafka-cassandra"])
+def test_up_killed_with_sigkill_leaves_no_child_running_and_frees_the_ports(stack: str, tmp_path: Path) -> None:
+    """The JVMs start on threads that end once they are ready: they must outlive those threads."""
+    if stack != "embedded" and (reason := unavailable_reason()) is not None:
+        skip_or_fail(reason)
     env = {k: v for k, v in os.environ.items() if not k.startswith("CHAT_")}
     edge_port = free_port()
     env.update(CHAT_DATA_DIR=str(tmp_path / "data"), CHAT_EDGE_PORT=str(edge_port))
     log = tmp_path / "up.log"
     with log.open("wb") as out:
         up = subprocess.Popen(
-            [*COMMAND, "up", "--stack", "embedded", "--port", "0"],
+            [*COMMAND, "up", "--stack", stack, "--port", "0", "--cql-port", "0"],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -61,22 +68,32 @@ def test_up_killed_with_sigkill_leaves_no_child_running_and_frees_the_ports(tmp_
     children: list[int] = []
     try:
         wait_for(log, "chat-events is up", up, 240)
-        broker = json.loads((tmp_path / "data" / "embedded-broker.json").read_text())
-        broker_port = int(broker["bootstrap_servers"].rpartition(":")[2])
+        state = "embedded-broker.json" if stack == "embedded" else "kafka-broker.json"
+        broker = json.loads((tmp_path / "data" / state).read_text())
+        ports = [
+            edge_port,
+            *(
+                int(p)
+                for p in re.findall(
+                    r"CHAT_(?:KAFKA_BOOTSTRAP_SERVERS|CASSANDRA_CONTACT_POINTS)=\S+:(\d+)", log.read_text()
+                )
+            ),
+        ]
         children = _children(up.pid)
         commands = [_cmdline(pid) for pid in children]
         assert broker["pid"] in children, commands
         assert any(c.endswith(" worker ") for c in commands) and any(c.endswith(" edge ") for c in commands), commands
-        assert port_accepts(edge_port) and port_accepts(broker_port)
+        assert len(children) == (3 if stack == "embedded" else 4), commands
+        assert len(ports) == (2 if stack == "embedded" else 3) and all(port_accepts(port) for port in ports), ports
 
         os.kill(up.pid, signal.SIGKILL)
         up.wait(10)
 
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120
         while (alive := [pid for pid in children if _stat(pid) is not None]) and time.monotonic() < deadline:
             time.sleep(0.2)
         assert not alive, f"still running after up was killed: {[_cmdline(pid) for pid in alive]}"
-        assert not port_accepts(edge_port) and not port_accepts(broker_port)
+        assert not any(port_accepts(port) for port in ports), ports
     finally:
         if up.poll() is None:
             os.killpg(up.pid, signal.SIGINT)
