@@ -36,18 +36,20 @@ def settings_env(settings: Settings) -> dict[str, str]:
 
 
 class WorkerProcess:
-    """``python -m chat_events.cli.main worker`` with the test's settings."""
+    """``python -m chat_events.cli.main worker`` with the test's settings (its own log lines
+    at ``log_level``: INFO shows, e.g., the partitions each stage is assigned)."""
 
-    def __init__(self, settings: Settings, log_path: Path) -> None:
+    def __init__(self, settings: Settings, log_path: Path, *, log_level: str = "WARNING") -> None:
         self._settings = settings
         self._log_path = log_path
+        self._log_level = log_level
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, *, timeout: float = 60.0) -> None:
         log = self._log_path.open("ab")
         ready_before = self._log_path.read_bytes().count(b"worker ready")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "chat_events.cli.main", "worker", "--log-level", "WARNING"],
+            [sys.executable, "-m", "chat_events.cli.main", "worker", "--log-level", self._log_level],
             env=settings_env(self._settings),
             stdout=log,
             stderr=subprocess.STDOUT,
