@@ -25,15 +25,25 @@ def conversation_of(user_id: str, target_type: str, target_id: str) -> str:
     return direct_conversation_id(user_id, target_id) if target_type == "user" else target_id
 
 
+HIDDEN_GROUP = "no such group, or you are not a member"
+"""The one refusal an outsider gets from any group operation (code 8), whether the group exists
+or not: which group ids exist is its members' business."""
+
+
+def group_outsider(user_id: str, group_members: frozenset[str] | None, owner_id: str | None = None) -> bool:
+    """Whether ``user_id`` may not learn that the group exists: neither an active member nor
+    its owner (``group_members`` None: there is no such group, so everybody is an outsider)."""
+    return group_members is None or (user_id not in group_members and user_id != owner_id)
+
+
 def send_refusal(user_id: str, target_type: str, target_id: str, group_members: frozenset[str] | None) -> str | None:
     """Why ``user_id`` may not post to the target, or None if allowed.
 
-    ``group_members`` is the group's active member set (None: no such group)."""
+    ``group_members`` is the group's active member set (None: no such group); a missing group
+    and one the user is not in are refused alike (:data:`HIDDEN_GROUP`)."""
     if target_type == "user":
         return "cannot send a message to yourself" if target_id == user_id else None
-    if group_members is None:
-        return f"no group {target_id}"
-    return None if user_id in group_members else f"not a member of group {target_id}"
+    return HIDDEN_GROUP if group_outsider(user_id, group_members) else None
 
 
 def conversation_id_problem(conversation_id: str) -> str | None:
@@ -70,9 +80,12 @@ def may_read(user_id: str, conversation_id: str, group_members: frozenset[str] |
 
 
 def group_admin_refusal(
-    actor_id: str, owner_id: str, members: frozenset[str], *, adding: bool, subject_id: str
+    actor_id: str, owner_id: str | None, members: frozenset[str] | None, *, adding: bool, subject_id: str
 ) -> str | None:
-    """Membership changes: members add members; the owner removes anyone; anyone may leave."""
+    """Membership changes: members add members; the owner removes anyone; a member may leave.
+    Anyone else (``members`` None: no such group) gets :data:`HIDDEN_GROUP`, even to leave."""
+    if members is None or group_outsider(actor_id, members, owner_id):
+        return HIDDEN_GROUP
     if adding:
         return None if actor_id in members else "only members add members"
     if subject_id == actor_id or actor_id == owner_id:

@@ -13,7 +13,7 @@ import time
 from collections import OrderedDict
 from typing import Any
 
-from chat_events.api.authz import conversation_of, message_id_for, send_refusal
+from chat_events.api.authz import HIDDEN_GROUP, conversation_of, group_outsider, message_id_for, send_refusal
 from chat_events.api.connection import Connection
 from chat_events.api.edge import EdgeNode
 from chat_events.api.protocol import (
@@ -118,9 +118,8 @@ class FrameHandlers:
             )
         members = await edge.memberships.members(send.target_id) if send.target_type == "group" else None
         refusal = send_refusal(conn.user_id, send.target_type, send.target_id, members)
-        if refusal is not None:
-            code = Code.NOT_FOUND if send.target_type == "group" and members is None else Code.FORBIDDEN
-            raise ProtocolError(code, refusal, frame_type="send", request_id=rid)
+        if refusal is not None:  # a missing group and one you are not in alike: FORBIDDEN
+            raise ProtocolError(Code.FORBIDDEN, refusal, frame_type="send", request_id=rid)
         message_id = message_id_for(conn.user_id, send.client_msg_id)
         conversation_id = conversation_of(conn.user_id, send.target_type, send.target_id)
         if self._recent is not None and send.client_msg_id in self._recent:
@@ -246,10 +245,8 @@ class FrameHandlers:
             edge.registry.leave_room(conn)
             return output_frame("subscribe_room", request_id=rid, data={"room_id": None})
         members = await edge.memberships.members(request.room_id)
-        if members is None or conn.user_id not in members:  # one answer: whether it exists is the members' business
-            raise ProtocolError(
-                Code.FORBIDDEN, f"not a member of {request.room_id}", frame_type="subscribe_room", request_id=rid
-            )
+        if members is None or group_outsider(conn.user_id, members):  # one answer, whether the group exists or not
+            raise ProtocolError(Code.FORBIDDEN, HIDDEN_GROUP, frame_type="subscribe_room", request_id=rid)
         if len(members) <= self.settings.fanout_write_max_members:
             raise ProtocolError(
                 Code.INVALID_FIELD,

@@ -18,7 +18,14 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from chat_events.api.authz import conversation_id_problem, direct_participants, group_admin_refusal, may_read
+from chat_events.api.authz import (
+    HIDDEN_GROUP,
+    conversation_id_problem,
+    direct_participants,
+    group_admin_refusal,
+    group_outsider,
+    may_read,
+)
 from chat_events.api.edge import EdgeNode
 from chat_events.api.protocol import Code
 from chat_events.api.tokens import TokenError, issue_token, verify_token
@@ -141,10 +148,8 @@ async def create_group(body: CreateGroup, user: CurrentUser, edge: Edge) -> JSON
 async def get_group(group_id: str, user: CurrentUser, edge: Edge) -> dict[str, Any]:
     group = await edge.store.get_group(group_id)
     members = (await edge.store.group_members([group_id])).get(group_id, frozenset())
-    if group is None:
-        raise ApiError(404, Code.NOT_FOUND, f"no group {group_id}")
-    if user not in members:
-        raise ApiError(403, Code.FORBIDDEN, f"not a member of {group_id}")
+    if group is None or group_outsider(user, members):  # one answer: existence is the members' business
+        raise ApiError(403, Code.FORBIDDEN, HIDDEN_GROUP)
     return {"group_id": group_id, "name": group.name, "owner_id": group.owner_id, "member_ids": sorted(members)}
 
 
@@ -162,12 +167,12 @@ async def remove_member(group_id: str, member_id: str, user: CurrentUser, edge: 
 
 async def _change_member(edge: EdgeNode, group_id: str, *, actor: str, subject: str, adding: bool) -> JSONResponse:
     group = await edge.store.get_group(group_id)
-    if group is None:
-        raise ApiError(404, Code.NOT_FOUND, f"no group {group_id}")
-    members = (await edge.store.group_members([group_id])).get(group_id, frozenset())
-    refusal = group_admin_refusal(actor, group.owner_id, members, adding=adding, subject_id=subject)
+    found = None if group is None else (await edge.store.group_members([group_id])).get(group_id, frozenset())
+    owner = None if group is None else group.owner_id
+    refusal = group_admin_refusal(actor, owner, found, adding=adding, subject_id=subject)
     if refusal is not None:
         raise ApiError(403, Code.FORBIDDEN, refusal)
+    members = found or frozenset()
     if (subject in members) == adding:  # already so: idempotent
         return JSONResponse({"group_id": group_id, "user_id": subject, "member": adding})
     event: GroupMemberJoined | GroupMemberLeft = (

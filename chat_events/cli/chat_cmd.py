@@ -84,15 +84,14 @@ def target_refusal(user: str, to: str | None) -> str | None:
 
 
 def group_refusal(code: int, user: str, group_id: str, detail: str) -> str:
-    """The start-up error for ``--group`` when ``GET /v1/groups/{id}`` refused (``code``)."""
+    """The start-up error for ``--group`` when ``GET /v1/groups/{id}`` refused (``code``). The
+    edge answers a missing group and one ``user`` is not in alike (FORBIDDEN)."""
     from chat_events.api.protocol import Code
 
-    if code == Code.NOT_FOUND:
-        return f"no group {group_id}; create it: chat-events group create {group_id} --owner {user} --members ..."
     if code == Code.FORBIDDEN:
         return (
-            f"{user} is not a member of group {group_id}; "
-            f"a member adds you: chat-events group add {group_id} {user} --as MEMBER"
+            f"no group {group_id}, or {user} is not a member of it; a member adds you: chat-events group add "
+            f"{group_id} {user} --as MEMBER (or create it: chat-events group create {group_id} --owner {user})"
         )
     return f"cannot check group {group_id}: {detail}"
 

@@ -69,9 +69,7 @@ def refusal(code: int, http_status: int | None, message: str, *, group_id: str, 
     """Exit status and one line for a refused group call."""
     if http_status == 409:
         return 1, f"group {group_id} exists (pick another id, or `chat-events group show {group_id} --as MEMBER`)"
-    if code == Code.NOT_FOUND:
-        return 1, f"no group {group_id}"
-    if code == Code.FORBIDDEN:
+    if code == Code.FORBIDDEN:  # also a missing group: the edge tells outsiders nothing more
         return 1, f"{actor} may not do that in group {group_id}: {message}"
     if code == Code.INVALID_FIELD:
         return 2, f"invalid input: {message}"

@@ -24,7 +24,7 @@ from chat_events.codec import build_codec
 from chat_events.kafka.admin import ensure_topics
 from chat_events.kafka.connection import KafkaTarget
 from chat_events.settings import Settings
-from chat_events.topics import PERSONAL_CHAT, USER_EVENTS, TopicCatalog
+from chat_events.topics import GROUP_EVENTS, PERSONAL_CHAT, USER_EVENTS, TopicCatalog
 from tests.conftest import make_settings
 from tests.integration.edge_harness import EdgeProcess
 from tests.integration.worker_harness import WorkerProcess, read_topic
@@ -159,7 +159,8 @@ async def test_non_member_post(secured: Secured) -> None:
         await ws.send(send_frame("no-such-group", target_type="group", rid=2))
         missing = json.loads(await ws.recv())
     assert reply["code"] == 8 and reply["request_id"] == 1
-    assert missing["code"] == 11
+    assert missing["code"] == 8  # the same answer: outsiders cannot probe which groups exist
+    assert reply["message"] == missing["message"] == "no such group, or you are not a member"
     await asyncio.sleep(0.3)
     assert await secured.envelopes_from(outsider, PERSONAL_CHAT) == []
 
@@ -273,7 +274,43 @@ async def test_subscribe_room_does_not_tell_outsiders_whether_a_group_exists(sec
             await ws.send(json.dumps({"type": "subscribe_room", "request_id": rid, "data": {"room_id": room}}))
         answers = [json.loads(await ws.recv()) for _ in range(2)]
     assert sorted((a["request_id"], a["code"]) for a in answers) == [(1, 8), (2, 8)]
-    assert answers[0]["message"].startswith("not a member of ") and answers[1]["message"].startswith("not a member")
+    assert [a["message"] for a in answers] == ["no such group, or you are not a member"] * 2
+
+
+async def test_group_routes_do_not_tell_outsiders_whether_a_group_exists(secured: Secured) -> None:
+    """Reading, adding to and leaving a group answer an outsider as one that does not exist;
+    typing to it too. Nothing reaches Kafka."""
+    import httpx
+
+    owner, friend, outsider = uid("owner"), uid("friend"), uid("outsider")
+    async with HttpApi(secured.edge.http, token=secured.token(owner)) as api:
+        group = await api.create_group("private", [friend])
+    auth = {"Authorization": f"Bearer {secured.token(outsider)}"}
+    answers: dict[str, tuple[int, int, str]] = {}
+    async with httpx.AsyncClient(base_url=secured.edge.http, headers=auth) as http:
+        for which, group_id in (("existing", group.group_id), ("missing", uid("no-such-group"))):
+            calls = {
+                "show": http.get(f"/v1/groups/{group_id}"),
+                "add": http.post(f"/v1/groups/{group_id}/members", json={"user_id": outsider}),
+                "remove": http.delete(f"/v1/groups/{group_id}/members/{friend}"),
+                "leave": http.delete(f"/v1/groups/{group_id}/members/{outsider}"),
+            }
+            for name, call in calls.items():
+                answer = await call
+                body = answer.json()
+                answers[f"{name} {which}"] = (answer.status_code, body["code"], body["message"])
+    hidden = (403, 8, "no such group, or you are not a member")
+    assert answers == {f"{name} {which}": hidden for which in ("existing", "missing") for name in calls}, answers
+    ws = await signed_in(secured, outsider)
+    async with ws:
+        for rid, target in ((1, group.group_id), (2, uid("no-such-group"))):
+            typing = {"target_type": "group", "target_id": target, "state": "start"}
+            await ws.send(json.dumps({"type": "typing", "request_id": rid, "data": typing}))
+        replies = sorted([json.loads(await ws.recv()) for _ in range(2)], key=lambda r: r["request_id"])
+    assert [r["code"] for r in replies] == [8, 8]
+    assert [r["message"] for r in replies] == ["no such group, or you are not a member"] * 2
+    await asyncio.sleep(0.3)
+    assert await secured.envelopes_from(outsider, GROUP_EVENTS) == []
 
 
 async def test_every_http_error_has_the_protocol_shape(secured: Secured) -> None:

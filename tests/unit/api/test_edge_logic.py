@@ -8,10 +8,12 @@ from unittest.mock import MagicMock
 import pytest
 
 from chat_events.api.authz import (
+    HIDDEN_GROUP,
     conversation_id_problem,
     conversation_of,
     direct_participants,
     group_admin_refusal,
+    group_outsider,
     may_read,
     message_id_for,
     send_refusal,
@@ -107,8 +109,8 @@ def test_send_authorisation() -> None:
     assert send_refusal("a", "user", "b", None) is None
     assert send_refusal("a", "user", "a", None) is not None
     assert send_refusal("a", "group", "g", frozenset({"a", "b"})) is None
-    assert "not a member" in (send_refusal("c", "group", "g", frozenset({"a", "b"})) or "")
-    assert "no group" in (send_refusal("a", "group", "g", None) or "")
+    outsider, missing = send_refusal("c", "group", "g", frozenset({"a", "b"})), send_refusal("a", "group", "g", None)
+    assert outsider == missing == HIDDEN_GROUP == "no such group, or you are not a member"  # no probing of ids
 
 
 def test_read_authorisation() -> None:
@@ -144,10 +146,23 @@ def test_canonical_conversation_ids_pass() -> None:
 def test_group_administration() -> None:
     members = frozenset({"owner", "m"})
     assert group_admin_refusal("m", "owner", members, adding=True, subject_id="x") is None
-    assert group_admin_refusal("x", "owner", members, adding=True, subject_id="y") is not None
     assert group_admin_refusal("m", "owner", members, adding=False, subject_id="m") is None  # leave
     assert group_admin_refusal("owner", "owner", members, adding=False, subject_id="m") is None
     assert group_admin_refusal("m", "owner", members, adding=False, subject_id="owner") is not None
+    assert group_admin_refusal("owner", "owner", frozenset({"m"}), adding=False, subject_id="m") is None
+
+
+def test_outsiders_get_one_answer_from_group_administration_whether_the_group_exists_or_not() -> None:
+    for members, owner in ((frozenset({"owner", "m"}), "owner"), (None, None)):
+        assert group_admin_refusal("x", owner, members, adding=True, subject_id="y") == HIDDEN_GROUP
+        assert group_admin_refusal("x", owner, members, adding=False, subject_id="m") == HIDDEN_GROUP
+        assert group_admin_refusal("x", owner, members, adding=False, subject_id="x") == HIDDEN_GROUP  # leave
+    assert (
+        group_outsider("x", frozenset({"m"}))
+        and group_outsider("m", None)
+        and not group_outsider("m", frozenset({"m"}))
+    )
+    assert not group_outsider("owner", frozenset({"m"}), "owner")  # the owner knows the group exists
 
 
 def test_message_ids_are_stable_per_sender_and_nonce() -> None:

@@ -21,7 +21,8 @@ def test_describe() -> None:
 def test_refusals_say_what_happened_and_exit_non_zero() -> None:
     exists = refusal(Code.INVALID_FIELD, 409, "group team exists", group_id="team", actor="alice")
     assert exists[0] == 1 and exists[1].startswith("group team exists")
-    assert refusal(Code.NOT_FOUND, 404, "no group team", group_id="team", actor="alice") == (1, "no group team")
+    hidden = refusal(Code.FORBIDDEN, 403, "no such group, or you are not a member", group_id="team", actor="carol")
+    assert hidden == (1, "carol may not do that in group team: no such group, or you are not a member")
     forbidden = refusal(Code.FORBIDDEN, 403, "only members add members", group_id="team", actor="carol")
     assert forbidden == (1, "carol may not do that in group team: only members add members")
     invalid = refusal(Code.INVALID_FIELD, 422, "member_ids.0: bad", group_id="team", actor="alice")
