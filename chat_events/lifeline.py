@@ -18,6 +18,11 @@ lock released by the kernel a second ``up`` could start beside them. So:
 * **Python children, portable fallback:** a thread notices ``os.getppid()`` change (an orphan is
   re-parented) and, where PDEATHSIG is not available, sends SIGTERM to its own process (its
   graceful stop). Either way, one whose stop still runs :data:`STOP_GRACE_S` later exits hard.
+* **Non-Python children, portable fallback** (where PDEATHSIG is not available): a watcher,
+  ``python -m chat_events.lifeline PGID``, blocks on a pipe whose write end only this process
+  holds. The kernel closes it however we die: at EOF the watcher sends SIGTERM to the child's
+  process group and SIGKILL after :data:`STOP_GRACE_S`. :func:`release` (the child was stopped
+  normally) writes one byte instead, and the watcher leaves without a signal.
 """
 
 from __future__ import annotations
@@ -119,12 +124,54 @@ def spawn(start: Callable[[], T]) -> T:
     return _Spawner.get().run(start)
 
 
-def popen_tied(argv: Sequence[str], **kwargs: Any) -> subprocess.Popen[Any]:
-    """``subprocess.Popen`` of a non-Python child that gets SIGTERM when this process dies
-    (Linux; elsewhere a plain Popen)."""
+def popen_tied(argv: Sequence[str], *, watcher: bool | None = None, **kwargs: Any) -> subprocess.Popen[Any]:
+    """``subprocess.Popen`` of a non-Python child, in a session of its own, that gets SIGTERM
+    when this process dies: PDEATHSIG on Linux, a watcher elsewhere (``watcher`` forces one or
+    none). Call :func:`release` once it has been stopped."""
+    kwargs["start_new_session"] = True
     if _PRCTL is not None:
         kwargs["preexec_fn"] = _die_with(os.getpid())
-    return spawn(lambda: subprocess.Popen(list(argv), **kwargs))
+    proc: subprocess.Popen[Any] = spawn(lambda: subprocess.Popen(list(argv), **kwargs))
+    if watcher if watcher is not None else _PRCTL is None:
+        _watchers[proc.pid] = subprocess.Popen(
+            [sys.executable, "-m", "chat_events.lifeline", str(proc.pid)],
+            stdin=subprocess.PIPE,
+            start_new_session=True,  # a terminal's Ctrl-C is not for it
+        )
+    return proc
+
+
+_watchers: dict[int, subprocess.Popen[bytes]] = {}
+"""Child pid -> its watcher, whose stdin (the pipe's write end) lives as long as we do."""
+
+
+def release(pid: int | None) -> None:
+    """The child ``pid`` of :func:`popen_tied` was stopped: its watcher, if any, leaves quietly."""
+    watcher = _watchers.pop(pid, None) if pid is not None else None
+    if watcher is None or watcher.stdin is None:
+        return
+    try:
+        watcher.stdin.write(b"x")
+        watcher.stdin.close()
+        watcher.wait(10)
+    except (OSError, subprocess.TimeoutExpired):
+        watcher.kill()
+
+
+def _watch_pipe(pgid: int) -> int:
+    """The watcher: wait for a byte (released) or EOF (the parent is gone: stop the group)."""
+    if sys.stdin.buffer.read(1):
+        return 0
+    try:
+        os.killpg(pgid, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_GRACE_S
+        while time.monotonic() < deadline:
+            time.sleep(POLL_S)
+            os.killpg(pgid, 0)  # still there?
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    return 0
 
 
 def follow_parent(expected: str | None = None) -> None:
@@ -150,3 +197,7 @@ def _watch(parent: int, armed: bool) -> None:
         os.kill(os.getpid(), signal.SIGTERM)
     time.sleep(STOP_GRACE_S)
     os._exit(1)  # a graceful stop that hangs must not hold the ports forever
+
+
+if __name__ == "__main__":
+    sys.exit(_watch_pipe(int(sys.argv[1])))

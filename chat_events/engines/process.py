@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Self
 
 from chat_events.engines.availability import EngineUnavailableError
-from chat_events.lifeline import popen_tied
+from chat_events.lifeline import popen_tied, release
 
 HOST = "127.0.0.1"
 
@@ -112,6 +112,7 @@ class JvmProcess:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(process.pid, signal.SIGKILL)
                 process.wait(10)
+        release(process.pid)
         return process.returncode
 
     def kill(self) -> None:
@@ -121,6 +122,7 @@ class JvmProcess:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
             process.wait(10)
+        release(process.pid if process else None)
 
 
 class EngineServer:

@@ -24,7 +24,7 @@ from types import TracebackType
 
 from chat_events.engines.process import free_port, port_accepts
 from chat_events.errors import ConfigurationError
-from chat_events.lifeline import popen_tied
+from chat_events.lifeline import popen_tied, release
 
 STATE_FILE = "embedded-broker.json"
 REAL_STATE_FILE = "kafka-broker.json"
@@ -153,6 +153,7 @@ class EmbeddedBroker:
         if self._state_dir is not None and process is not None:
             remove_state(self._state_dir, pid=process.pid)
         if process is None or process.poll() is not None:
+            release(process.pid if process else None)
             return
         process.send_signal(signal.SIGTERM)
         try:
@@ -160,6 +161,7 @@ class EmbeddedBroker:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout_s)
+        release(process.pid)
 
     def kill(self) -> None:
         """SIGKILL the broker (fault tests: all its in-memory data is gone)."""

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from chat_events.lifeline import PARENT_PID_ENV, parent_gone
+from chat_events.lifeline import PARENT_PID_ENV, _watchers, parent_gone, popen_tied, release
 
 PY = sys.executable
 linux_only = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
@@ -106,6 +106,37 @@ def test_a_python_child_follows_its_parent_with_pdeathsig_or_by_watching_its_par
         assert _wait_gone(child)
     finally:
         _kill(middle, child)
+
+
+@linux_only
+def test_without_pdeathsig_a_watcher_stops_a_non_python_child_when_its_parent_dies() -> None:
+    middle, child = _middle(
+        """
+        import time, chat_events.lifeline as lifeline
+        lifeline._PRCTL = None  # the portable fallback alone
+        print(lifeline.popen_tied(["sleep", "120"]).pid, flush=True)
+        time.sleep(120)
+        """
+    )
+    try:
+        time.sleep(1.0)
+        assert _alive(child)
+        middle.kill()
+        middle.wait(10)
+        assert _wait_gone(child)
+    finally:
+        _kill(middle, child)
+
+
+def test_a_released_watcher_leaves_without_a_signal() -> None:
+    child = popen_tied(["sleep", "120"], watcher=True)
+    try:
+        watcher = _watchers[child.pid]
+        release(child.pid)
+        assert watcher.wait(30) == 0 and child.poll() is None  # the child was not signalled
+    finally:
+        child.kill()
+        child.wait(10)
 
 
 def test_a_python_child_whose_parent_died_before_it_armed_stops_at_once() -> None:
