@@ -27,6 +27,9 @@ from chat_events.store.port import MessageStore
 from tests.integration.edge_harness import EdgeProcess
 from tests.integration.store_checks import conversation_rows, inbox_rows
 
+MOVE_WAIT_S = 60.0
+"""How long a send that lost its edge waits for the test to move its device to another one."""
+
 
 class CountingClient(ChatClient):
     """A :class:`ChatClient` that also records the user seq of every ``message`` push, per socket."""
@@ -112,6 +115,8 @@ class Ledger:
     conversation_of: dict[str, str] = field(default_factory=dict)
     recipients_of: dict[str, set[str]] = field(default_factory=dict)
     answered: int = 0
+    retried: int = 0
+    """Sends retried on another edge after their device's edge was lost."""
 
     def expected_by_user(self) -> dict[str, set[str]]:
         out: dict[str, set[str]] = defaultdict(set)
@@ -145,8 +150,12 @@ async def send_all(sends: list[Send], audience: dict[str, set[str]], ledger: Led
                         send.target_type, send.target_id, send.content, client_msg_id=send.nonce
                     )
                     break
-                except ConnectionLost:
-                    await device.moved.wait()
+                except ConnectionLost as lost:
+                    ledger.retried += 1
+                    try:  # a device whose edge is not being replaced never moves
+                        await asyncio.wait_for(device.moved.wait(), MOVE_WAIT_S)
+                    except TimeoutError:
+                        raise AssertionError(f"{device.user}/{device.name} lost its edge: {lost}") from lost
             ledger.conversation_of[result.message_id] = result.conversation_id
             ledger.recipients_of[result.message_id] = audience[send.target_id] | {device.user}
             ledger.answered += 1
