@@ -10,13 +10,13 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from chat_events.codec import build_codec
 from chat_events.kafka.admin import ensure_topics
 from chat_events.kafka.connection import KafkaTarget, consumer_options
 from chat_events.kafka.embedded import EmbeddedBroker
-from chat_events.kafka.idle_pacer import Mode, PacedConsumer, build_consumer
+from chat_events.kafka.idle_pacer import PREFETCH_BACKOFF_S, Mode, PacedConsumer, build_consumer
 from chat_events.producers import EventPublisher
 from chat_events.settings import Settings
 from chat_events.topics import USER_EVENTS, TopicCatalog
@@ -115,3 +115,32 @@ async def test_real_kafka_consumers_are_not_paced(tmp_path: Path) -> None:
     consumer = build_consumer(settings, target, **consumer_options(settings, target))
     assert not isinstance(consumer, PacedConsumer)
     await consumer.stop()
+
+
+async def test_our_consumers_do_not_hold_back_fetches_for_records_waiting_to_be_taken(
+    embedded: KafkaTarget, tmp_path: Path
+) -> None:
+    """aiokafka's fetcher holds back every fetch to a broker for up to its prefetch backoff while
+    one partition's records wait to be taken; with one consumer for every stage, a busy stage
+    delayed the others (``python -m benchmarks.bench_fetch``: hop p50 57 -> 6 ms). The attribute
+    is aiokafka's own (a renamed one would make the override a no-op): check both."""
+    settings = settings_for(embedded, tmp_path)
+    await ensure_topics(settings, embedded)
+    tp = TopicPartition(TopicCatalog(settings).resolve(USER_EVENTS).name, 0)
+    plain = AIOKafkaConsumer(bootstrap_servers=embedded.bootstrap_servers)
+    await plain.start()
+    plain.assign([tp])
+    await plain.getmany(timeout_ms=50)  # stopped at once, aiokafka's coordinator raises CancelledError
+    try:
+        assert plain._fetcher._prefetch_backoff == 0.1  # what aiokafka does by default
+    finally:
+        await plain.stop()
+    for target in (embedded, KafkaTarget(embedded.bootstrap_servers, embedded=False)):
+        ours = build_consumer(settings, target, **consumer_options(settings, target))
+        await ours.start()
+        ours.assign([tp])
+        await ours.getmany(timeout_ms=50)
+        try:
+            assert ours._fetcher._prefetch_backoff == PREFETCH_BACKOFF_S == 0
+        finally:
+            await ours.stop()
