@@ -133,20 +133,29 @@ class IdlePacer:
 
 PREFETCH_BACKOFF_S = 0.0
 """How long aiokafka's fetcher holds back *every* fetch to a broker after records of one partition
-were fetched and not yet taken (its default: 0.1 s). One consumer serves all of a worker's
-stages, so a stage still busy with its last batch held up the fetches of every other stage:
-~100 ms per hop under load. With 0 a partition with records waiting is left out of the next
-fetch and the others are fetched at once (a fetch still waits its long-poll when nothing is
-there, so this is no busy loop)."""
+were fetched and not yet taken (its default: 0.1 s), on the embedded broker. One consumer serves
+all of a worker's stages, so a stage still busy with its last batch held up the fetches of every
+other stage: ~50-100 ms per hop under load. With 0 a partition with records waiting is left out
+of the next fetch and the others are fetched at once; the embedded broker answers every fetch
+within its 10 ms wait, so the partition left out is fetched again ~10 ms later."""
+KAFKA_PREFETCH_BACKOFF_S = 0.1
+"""The same on Kafka: aiokafka's default. Kafka holds a fetch with nothing to answer for its whole
+wait (500 ms), so a partition left out of the fetch in flight would wait that long once its
+records are taken: with 0 the default stack's W1 p50 at 200 msg/s went from 217 to 666 ms, and
+with 0 and a 100 ms wait it was 189 ms for twice the idle cost (bench_edge --stack kafka)."""
 
 
 class ChatConsumer(AIOKafkaConsumer):  # type: ignore[misc]  # aiokafka is untyped
-    """An :class:`AIOKafkaConsumer` whose fetcher does not hold back a broker's fetches for one
-    partition's records waiting to be taken (:data:`PREFETCH_BACKOFF_S`)."""
+    """An :class:`AIOKafkaConsumer` with the fetcher's prefetch backoff of its broker
+    (:data:`PREFETCH_BACKOFF_S`, :data:`KAFKA_PREFETCH_BACKOFF_S`)."""
+
+    def __init__(self, *, prefetch_backoff_s: float = KAFKA_PREFETCH_BACKOFF_S, **options: Any) -> None:
+        super().__init__(**options)
+        self._prefetch_backoff_s = prefetch_backoff_s
 
     async def start(self) -> None:
         await super().start()
-        self._fetcher._prefetch_backoff = PREFETCH_BACKOFF_S  # created by start(); aiokafka has no option
+        self._fetcher._prefetch_backoff = self._prefetch_backoff_s  # created by start(); no option for it
 
 
 class PacedConsumer(ChatConsumer):
@@ -154,7 +163,7 @@ class PacedConsumer(ChatConsumer):
     records and rings count as activity. Everything else is aiokafka's."""
 
     def __init__(self, *, policy: PacingPolicy, doorbells: Path, wake_on: Iterable[str] = (), **options: Any) -> None:
-        super().__init__(**options)
+        super().__init__(prefetch_backoff_s=PREFETCH_BACKOFF_S, **options)
         self.pacer = IdlePacer(self, policy)
         self._doorbell = Doorbell(doorbells, self.pacer.activity, wake_on)
 
@@ -196,5 +205,6 @@ def build_consumer(
     :func:`~chat_events.kafka.connection.consumer_options` and the rest."""
     policy = pacing_policy(settings, target)
     if policy is None:
-        return ChatConsumer(**options)
+        backoff_s = PREFETCH_BACKOFF_S if target.embedded else KAFKA_PREFETCH_BACKOFF_S
+        return ChatConsumer(prefetch_backoff_s=backoff_s, **options)
     return PacedConsumer(policy=policy, doorbells=registry_dir(target.bootstrap_servers), wake_on=wake_on, **options)
