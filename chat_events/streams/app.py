@@ -43,6 +43,7 @@ from chat_events.streams.inbox import InboxStage
 from chat_events.streams.log_reset import LogResetWatch
 from chat_events.streams.persist import PersistStage
 from chat_events.streams.persist_fanout import PersistFanoutStage
+from chat_events.streams.presence import worker_stalled
 from chat_events.streams.producer_pool import ProducerPool
 from chat_events.streams.records import Output
 from chat_events.streams.runner import RebalanceFanout, RunnerTimings, StageRunner
@@ -203,8 +204,15 @@ class Worker:
         return next(runner for runner in self.runners if runner.name == name)
 
     async def _expire_edges_forever(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
+            before = loop.time()
             await asyncio.sleep(EDGE_CHECK_INTERVAL_S)
+            gap_s = loop.time() - before
+            if worker_stalled(gap_s, EDGE_CHECK_INTERVAL_S):  # the heartbeats meanwhile are unread
+                log.info("worker was not running for %.1fs: every edge gets a full timeout of grace", gap_s)
+                self.stages.sessions.monitor.reset(now_ms=time.monotonic() * 1000)
+                continue
             await self._expire_edges()
 
     async def _expire_edges(self) -> None:

@@ -71,6 +71,14 @@ def edge_end_log(stopped: bool, sessions: int) -> tuple[int, str]:
     return logging.WARNING, "is silent"
 
 
+def worker_stalled(gap_s: float, interval_s: float) -> bool:
+    """Whether a check meant to run every ``interval_s`` that ran ``gap_s`` after the previous
+    one means this worker itself was not running (SIGSTOP, a long pause, a suspended machine)
+    (pure). Then the edges' silence is its own: heartbeats sent meanwhile wait in its input, and
+    an edge must not be declared dead for them (every edge gets a full timeout of grace)."""
+    return gap_s > 2 * interval_s
+
+
 class EdgeMonitor:
     """Last heartbeat per edge, by the monitor's own clock (not the edge's), so a worker that
     lags behind its input cannot declare an edge dead from old timestamps: an edge is seen

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from chat_events.store.models import InboxEntry, Session
 from chat_events.streams.inbox_logic import fold_conversation, preview_of, wants_push
-from chat_events.streams.presence import EdgeMonitor, connect, disconnect, is_stale, superseded
+from chat_events.streams.presence import EdgeMonitor, connect, disconnect, is_stale, superseded, worker_stalled
 from chat_events.streams.recipients import may_post, plan_fanout, recipients_of
 from chat_events.streams.records import output_envelope_id, timestamp_ms
 from chat_events.streams.sequencing import SeqCounters
@@ -178,6 +178,15 @@ def test_restarted_monitor_gives_grace() -> None:
     monitor.reset(now_ms=5000)
     assert monitor.due(now_ms=5500) == []
     assert monitor.due(now_ms=6001) == ["a"]
+
+
+def test_a_check_that_ran_late_means_the_worker_itself_was_stopped() -> None:
+    """A SIGSTOPped worker's first check after SIGCONT saw every edge silent for the whole stop
+    (the heartbeats sent meanwhile still unread in its input) and ended their sessions: the
+    back-pressure test's recipient then got nothing (a CI failure)."""
+    assert not worker_stalled(1.0, 1.0)
+    assert not worker_stalled(1.9, 1.0)  # a busy loop, not a stop
+    assert worker_stalled(2.1, 1.0)
 
 
 def test_output_ids_are_deterministic_and_distinct() -> None:
