@@ -225,9 +225,8 @@ class PartitionTransactions:
         elif self.fenced_at is not None or self._closed:
             batch.done.set_result(Outcome.FENCED if self.fenced_at is not None else Outcome.ABANDONED)
         else:
-            if self._direct is not None:
-                outputs = self._processor.outputs_of(result)
-                batch.direct_sent = self._direct.send([o for o in outputs if self._is_direct(o.topic)])
+            if self._direct is not None:  # dead letters (the rest of outputs_of) are never direct
+                batch.direct_sent = self._direct.send([o for o in result.outputs if self._is_direct(o.topic)])
             self._queue.append(batch)
             if self._task is None or self._task.done():
                 self._task = asyncio.ensure_future(self._run())

@@ -9,8 +9,6 @@ import asyncio
 import logging
 import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -23,11 +21,10 @@ from chat_events.store.factory import open_store
 from chat_events.streams.app import build_stages
 from chat_events.streams.records import Incoming, SourceRecord
 from tests.integration.edge_harness import free_port
-from tests.integration.test_up_and_chat import wait_for
+from tests.integration.test_up_and_chat import launch_up, stop_up, wait_for
 from tests.real_engines import skip_or_fail, unavailable_reason
 
 pytestmark = pytest.mark.integration
-COMMAND = [sys.executable, "-m", "chat_events.cli.main"]
 
 
 @pytest.mark.parametrize("stack", ["embedded", "kafka"])
@@ -39,27 +36,14 @@ def test_a_clean_start_and_stop_of_up_logs_info_and_no_warning(stack: str, tmp_p
     env = {k: v for k, v in os.environ.items() if not k.startswith("CHAT_")}
     env.update(CHAT_DATA_DIR=str(tmp_path / "data"), CHAT_EDGE_PORT=str(free_port()))
     log = tmp_path / "up.log"
-    with log.open("wb") as out:
-        up = subprocess.Popen(
-            [*COMMAND, "up", "--stack", stack, "--port", "0"],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    up = launch_up(stack, env, log)
     try:
         wait_for(log, "chat-events is up", up, 240)
         wait_for(log, "INFO chat_events.streams.worker: worker chat-events-worker consuming", up, 60)
         os.killpg(up.pid, signal.SIGINT)
         assert up.wait(60) == 0, log.read_text()[-3000:]
     finally:
-        if up.poll() is None:  # Ctrl-C: up stops its children (in sessions of their own, a kill would orphan them)
-            os.killpg(up.pid, signal.SIGINT)
-            try:
-                up.wait(60)
-            except subprocess.TimeoutExpired:
-                os.killpg(up.pid, signal.SIGKILL)
-                up.wait(10)
+        stop_up(up)
     text = log.read_text()
     assert "INFO chat_events.api.edge: edge " in text and " ready (delivery topic " in text
     noisy = [line for line in text.splitlines() if any(word in line for word in ("WARNING", "ERROR", "Traceback"))]

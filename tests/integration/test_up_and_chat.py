@@ -40,6 +40,30 @@ def wait_for(path: Path, text: str, proc: subprocess.Popen[bytes], timeout: floa
     raise AssertionError(f"{text!r} not seen in {timeout}s (exit {proc.poll()}):\n{path.read_text()[-3000:]}")
 
 
+def launch_up(stack: str, env: dict[str, str], log: Path, *extra: str) -> subprocess.Popen[bytes]:
+    """``chat-events up --stack STACK --port 0 EXTRA...`` in a session of its own, output to ``log``."""
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [*COMMAND, "up", "--stack", stack, "--port", "0", *extra],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def stop_up(up: subprocess.Popen[bytes]) -> None:
+    """Ctrl-C if still running: up stops its children (in sessions of their own, a kill would
+    orphan them); a kill only if it does not stop in time."""
+    if up.poll() is None:
+        os.killpg(up.pid, signal.SIGINT)
+        try:
+            up.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(up.pid, signal.SIGKILL)
+            up.wait(10)
+
+
 @pytest.fixture(params=["embedded", "kafka-cassandra"])
 def system(
     request: pytest.FixtureRequest, tmp_path: Path
@@ -55,25 +79,12 @@ def system(
         CHAT_EDGE_PORT=str(edge_port),
     )
     log = tmp_path / "up.log"
-    with log.open("wb") as out:
-        up = subprocess.Popen(
-            [*COMMAND, "up", "--stack", stack, "--port", "0", "--cql-port", "0"],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    up = launch_up(stack, env, log, "--cql-port", "0")
     try:
         wait_for(log, "chat-events is up", up, 240)
         yield f"http://127.0.0.1:{edge_port}", env, up, log
     finally:
-        if up.poll() is None:  # Ctrl-C: up stops its children (in sessions of their own, a kill would orphan them)
-            os.killpg(up.pid, signal.SIGINT)
-            try:
-                up.wait(60)
-            except subprocess.TimeoutExpired:
-                os.killpg(up.pid, signal.SIGKILL)
-                up.wait(10)
+        stop_up(up)
 
 
 def chat(env: dict[str, str], url: str, me: str, to: str, log: Path) -> subprocess.Popen[bytes]:

@@ -10,7 +10,6 @@ import json
 import os
 import re
 import signal
-import subprocess
 import time
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import pytest
 
 from chat_events.engines.process import port_accepts
 from tests.integration.edge_harness import free_port
-from tests.integration.test_up_and_chat import COMMAND, wait_for
+from tests.integration.test_up_and_chat import launch_up, stop_up, wait_for
 from tests.real_engines import skip_or_fail, unavailable_reason
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
@@ -57,14 +56,7 @@ def test_up_killed_with_sigkill_leaves_no_child_running_and_frees_the_ports(stac
     edge_port = free_port()
     env.update(CHAT_DATA_DIR=str(tmp_path / "data"), CHAT_EDGE_PORT=str(edge_port))
     log = tmp_path / "up.log"
-    with log.open("wb") as out:
-        up = subprocess.Popen(
-            [*COMMAND, "up", "--stack", stack, "--port", "0", "--cql-port", "0"],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    up = launch_up(stack, env, log, "--cql-port", "0")
     children: list[int] = []
     try:
         wait_for(log, "chat-events is up", up, 240)
@@ -95,13 +87,7 @@ def test_up_killed_with_sigkill_leaves_no_child_running_and_frees_the_ports(stac
         assert not alive, f"still running after up was killed: {[_cmdline(pid) for pid in alive]}"
         assert not any(port_accepts(port) for port in ports), ports
     finally:
-        if up.poll() is None:
-            os.killpg(up.pid, signal.SIGINT)
-            try:
-                up.wait(60)
-            except subprocess.TimeoutExpired:
-                os.killpg(up.pid, signal.SIGKILL)
-                up.wait(10)
+        stop_up(up)
         for pid in children:  # never leave orphans behind, whatever failed
             if _stat(pid) is not None:
                 with contextlib.suppress(ProcessLookupError):

@@ -50,7 +50,9 @@ async def no_sleep(_: float) -> None:
     await asyncio.sleep(0)
 
 
-def with_direct(codec: AvroEnvelopeCodec, commits: FakeCommits, sink: FakeSink) -> PartitionTransactions:
+def with_direct(
+    codec: AvroEnvelopeCodec, commits: FakeCommits, sink: FakeSink, defer_s: float = 0.0
+) -> PartitionTransactions:
     processor = BatchProcessor(EchoStage(), codec, None, dead_letter_topic="dlq")  # type: ignore[arg-type]
     return PartitionTransactions(
         TP,
@@ -62,6 +64,7 @@ def with_direct(codec: AvroEnvelopeCodec, commits: FakeCommits, sink: FakeSink) 
         commit=commits,
         direct=DirectOutputs(sink, name="test", sleep=no_sleep),
         is_direct=lambda topic: topic.startswith("edge."),
+        defer_offsets_s=defer_s,
     )
 
 
@@ -135,25 +138,9 @@ async def test_without_direct_outputs_everything_is_in_the_transaction(codec: Av
 # --- offsets alone wait for the next transaction ------------------------------------------------
 
 
-def deferring(codec: AvroEnvelopeCodec, commits: FakeCommits, sink: FakeSink, defer_s: float) -> PartitionTransactions:
-    processor = BatchProcessor(EchoStage(), codec, None, dead_letter_topic="dlq")  # type: ignore[arg-type]
-    return PartitionTransactions(
-        TP,
-        FakeProducer(),  # type: ignore[arg-type]
-        group_id="group",
-        processor=processor,
-        codec=codec,
-        sleep=no_sleep,
-        commit=commits,
-        direct=DirectOutputs(sink, name="test", sleep=no_sleep),
-        is_direct=lambda topic: topic.startswith("edge."),
-        defer_offsets_s=defer_s,
-    )
-
-
 async def test_an_offset_alone_goes_with_the_next_transaction(codec: AvroEnvelopeCodec) -> None:
     commits, sink = FakeCommits(), FakeSink()
-    transactions = deferring(codec, commits, sink, 60.0)
+    transactions = with_direct(codec, commits, sink, 60.0)
     assert await transactions.submit(_records(0), StageResult(), 1) is Outcome.DEFERRED
     assert await transactions.submit(_records(1), mixed("edge.a"), 2) is Outcome.DEFERRED  # pushes only
     assert commits.transactions == [] and sink.enqueued == [["edge.a"]]
@@ -165,13 +152,13 @@ async def test_an_offset_alone_goes_with_the_next_transaction(codec: AvroEnvelop
 
 async def test_a_deferred_offset_commits_alone_after_the_delay_or_when_flushed(codec: AvroEnvelopeCodec) -> None:
     commits, sink = FakeCommits(), FakeSink()
-    transactions = deferring(codec, commits, sink, 0.05)
+    transactions = with_direct(codec, commits, sink, 0.05)
     assert await transactions.submit(_records(0, 1), StageResult(), 2) is Outcome.DEFERRED
     async with asyncio.timeout(10):
         await commits.started.wait()  # the deferral's timer started a transaction
     await asyncio.sleep(0)
     assert commits.transactions == [([], {TP: 2})]
-    later = deferring(codec, commits, sink, 60.0)
+    later = with_direct(codec, commits, sink, 60.0)
     assert await later.submit(_records(2), StageResult(), 3) is Outcome.DEFERRED
     flushed = later.flush()  # a revocation or a stop does not wait for the timer
     assert flushed is not None and await flushed is Outcome.COMMITTED
