@@ -17,8 +17,9 @@ Every test gets its own topic prefix, so tests never see each other's records.
 from __future__ import annotations
 
 import os
+import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Generator, Iterator
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,7 @@ from chat_events.kafka.admin import ensure_topics
 from chat_events.kafka.connection import KafkaTarget
 from chat_events.kafka.embedded import EmbeddedBroker
 from chat_events.settings import Settings
+from tests.failure_logs import sections
 from tests.real_engines import Engines, engines_fixture, unavailable_reason
 
 EXTERNAL_KAFKA = os.environ.get("CHAT_KAFKA_BOOTSTRAP_SERVERS", "").strip()
@@ -45,6 +47,25 @@ def pytest_report_header(config: pytest.Config) -> str:
     if reason is None:
         return f"chat-events stacks: {', '.join(STACKS)}"
     return f"chat-events stacks: embedded only; real Kafka and Cassandra skipped: {reason}"
+
+
+_STARTED = pytest.StashKey[float]()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    item.stash[_STARTED] = time.time()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, None, None]:
+    """A failed test's report carries the tails of the logs its processes wrote (tests/failure_logs.py)."""
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()  # type: ignore[attr-defined]
+    if report.failed and call.when in ("setup", "call"):
+        base = item.config._tmp_path_factory.getbasetemp()  # type: ignore[attr-defined]
+        for title, text in sections(base, item.stash.get(_STARTED, 0.0)):
+            report.sections.append((title, text))
 
 
 @pytest.fixture(scope="session")

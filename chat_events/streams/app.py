@@ -43,7 +43,7 @@ from chat_events.streams.inbox import InboxStage
 from chat_events.streams.log_reset import LogResetWatch
 from chat_events.streams.persist import PersistStage
 from chat_events.streams.persist_fanout import PersistFanoutStage
-from chat_events.streams.presence import worker_stalled
+from chat_events.streams.presence import worker_paused_ms
 from chat_events.streams.producer_pool import ProducerPool
 from chat_events.streams.records import Output
 from chat_events.streams.runner import RebalanceFanout, RunnerTimings, StageRunner
@@ -208,11 +208,10 @@ class Worker:
         while True:
             before = loop.time()
             await asyncio.sleep(EDGE_CHECK_INTERVAL_S)
-            gap_s = loop.time() - before
-            if worker_stalled(gap_s, EDGE_CHECK_INTERVAL_S):  # the heartbeats meanwhile are unread
-                log.info("worker was not running for %.1fs: every edge gets a full timeout of grace", gap_s)
-                self.stages.sessions.monitor.reset(now_ms=time.monotonic() * 1000)
-                continue
+            paused_ms = worker_paused_ms(loop.time() - before, EDGE_CHECK_INTERVAL_S)
+            self.stages.sessions.monitor.credit(paused_ms)  # the heartbeats meanwhile are unread
+            if paused_ms > EDGE_CHECK_INTERVAL_S * 1000:
+                log.info("worker was not running for %.1fs: no edge's silence counts it", paused_ms / 1000)
             await self._expire_edges()
 
     async def _expire_edges(self) -> None:

@@ -71,12 +71,14 @@ def edge_end_log(stopped: bool, sessions: int) -> tuple[int, str]:
     return logging.WARNING, "is silent"
 
 
-def worker_stalled(gap_s: float, interval_s: float) -> bool:
-    """Whether a check meant to run every ``interval_s`` that ran ``gap_s`` after the previous
-    one means this worker itself was not running (SIGSTOP, a long pause, a suspended machine)
-    (pure). Then the edges' silence is its own: heartbeats sent meanwhile wait in its input, and
-    an edge must not be declared dead for them (every edge gets a full timeout of grace)."""
-    return gap_s > 2 * interval_s
+def worker_paused_ms(gap_s: float, interval_s: float) -> float:
+    """How long a check meant to run every ``interval_s``, that ran ``gap_s`` after the previous
+    one, says this worker itself was not running (SIGSTOP, a long GC-like pause, an event loop
+    held up) (pure). Heartbeats sent meanwhile wait unread in its input, so that time is the
+    worker's silence, not the edges': the monitor credits it to every edge
+    (:meth:`EdgeMonitor.credit`). A stall of any length counts, not only one past a threshold:
+    a 1.8 s stop against a 2 s edge timeout would otherwise end every session of a live edge."""
+    return max(0.0, gap_s - interval_s) * 1000
 
 
 class EdgeMonitor:
@@ -136,6 +138,12 @@ class EdgeMonitor:
             if self._expired.pop(edge_id, False):
                 self._stopped.add(edge_id)
             self._seen[edge_id] = (float("-inf"), self._default_timeout_ms)
+
+    def credit(self, paused_ms: float) -> None:
+        """Move every edge's last heartbeat ``paused_ms`` later: the time this worker was not
+        running does not count towards any edge's silence (:func:`worker_paused_ms`)."""
+        if paused_ms > 0:
+            self._seen = {edge: (seen + paused_ms, timeout) for edge, (seen, timeout) in self._seen.items()}
 
     def reset(self, *, now_ms: float) -> None:
         self._seen = {edge: (now_ms, timeout) for edge, (_, timeout) in self._seen.items()}
