@@ -13,7 +13,11 @@ strings (:func:`key_of`):
   ``chat.push`` (``offlinePushRequested``): the recipient id. One recipient's messages stay in
   ``user_seq`` order, co-partitioned with everything else keyed by user id. ``userTyping`` on
   ``chat.edge.<edge_id>`` is keyed by its conversation id: one conversation's typing states stay
-  in order.
+  in order. The conversation-list events a user causes (``conversationRead``,
+  ``conversationFlagsSet``, ``allConversationsRead``) go to ``chat.inbox`` keyed by that user
+  (``userId``): they reach the one worker writing the user's conversation rows, in order with
+  the user's inbox. ``conversationChanged`` on ``chat.edge.<edge_id>`` is keyed by its
+  recipient, ``readReceiptDispatched`` by its first recipient.
 * ``chat.user-events``: the user id (the envelope's ``userId``) for ``userConnected``,
   ``userDisconnected``, ``userChatRateLimited``, ``userBlocked`` and ``userUnblocked`` (the
   blocker) and ``deviceAcked``, so one user's events stay in order; the edge id for
@@ -40,6 +44,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from chat_events.edges import EDGE_ID_PATTERN, validate_edge_id
+from chat_events.events.conversation_events import ConversationChanged, ReadReceiptDispatched
 from chat_events.events.conversations import conversation_id_of
 from chat_events.events.types import (
     EdgeHeartbeat,
@@ -126,17 +131,32 @@ ROOM_MESSAGES = TopicSpec(
 )
 INBOX = TopicSpec(
     name="chat.inbox",
-    key="recipient_id (the first recipient for messageFannedOutBatch)",
-    events=("messageFannedOut", "messageFannedOutBatch"),
+    key="recipient_id (the first recipient for messageFannedOutBatch; userId for the conversation-list events)",
+    events=(
+        "messageFannedOut",
+        "messageFannedOutBatch",
+        "conversationRead",
+        "conversationFlagsSet",
+        "allConversationsRead",
+    ),
     description="A stored message for each recipient's inbox (write fan-out; one record per recipient, or per "
-    "inbox partition for groups), in order per recipient.",
+    "inbox partition for groups), in order per recipient; and each user's reads, pins, mutes and removes of "
+    "their conversations, in order with their inbox.",
 )
 EDGE_DELIVERY = TopicSpec(
     name=EDGE_TOPIC_PREFIX + EDGE_ID_PLACEHOLDER,
-    key="recipient_id (the first recipient for messageDispatchedBatch; conversation_id for userTyping)",
-    events=("messageDispatched", "messageDispatchedBatch", "userTyping", "userDisconnected"),
-    description="Messages, typing states and conflict-login kicks for the sessions held by one edge node "
-    "(one topic per edge).",
+    key="recipient_id (the first recipient for messageDispatchedBatch and readReceiptDispatched; "
+    "conversation_id for userTyping)",
+    events=(
+        "messageDispatched",
+        "messageDispatchedBatch",
+        "userTyping",
+        "userDisconnected",
+        "conversationChanged",
+        "readReceiptDispatched",
+    ),
+    description="Messages, typing states, conflict-login kicks, conversation-list changes and read receipts for "
+    "the sessions held by one edge node (one topic per edge).",
     retention_ms=DAY_MS,
     per_edge=True,
 )
@@ -213,9 +233,9 @@ def key_of(envelope: Envelope) -> bytes:
         return (event.conversation_id or conversation_id_of(event)).encode()
     if isinstance(event, MessageStored):
         return event.message.conversation_id.encode()
-    if isinstance(event, (MessageFannedOut, MessageDispatched, OfflinePushRequested)):
+    if isinstance(event, (MessageFannedOut, MessageDispatched, OfflinePushRequested, ConversationChanged)):
         return event.recipient_id.encode()
-    if isinstance(event, (MessageFannedOutBatch, MessageDispatchedBatch)):
+    if isinstance(event, (MessageFannedOutBatch, MessageDispatchedBatch, ReadReceiptDispatched)):
         return event.recipient_ids[0].encode()  # every recipient maps to the same partition
     if isinstance(event, (GroupCreated, GroupMemberJoined, GroupMemberLeft)):
         return event.group_id.encode()

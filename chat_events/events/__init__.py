@@ -1,5 +1,12 @@
 """Event contracts: types, validation, the JSON form. Imports no transport or codec library."""
 
+from chat_events.events.conversation_events import (
+    AllConversationsRead,
+    ConversationChanged,
+    ConversationFlagsSet,
+    ConversationRead,
+    ReadReceiptDispatched,
+)
 from chat_events.events.conversations import conversation_id_of, direct_conversation_id
 from chat_events.events.factory import new_envelope, utc_timestamp
 from chat_events.events.json_form import envelope_from_json, envelope_to_json, event_from_json
@@ -49,7 +56,11 @@ __all__ = [
     "TARGET_TYPES",
     "TYPING_STATES",
     "USER_EVENTS",
+    "AllConversationsRead",
     "ChatMessage",
+    "ConversationChanged",
+    "ConversationFlagsSet",
+    "ConversationRead",
     "DeviceAcked",
     "EdgeHeartbeat",
     "Envelope",
@@ -64,6 +75,7 @@ __all__ = [
     "MessageStored",
     "OfflinePushRequested",
     "PersonalChatSent",
+    "ReadReceiptDispatched",
     "RecordDeadLettered",
     "UserBlocked",
     "UserChatRateLimited",

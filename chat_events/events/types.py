@@ -11,6 +11,14 @@ import dataclasses
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
+from chat_events.events.conversation_events import (
+    AllConversationsRead,
+    ConversationChanged,
+    ConversationFlagsSet,
+    ConversationRead,
+    ReadReceiptDispatched,
+)
+
 MESSAGE_TYPES = frozenset({"text", "face", "voice", "image", "file", "location", "command", "custom"})
 """Message types of the gim protocol: face = emoji/sticker, command = a client/bot command."""
 
@@ -354,6 +362,11 @@ Event = (
     | DeviceAcked
     | MessageFannedOutBatch
     | MessageDispatchedBatch
+    | ConversationRead
+    | ConversationFlagsSet
+    | AllConversationsRead
+    | ConversationChanged
+    | ReadReceiptDispatched
 )
 
 EVENT_TYPES: dict[str, type[Event]] = {
@@ -379,6 +392,11 @@ EVENT_TYPES: dict[str, type[Event]] = {
         DeviceAcked,
         MessageFannedOutBatch,
         MessageDispatchedBatch,
+        ConversationRead,
+        ConversationFlagsSet,
+        AllConversationsRead,
+        ConversationChanged,
+        ReadReceiptDispatched,
     )
 }
 """Event name -> event class. The names are the Avro union branch names (in union order)."""
@@ -396,6 +414,9 @@ USER_EVENTS = frozenset(
         "userUnblocked",
         "userTyping",
         "deviceAcked",
+        "conversationRead",
+        "conversationFlagsSet",
+        "allConversationsRead",
     }
 )
 """Events about one user; their envelope must carry ``userId`` (it is their key, except for

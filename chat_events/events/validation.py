@@ -13,6 +13,13 @@ from typing import Any
 
 from chat_events.edges import EDGE_ID_PATTERN
 from chat_events.errors import EventValidationError
+from chat_events.events.conversation_events import (
+    AllConversationsRead,
+    ConversationChanged,
+    ConversationFlagsSet,
+    ConversationRead,
+    ReadReceiptDispatched,
+)
 from chat_events.events.conversations import DIRECT_PREFIX, conversation_id_of, direct_conversation_id
 from chat_events.events.types import (
     ENVELOPE_WIRE_NAMES,
@@ -71,6 +78,16 @@ INT32 = (-(2**31), 2**31 - 1)
 INT64 = (-(2**63), 2**63 - 1)
 
 Check = Callable[[str, Any], None]
+
+
+CONVERSATION_EVENTS = (
+    ConversationRead,
+    ConversationFlagsSet,
+    AllConversationsRead,
+    ConversationChanged,
+    ReadReceiptDispatched,
+)
+"""Checked by :mod:`chat_events.events.conversation_validation`."""
 
 
 def _fail(path: str, reason: str) -> None:
@@ -378,6 +395,10 @@ def validate_event(event: Event, *, max_payload_bytes: int) -> None:
         check_chat_message(f"{path}.message", event.message, max_payload_bytes)
     elif isinstance(event, MessageDispatchedBatch):
         _check_dispatched_batch(path, event, max_payload_bytes)
+    elif isinstance(event, CONVERSATION_EVENTS):
+        from chat_events.events.conversation_validation import check_conversation_event  # imports this module
+
+        check_conversation_event(path, event)
     if isinstance(event, (UserConnected, UserDisconnected)):
         if event.edge_id is not None:
             check_edge_id(f"{path}.edge_id", event.edge_id)

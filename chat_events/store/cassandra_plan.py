@@ -215,7 +215,8 @@ def new_inbox_entries(
 
 def merge_conversation(stored: ConversationState | None, incoming: ConversationState) -> ConversationState | None:
     """The row an inbox write leaves: the incoming activity and unread count, ``read_seq`` never
-    backwards, pinned/muted kept (they are the user's own settings). ``None`` when the row is
+    backwards, pinned/muted kept (they are the user's own settings), hidden and version as the
+    writer gives them (a new message shows the conversation again). ``None`` when the row is
     new and is written whole."""
     if stored is None:
         return None
@@ -230,4 +231,6 @@ def merge_conversation(stored: ConversationState | None, incoming: ConversationS
         unread=incoming.unread,
         pinned=stored.pinned,
         muted=stored.muted,
+        hidden=incoming.hidden,
+        version=max(stored.version, incoming.version),
     )

@@ -44,7 +44,7 @@ INBOX_BY_MESSAGE_COLS = "user_id, message_id, user_seq, conversation_id, convers
 INBOX_BY_CONVERSATION_COLS = "user_id, conversation_id, conversation_seq, message_id, sender_id, user_seq"
 CONVERSATION_COLS = (
     "user_id, conversation_id, last_message_id, last_seq, last_user_seq, last_activity_ms, read_seq, unread, "
-    "pinned, muted"
+    "pinned, muted, hidden, version"
 )
 SESSION_COLS = "user_id, session_id, edge_id, device_id, since_ms, active, ended_at_ms"
 EDGE_SESSION_COLS = "edge_id, user_id, session_id, device_id, since_ms, active"
@@ -83,9 +83,11 @@ STATEMENTS: dict[str, str] = {
     "conv_list": f"SELECT {CONVERSATION_COLS} FROM conversations_by_user WHERE user_id = ?",
     "conv_insert": _insert("conversations_by_user", CONVERSATION_COLS),
     "conv_activity": "UPDATE conversations_by_user SET last_message_id = ?, last_seq = ?, last_user_seq = ?, "
-    "last_activity_ms = ?, read_seq = ?, unread = ? WHERE user_id = ? AND conversation_id = ?",
-    "conv_read": "UPDATE conversations_by_user SET read_seq = ?, unread = ? WHERE user_id = ? AND conversation_id = ?",
-    "conv_flags": "UPDATE conversations_by_user SET pinned = ?, muted = ? WHERE user_id = ? AND conversation_id = ?",
+    "last_activity_ms = ?, read_seq = ?, unread = ?, hidden = ?, version = ? WHERE user_id = ? AND conversation_id = ?",
+    "conv_read": "UPDATE conversations_by_user SET read_seq = ?, unread = ?, version = ? "
+    "WHERE user_id = ? AND conversation_id = ?",
+    "conv_flags": "UPDATE conversations_by_user SET pinned = ?, muted = ?, hidden = ?, version = ? "
+    "WHERE user_id = ? AND conversation_id = ?",
     # groups and blocks
     "group_get": "SELECT group_id, name, owner_id, created_at_ms FROM groups WHERE group_id = ?",
     "group_insert": _insert("groups", "group_id, name, owner_id, created_at_ms"),
@@ -209,12 +211,15 @@ def conversation_insert(c: ConversationState) -> tuple[str, tuple[Any, ...]]:
             c.unread,
             c.pinned,
             c.muted,
+            c.hidden,
+            c.version,
         ),
     )
 
 
 def conversation_activity(c: ConversationState) -> tuple[str, tuple[Any, ...]]:
-    """An existing row's inbox-driven columns (pinned/muted are not touched)."""
+    """An existing row's inbox-driven columns (pinned/muted are not touched; hidden is: a new
+    message shows a removed conversation again)."""
     return (
         "conv_activity",
         (
@@ -224,6 +229,8 @@ def conversation_activity(c: ConversationState) -> tuple[str, tuple[Any, ...]]:
             c.last_activity_ms,
             c.read_seq,
             c.unread,
+            c.hidden,
+            c.version,
             c.user_id,
             c.conversation_id,
         ),
@@ -242,6 +249,8 @@ def conversation_from_row(r: Row) -> ConversationState:
         unread=r["unread"] or 0,
         pinned=bool(r["pinned"]),
         muted=bool(r["muted"]),
+        hidden=bool(r.get("hidden")),
+        version=r.get("version") or 0,
     )
 
 

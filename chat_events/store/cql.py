@@ -74,7 +74,11 @@ def load_statements(path: Path = CQL_PATH) -> list[str]:
     return split_statements(path.read_text(encoding="utf-8"))
 
 
-ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (("messages", "origin_envelope_id", "text"),)
+ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("messages", "origin_envelope_id", "text"),
+    ("conversations_by_user", "hidden", "boolean"),
+    ("conversations_by_user", "version", "bigint"),
+)
 """(table, column, type) of every column added to a table of the schema file after the table's
 first version. The file's ``CREATE TABLE`` has them (new keyspaces); :func:`init_schema_sync`
 adds them to tables created before (a unit test holds the two equal)."""

@@ -32,6 +32,12 @@ class ConversationState:
     ``unread`` counts messages from others with ``conversation seq > read_seq``; it is changed
     only together with the inbox write that causes it (one atomic write), so replays cannot
     make it drift.
+
+    ``hidden``: the user removed the conversation from their list (a flag, never a delete); a
+    new message in it shows it again. ``version``: when the row last changed, strictly
+    increasing per user (microseconds of the single writer's clock, never below the row's
+    previous version + 1; :func:`chat_events.streams.conversation_logic.next_version`), so a
+    client asks for "what changed since the highest version I have".
     """
 
     user_id: str
@@ -44,6 +50,8 @@ class ConversationState:
     unread: int = 0
     pinned: bool = False
     muted: bool = False
+    hidden: bool = False
+    version: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -76,14 +76,16 @@ def inbox_from_row(r: tuple[Any, ...]) -> InboxEntry:
 
 CONVERSATION_COLS = (
     "user_id, conversation_id, last_message_id, last_seq, last_user_seq, last_activity_ms, read_seq, unread, "
-    "pinned, muted"
+    "pinned, muted, hidden, version"
 )
-UPSERT_CONVERSATION = f"""INSERT INTO conversations ({CONVERSATION_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+UPSERT_CONVERSATION = f"""INSERT INTO conversations ({CONVERSATION_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (user_id, conversation_id) DO UPDATE SET
     last_message_id = excluded.last_message_id, last_seq = excluded.last_seq,
     last_user_seq = excluded.last_user_seq, last_activity_ms = excluded.last_activity_ms,
-    read_seq = MAX(read_seq, excluded.read_seq), unread = excluded.unread"""
-"""Pinned/muted are the user's own settings: an inbox write never overwrites them."""
+    read_seq = MAX(read_seq, excluded.read_seq), unread = excluded.unread, hidden = excluded.hidden,
+    version = MAX(version, excluded.version)"""
+"""Pinned/muted are the user's own settings: an inbox write never overwrites them (it does
+show a hidden conversation again: a new message brings it back)."""
 
 
 def conversation_to_row(c: ConversationState) -> tuple[Any, ...]:
@@ -98,6 +100,8 @@ def conversation_to_row(c: ConversationState) -> tuple[Any, ...]:
         c.unread,
         c.pinned,
         c.muted,
+        c.hidden,
+        c.version,
     )
 
 
@@ -113,6 +117,8 @@ def conversation_from_row(r: tuple[Any, ...]) -> ConversationState:
         unread=r[7],
         pinned=bool(r[8]),
         muted=bool(r[9]),
+        hidden=bool(r[10]),
+        version=r[11] or 0,
     )
 
 

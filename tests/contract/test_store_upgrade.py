@@ -55,18 +55,24 @@ async def test_an_embedded_store_of_schema_v1_gets_the_origin_column_on_open(tmp
     db.execute(
         f"INSERT INTO messages ({sqlite_rows.MESSAGE_COLS}) VALUES ({marks})", sqlite_rows.message_to_row(legacy)[:-1]
     )
+    db.execute(  # a conversation row from before hidden and version
+        "INSERT INTO conversations VALUES ('bob', ?, ?, 1, 1, 5, 0, 1, 0, 0)", (contract.CONV, legacy.message_id)
+    )
     db.commit()
     db.close()
 
     async with EmbeddedStore(path) as store:
         await _check_upgraded(store, legacy.message_id)
+        row = (await store.get_conversations([("bob", contract.CONV)]))[("bob", contract.CONV)]
+        assert (row.unread, row.hidden, row.version) == (1, False, 0)
     async with EmbeddedStore(path) as store:  # v2 now: opened as it is
         assert await store.get_message(legacy.message_id) == legacy
         assert len(await store.message_origins([legacy.message_id, str(uuid.uuid4())])) == 0
     db = sqlite3.connect(path)
     try:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == sqlite_schema.SCHEMA_VERSION == 2
+        assert db.execute("PRAGMA user_version").fetchone()[0] == sqlite_schema.SCHEMA_VERSION == 3
         assert "origin_envelope_id" in {row[1] for row in db.execute("PRAGMA table_info(messages)")}
+        assert {"hidden", "version"} <= {row[1] for row in db.execute("PRAGMA table_info(conversations)")}
     finally:
         db.close()
 

@@ -33,6 +33,7 @@ from chat_events.store.cassandra import BUCKET_SIZE, CassandraStore, bucket
 from chat_events.store.cassandra_async import Requests, map_error, result_of
 from chat_events.store.cassandra_driver import build_cluster
 from chat_events.store.cassandra_plan import buckets_down, buckets_up
+from chat_events.store.cassandra_sync import SYNC_STATEMENTS
 from chat_events.store.factory import open_store
 from tests.unit.fake_cql import Statement, check_type, parse
 
@@ -156,7 +157,7 @@ def _check_select(stmt: Statement, partition: tuple[str, ...], clustering: tuple
 
 
 def test_every_table_but_the_reserved_ones_is_used() -> None:
-    used = {parse(text).table for text in cassandra_rows.STATEMENTS.values()}
+    used = {parse(text).table for text in [*cassandra_rows.STATEMENTS.values(), *SYNC_STATEMENTS.values()]}
     assert set(cql.tables()) - used == {"device_tokens", "calls"}
 
 
@@ -187,7 +188,11 @@ def test_added_columns_are_in_the_schema_file_and_added_by_alter() -> None:
     schema = cql.tables()
     for table, column, kind in cql.ADDED_COLUMNS:
         assert schema[table].columns[column] == kind, (table, column)
-    assert cql.add_column_statements() == ["ALTER TABLE messages ADD origin_envelope_id text"]
+    assert cql.add_column_statements() == [
+        "ALTER TABLE messages ADD origin_envelope_id text",
+        "ALTER TABLE conversations_by_user ADD hidden boolean",
+        "ALTER TABLE conversations_by_user ADD version bigint",
+    ]
     assert cql.column_exists_error(InvalidRequest("Column with name 'origin_envelope_id' already exists"))
     assert cql.column_exists_error(InvalidRequest("Invalid column name x because it conflicts with an existing column"))
     assert not cql.column_exists_error(InvalidRequest("unconfigured table messages"))
