@@ -139,8 +139,20 @@ class Settings(BaseSettings):
 
     # --- Worker (stream processors) ------------------------------------------------------
     worker_app_id: str = Field(default="chat-events-worker", description="Consumer group of the workers.")
+    worker_engine: Literal["native", "faust"] = Field(
+        default="native",
+        description="What runs the stages: 'native' = the batch runners on one aiokafka consumer "
+        "(transactional on Kafka); 'faust' = one faust-streaming agent per stage (the `faust` extra), "
+        "at-least-once with idempotent stages; see docs/architecture.md for when to pick which.",
+    )
     worker_batch_max: int = Field(
         default=500, ge=1, le=100_000, description="Most records per stage batch (a batch is what has arrived)."
+    )
+    worker_batch_within_ms: int = Field(
+        default=5,
+        ge=1,
+        le=10_000,
+        description="Faust engine only: how long `noack_take` waits to fill a batch (adds up to this to each hop).",
     )
     fanout_write_max_members: int = Field(
         default=1000,

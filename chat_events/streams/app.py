@@ -28,22 +28,20 @@ from dataclasses import dataclass, field
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from chat_events.codec.avro import AvroEnvelopeCodec
-from chat_events.kafka.admin import delete_topics
 from chat_events.kafka.connection import KafkaTarget, consumer_options
 from chat_events.kafka.idle_pacer import build_consumer
 from chat_events.producers.kafka_producer import build_producer
-from chat_events.producers.partitioner import partition_for
 from chat_events.producers.publisher import EventPublisher
 from chat_events.settings import Settings
 from chat_events.store.port import MessageStore
 from chat_events.streams.direct_outputs import DirectOutputs
+from chat_events.streams.edge_expiry import EDGE_CHECK_INTERVAL_S, EdgeExpiry
 from chat_events.streams.fanout import FanoutStage
 from chat_events.streams.groups import GroupsStage
 from chat_events.streams.inbox import InboxStage
 from chat_events.streams.log_reset import LogResetWatch
 from chat_events.streams.persist import PersistStage
 from chat_events.streams.persist_fanout import PersistFanoutStage
-from chat_events.streams.presence import worker_paused_ms
 from chat_events.streams.producer_pool import ProducerPool
 from chat_events.streams.records import Output
 from chat_events.streams.runner import RebalanceFanout, RunnerTimings, StageRunner
@@ -70,7 +68,6 @@ from chat_events.topics import (
 )
 
 log = logging.getLogger(__name__)
-EDGE_CHECK_INTERVAL_S = 1.0
 DEFER_OFFSETS_S = 1.0
 """Transactional mode: the longest a sub-batch with nothing to send waits for its offset's commit
 (``transactional.py``): at most this much of such records is replayed after a crash."""
@@ -197,41 +194,25 @@ class Worker:
 
     def owns_user(self, user_id: str) -> bool:
         """Whether this worker's sessions runner holds ``user_id``'s partition of user-events."""
-        partition = partition_for(user_id.encode(), TopicCatalog(self.settings).resolve(USER_EVENTS).partitions)
-        return any(tp.partition == partition for tp in self._runner("sessions").partitions())
+        return self._expiry().owns_user(user_id)
 
     def _runner(self, name: str) -> StageRunner:
         return next(runner for runner in self.runners if runner.name == name)
 
+    def _expiry(self) -> EdgeExpiry:
+        def owned() -> set[int]:
+            return {tp.partition for tp in self._runner("sessions").partitions()}
+
+        return EdgeExpiry(self.settings, self.target, self.stages.sessions, self.sink, owned)
+
     async def _expire_edges_forever(self) -> None:
+        expiry = self._expiry()
         loop = asyncio.get_running_loop()
         while True:
             before = loop.time()
             await asyncio.sleep(EDGE_CHECK_INTERVAL_S)
-            paused_ms = worker_paused_ms(loop.time() - before, EDGE_CHECK_INTERVAL_S)
-            self.stages.sessions.monitor.credit(paused_ms)  # the heartbeats meanwhile are unread
-            if paused_ms > EDGE_CHECK_INTERVAL_S * 1000:
-                log.info("worker was not running for %.1fs: no edge's silence counts it", paused_ms / 1000)
-            await self._expire_edges()
-
-    async def _expire_edges(self) -> None:
-        """Never raises: a failed round is logged and the edges are checked again next tick."""
-        sessions = self.stages.sessions
-        dead: list[str] = []
-        try:
-            outputs, dead = await sessions.expire_silent_edges(self.owns_user)
-            if outputs:
-                await self.sink.send_outputs(outputs)
-            owns_first = any(tp.partition == 0 for tp in self._runner("sessions").partitions())
-            if dead and owns_first:  # one worker cleans up the dead edges' delivery topics
-                catalog = TopicCatalog(self.settings)
-                topics = [catalog.edge_topic(edge).name for edge in dead]
-                deleted = await delete_topics(self.settings, self.target, topics)
-                if deleted:
-                    log.info("deleted delivery topics of dead edges: %s", ", ".join(deleted))
-        except Exception:
-            log.exception("edge expiry round failed; retrying next tick")
-            sessions.monitor.rearm(dead)
+            expiry.credit(loop.time() - before)  # the heartbeats sent while it was stopped are unread
+            await expiry.expire()
 
 
 def build_worker(

@@ -15,11 +15,12 @@ import contextlib
 import logging
 import signal
 from collections.abc import Callable
+from typing import Any
 
 from aiokafka.errors import KafkaConnectionError, KafkaError
 
 from chat_events.codec.factory import build_codec
-from chat_events.errors import BrokerUnavailableError
+from chat_events.errors import BrokerUnavailableError, ConfigurationError
 from chat_events.kafka.admin import ensure_topics
 from chat_events.kafka.connection import resolve_target
 from chat_events.kafka.log_noise import coordinator_startup_demoted
@@ -32,10 +33,21 @@ log = logging.getLogger(__name__)
 
 
 async def run_worker(
-    settings: Settings, *, stop: asyncio.Event | None = None, on_ready: Callable[[Worker], None] | None = None
+    settings: Settings, *, stop: asyncio.Event | None = None, on_ready: Callable[[Any], None] | None = None
 ) -> None:
     """Run until ``stop`` is set (or SIGINT/SIGTERM when ``stop`` is None). ``on_ready`` is
-    called once every stage holds its first partition assignment."""
+    called once every stage holds its first partition assignment. ``CHAT_WORKER_ENGINE=faust``
+    runs the same stages as Faust agents instead (``faust_worker.py``, the ``faust`` extra)."""
+    if settings.worker_engine == "faust":
+        try:
+            from chat_events.streams.faust_worker import run_faust_worker  # faust is an optional extra
+        except ModuleNotFoundError as exc:
+            raise ConfigurationError(
+                f"CHAT_WORKER_ENGINE=faust needs faust-streaming ({exc}): pip install 'chat-events[faust]'"
+            ) from exc
+
+        await run_faust_worker(settings, stop=stop or _signal_event(), on_ready=on_ready)
+        return
     target = resolve_target(settings)
     await ensure_topics(settings, target)
     codec = build_codec(settings)

@@ -35,13 +35,15 @@ from tests.real_engines import Engines
 
 @pytest.mark.parametrize("how", ["kill -9", "SIGTERM", "SIGINT"])
 async def test_worker_stopped_mid_run_loses_and_duplicates_nothing(
-    kafka_target: KafkaTarget, tmp_path: Path, how: str
+    kafka_target: KafkaTarget, worker_engine: str, tmp_path: Path, how: str
 ) -> None:
-    """Killed hard, or asked to stop (which must end the process on its own, exit code 0)."""
+    """Killed hard, or asked to stop (which must end the process on its own, exit code 0), on
+    either engine."""
     settings = make_settings(
         kafka_target,
         tmp_path,
         worker_app_id=f"w-{uuid.uuid4().hex[:8]}",
+        worker_engine=worker_engine,
         worker_session_timeout_s=6.0,
         worker_rebalance_timeout_s=3.0,
     )

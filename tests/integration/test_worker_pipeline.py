@@ -51,12 +51,15 @@ class Pipeline:
 
 
 @pytest.fixture(scope="module")
-async def pipeline(kafka_target: KafkaTarget, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Pipeline]:
+async def pipeline(
+    kafka_target: KafkaTarget, worker_engine: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Pipeline]:
     tmp: Path = tmp_path_factory.mktemp("pipeline")
     settings = make_settings(
         kafka_target,
         tmp,
         worker_app_id=f"w-{uuid.uuid4().hex[:8]}",
+        worker_engine=worker_engine,
         edge_heartbeat_timeout_ms=1500,
         fanout_write_max_members=60,
     )
