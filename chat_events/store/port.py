@@ -23,6 +23,7 @@ from types import TracebackType
 
 from chat_events.events.types import ChatMessage
 from chat_events.store.models import ConversationState, Group, InboxEntry, Page, Session, WriterReads
+from chat_events.store.progress import DeviceProgress
 
 
 class MessageStore(ABC):
@@ -206,3 +207,23 @@ class MessageStore(ABC):
     @abstractmethod
     async def rate_limited_counts(self, user_id: str, since_ms: int = 0) -> Mapping[int, int]:
         """Events per window start for one user, windows starting at or after ``since_ms``."""
+
+    # --- sync: seq ranges and device progress (issue 15, items 7 and 8) -------------------
+
+    @abstractmethod
+    async def conversation_range(
+        self, conversation_id: str, from_seq: int, to_seq: int, limit: int = 50
+    ) -> Page[ChatMessage]:
+        """Messages with ``from_seq <= seq <= to_seq``, ascending, at most ``limit``;
+        ``has_more`` when messages of the range follow the page (read on from its last seq + 1)."""
+
+    @abstractmethod
+    async def advance_device_progress(self, progress: Sequence[DeviceProgress]) -> None:
+        """Raise each device's stored ``acked_seq`` to the one given: never backwards (an ack at
+        or below the stored one changes nothing, so a replay is a no-op), one row per
+        ``(user_id, device_id)``, nothing deleted. The caller, the single writer of these users,
+        may pass several acks of one device: the highest wins."""
+
+    @abstractmethod
+    async def device_progress(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], DeviceProgress]:
+        """Stored progress by ``(user_id, device_id)``; a device that never acked is absent."""

@@ -116,6 +116,14 @@ CREATE TABLE IF NOT EXISTS device_tokens (
     updated_at_ms INTEGER NOT NULL,
     PRIMARY KEY (user_id, device_id)
 ) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS device_progress (   -- how far each device has acked (SyncAck)
+    user_id     TEXT NOT NULL,
+    device_id   TEXT NOT NULL,
+    acked_seq   INTEGER NOT NULL,              -- only ever raised
+    acked_at_ms INTEGER NOT NULL,
+    PRIMARY KEY (user_id, device_id)
+) WITHOUT ROWID;
 """
 
 
