@@ -53,6 +53,7 @@ async def run_faust_worker(
     codec = build_codec(settings)
     if target.transactions(settings):
         log.info("Faust engine: at-least-once with idempotent stages (CHAT_KAFKA_TRANSACTIONS applies to native)")
+    (settings.data_dir / "faust").mkdir(parents=True, exist_ok=True)  # Faust makes only the last level
     async with open_store(settings) as store, EventPublisher(settings, target, codec) as publisher:
         worker = build_faust_worker(settings, target, store=store, publisher=publisher, codec=codec)
         faust_worker = _QuietWorker(

@@ -37,11 +37,13 @@ from chat_events.events.types import (
     UserConnected,
     UserDisconnected,
 )
+from chat_events.kafka.connection import KafkaTarget
 from chat_events.producers.partitioner import partition_for
+from chat_events.producers.publisher import EventPublisher
 from chat_events.settings import Settings
 from chat_events.store.factory import open_store
 from chat_events.store.port import MessageStore
-from chat_events.streams.app import Stages, build_stages
+from chat_events.streams.app import Stages, build_worker
 from chat_events.streams.records import Incoming, Output, SourceRecord
 from tests.real_engines import Engines
 
@@ -52,7 +54,7 @@ PARTITIONS = 2
 
 @pytest.fixture(params=["embedded", "cassandra"])
 async def stages(
-    request: pytest.FixtureRequest, tmp_path: Path
+    request: pytest.FixtureRequest, worker_engine: str, tmp_path: Path
 ) -> AsyncIterator[tuple[Stages, AvroEnvelopeCodec, MessageStore]]:
     # 2 partitions: alice is on partition 1; bob, carol and dave share partition 0 (murmur2), so
     # both single-recipient records and per-partition batches are emitted.
@@ -73,7 +75,19 @@ async def stages(
         **store_settings,  # type: ignore[arg-type]
     )
     async with open_store(settings) as store:
-        yield build_stages(settings, store), build_codec(settings), store
+        yield engine_stages(settings, worker_engine, store), build_codec(settings), store
+
+
+def engine_stages(settings: Settings, engine: str, store: MessageStore) -> Stages:
+    """The stage objects as ``engine`` wires them (nothing connects: neither is started)."""
+    codec = build_codec(settings)
+    target = KafkaTarget("127.0.0.1:1", embedded=True)
+    publisher = EventPublisher(settings, target, codec)
+    if engine == "faust":
+        from chat_events.streams.faust_app import build_faust_worker
+
+        return build_faust_worker(settings, target, store=store, publisher=publisher, codec=codec).stages
+    return build_worker(settings, target, store=store, publisher=publisher, codec=codec).stages
 
 
 class Checked:
