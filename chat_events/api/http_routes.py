@@ -27,6 +27,7 @@ from chat_events.api.authz import (
     may_read,
 )
 from chat_events.api.edge import EdgeNode
+from chat_events.api.history import NEWEST, After, Problem, Range, range_body, select_page
 from chat_events.api.protocol import Code
 from chat_events.api.tokens import TokenError, issue_token, verify_token
 from chat_events.api.views import conversation_view, message_view
@@ -211,11 +212,14 @@ async def history(
     after_seq: Annotated[int | None, Query(ge=0)] = None,
     before_seq: Annotated[int | None, Query(ge=1)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    from_seq: Annotated[int | None, Query(ge=0, le=NEWEST)] = None,
+    to_seq: Annotated[int | None, Query(ge=0, le=NEWEST)] = None,
 ) -> dict[str, Any]:
-    """Paged by conversation seq: ``after_seq`` ascending, or ``before_seq`` newest first
-    (neither = the newest page)."""
-    if after_seq is not None and before_seq is not None:
-        raise ApiError(422, Code.INVALID_FIELD, "give after_seq or before_seq, not both")
+    """Paged by conversation seq: ``after_seq`` ascending, ``before_seq`` newest first (neither =
+    the newest page), or the closed range ``from_seq..to_seq`` ascending (``history.py``)."""
+    selection = select_page(after_seq=after_seq, before_seq=before_seq, from_seq=from_seq, to_seq=to_seq)
+    if isinstance(selection, Problem):
+        raise ApiError(422, Code.INVALID_FIELD, selection.message)
     problem = conversation_id_problem(conversation_id)
     if problem is not None:
         raise ApiError(422, Code.INVALID_FIELD, f"conversation_id: {problem}")
@@ -223,11 +227,11 @@ async def history(
     members = None if direct else await edge.memberships.members(conversation_id)
     if not may_read(user, conversation_id, members):
         raise ApiError(403, Code.FORBIDDEN, f"not a member of {conversation_id}")
-    if after_seq is None and before_seq is None:
-        before_seq = 2**63 - 1
-    page = await edge.store.conversation_messages(
-        conversation_id, after_seq=after_seq, before_seq=before_seq, limit=limit
-    )
+    if isinstance(selection, Range):
+        ranged = await edge.store.conversation_range(conversation_id, selection.from_seq, selection.to_seq, limit)
+        return range_body([message_view(m) for m in ranged.items], ranged.has_more)
+    after, before = (selection.seq, None) if isinstance(selection, After) else (None, selection.seq)
+    page = await edge.store.conversation_messages(conversation_id, after_seq=after, before_seq=before, limit=limit)
     return {"messages": [message_view(m) for m in page.items], "has_more": page.has_more}
 
 

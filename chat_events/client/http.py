@@ -60,8 +60,10 @@ class Group:
 @dataclass(frozen=True, slots=True)
 class HistoryPage:
     messages: tuple[dict[str, Any], ...]
-    """Message views, ascending by conversation seq."""
+    """Message views, ascending by conversation seq (newest first for ``before_seq``)."""
     has_more: bool
+    next_from_seq: int | None = None
+    """For a range (:meth:`HttpApi.history_range`): where it goes on when ``has_more``."""
 
 
 class HttpApi:
@@ -130,6 +132,17 @@ class HttpApi:
         data = await self._call("GET", f"/v1/conversations/{_seg(conversation_id)}/messages", params=params)
         messages = data.get("messages", [])
         return HistoryPage(tuple(m for m in messages if isinstance(m, dict)), bool(data.get("has_more", False)))
+
+    async def history_range(self, conversation_id: str, from_seq: int, to_seq: int, limit: int = 50) -> HistoryPage:
+        """The messages with ``from_seq <= seq <= to_seq``, ascending, at most ``limit``; with
+        ``has_more``, ask again from ``next_from_seq``."""
+        params = {"from_seq": from_seq, "to_seq": to_seq, "limit": limit}
+        data = await self._call("GET", f"/v1/conversations/{_seg(conversation_id)}/messages", params=params)
+        messages = tuple(m for m in data.get("messages", []) if isinstance(m, dict))
+        next_from = data.get("next_from_seq")
+        return HistoryPage(
+            messages, bool(data.get("has_more", False)), next_from if isinstance(next_from, int) else None
+        )
 
     async def conversations(self, limit: int = 50) -> list[dict[str, Any]]:
         """This user's conversations (conversation views: last seq, unread, ...)."""
