@@ -37,6 +37,10 @@ class Connection:
     pushed_seq: int = 0
     """Highest per-user seq pushed on this socket: a replayed delivery at or below it is dropped."""
     acked_seq: int = 0
+    """Highest per-user seq this socket acked (``ack`` frames)."""
+    stored_acked_seq: int = 0
+    """The device's stored sync progress at sign-in (``store/progress.py``): where a ``sync``
+    without ``seq`` starts, unless this socket has acked further."""
     room_id: str | None = None
     room_seq: int = 0
     close_code: int | None = None

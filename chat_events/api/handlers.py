@@ -33,6 +33,7 @@ from chat_events.api.sync import room_page, sync_page
 from chat_events.errors import ChatEventsError
 from chat_events.events.factory import new_envelope
 from chat_events.events.types import DeviceAcked, PersonalChatSent, UserChatRateLimited
+from chat_events.store.progress import sync_start
 
 log = logging.getLogger(__name__)
 
@@ -65,10 +66,11 @@ class FrameHandlers:
             self._ack(request)
             return None
         if isinstance(request, Sync):
+            start = sync_start(request.seq, self.conn.acked_seq, self.conn.stored_acked_seq)
             data = await sync_page(
-                self.edge.store, self.conn.user_id, request.seq, request.limit, frame_type="sync", request_id=rid
+                self.edge.store, self.conn.user_id, start, request.limit, frame_type="sync", request_id=rid
             )
-            return output_frame("sync", request_id=rid, data=data)
+            return output_frame("sync", request_id=rid, data={**data, "after_seq": start})
         if isinstance(request, Heartbeat):
             return output_frame("heartbeat", request_id=rid, data={"server_time_ms": int(time.time() * 1000)})
         if isinstance(request, Typing):

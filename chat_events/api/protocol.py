@@ -133,8 +133,9 @@ class Ack:
 
 @dataclass(frozen=True, slots=True)
 class Sync:
-    seq: int
-    """The client's last per-user seq; the answer holds what comes after it."""
+    seq: int | None
+    """The client's last per-user seq; the answer holds what comes after it. None (not given):
+    the device's stored sync progress (``store/progress.py``)."""
     limit: int
 
 
@@ -387,7 +388,7 @@ def _ack(data: dict[str, Any], _: int) -> Ack:
 
 def _sync(data: dict[str, Any], _: int) -> Sync:
     return Sync(
-        _int(data, "seq", default=0, maximum=_SEQ_MAX),
+        None if data.get("seq") is None else _int(data, "seq", maximum=_SEQ_MAX),
         _int(data, "limit", default=SYNC_PAGE_DEFAULT, minimum=1, maximum=SYNC_PAGE_MAX),
     )
 

@@ -34,6 +34,7 @@ from chat_events.api.protocol import (
 )
 from chat_events.api.tokens import Claims, TokenError, verify_token
 from chat_events.errors import ChatEventsError
+from chat_events.store.progress import resume_seq
 
 log = logging.getLogger(__name__)
 
@@ -192,6 +193,7 @@ class WsSession:
             announced = True
             registered = await edge.await_session(conn.user_id, conn.session_id)
             last = (await edge.store.max_user_seqs([conn.user_id])).get(conn.user_id, 0)
+            progress = (await edge.store.device_progress([(conn.user_id, device_id)])).get((conn.user_id, device_id))
         except ChatEventsError as exc:
             log.warning("sign-in of a session failed: %s", exc.code)
             if not announced:
@@ -206,6 +208,7 @@ class WsSession:
         if not registered:
             log.warning("session of %s not registered by the workers in time; the client syncs", conn.user_id)
         conn.pushed_seq = last
+        conn.stored_acked_seq = resume_seq(progress.acked_seq if progress is not None else 0, last)
         data = {
             "user_id": conn.user_id,
             "session_id": conn.session_id,
@@ -215,6 +218,7 @@ class WsSession:
             "max_frame_bytes": self.settings.ws_max_frame_bytes,
             "max_payload_bytes": self.settings.max_payload_bytes,
             "last_user_seq": last,
+            "acked_seq": conn.stored_acked_seq,
             "protocol": PROTOCOL_VERSION,
             "expires_at_ms": claims.expires_at_ms,
         }

@@ -44,6 +44,11 @@ class AckCoalescer:
         if self._unacked >= self._every:
             self._full.set()
 
+    def resume_at(self, seq: int) -> None:
+        """Everything up to ``seq`` is acked already (the device's stored progress)."""
+        self._seq = max(self._seq, seq)
+        self._acked = max(self._acked, seq)
+
     def rewind(self, seq: int) -> None:
         """The server's numbering restarted below what was acked (it lost data): count from ``seq``."""
         if seq < self._seq:

@@ -60,7 +60,9 @@ class ChatClient:
     """A WebSocket chat client. ``url`` is the edge's ``http://host:port`` or ``ws://host:port/ws``.
 
     ``last_seq`` is the highest per-user seq this device already has (persist :attr:`last_seq`
-    across runs to resume where it stopped). Nothing connects before :meth:`connect` (or ``async with``).
+    across runs to resume where it stopped); ``None`` resumes from the device's progress as the
+    server stored it (the highest seq this device acked, ``SignInInfo.acked_seq``). Nothing
+    connects before :meth:`connect` (or ``async with``).
     ``on_connection`` is told when the connection is lost, each failed reconnect attempt, a
     reconnect and the end of the session (:mod:`chat_events.client.status`).
     """
@@ -71,7 +73,7 @@ class ChatClient:
         *,
         token: str,
         device_id: str,
-        last_seq: int = 0,
+        last_seq: int | None = 0,
         origin: str | None = None,
         header_auth: bool = True,
         heartbeat: bool = True,
@@ -98,6 +100,8 @@ class ChatClient:
         self._on_typing = on_typing
         self._on_connection = on_connection
 
+        self._resume_stored = last_seq is None
+        last_seq = last_seq or 0
         self._deliveries = DeliveryQueue(last_seq, page_size=sync_page_size)
         self._typing: Mailbox[TypingEvent] = Mailbox(maxlen=1000)
         self._room = RoomFeed(on_room_message)
@@ -301,8 +305,9 @@ class ChatClient:
                 logger.info("send %s: %s; retry %d/%d in %.2f s", nonce, exc, retries_done, retries, delay)
                 await asyncio.sleep(delay)
 
-    async def sync(self, seq: int, limit: int = SYNC_PAGE_DEFAULT) -> SyncPage:
-        """One raw ``sync`` page after ``seq`` (does not feed :meth:`receive`).
+    async def sync(self, seq: int | None, limit: int = SYNC_PAGE_DEFAULT) -> SyncPage:
+        """One raw ``sync`` page after ``seq`` (does not feed :meth:`receive`); ``None`` asks for
+        what follows this device's stored progress (``SyncPage.after_seq`` says where that was).
 
         Raises :class:`GapNotRecoverable` when the server answers NOT_RECOVERABLE.
         """
@@ -337,8 +342,9 @@ class ChatClient:
             raise reply.error()
         return RoomPage.from_data(reply.data, seq)
 
-    async def _sync_on(self, conn: Connection, seq: int, limit: int) -> SyncPage:
-        reply = await conn.request("sync", {"seq": seq, "limit": limit}, timeout_s=self._request_timeout)
+    async def _sync_on(self, conn: Connection, seq: int | None, limit: int) -> SyncPage:
+        data = {"limit": limit} if seq is None else {"seq": seq, "limit": limit}
+        reply = await conn.request("sync", data, timeout_s=self._request_timeout)
         if not reply.ok:
             raise reply.error()
         return SyncPage.from_data(reply.data, seq)
@@ -367,6 +373,9 @@ class ChatClient:
         )
         again = self._info is not None
         self._conn, self._info = conn, conn.info
+        if self._resume_stored and not again:  # before the catch-up: it syncs from here
+            self._deliveries.resume_at(conn.info.acked_seq)
+            self._acks.resume_at(conn.info.acked_seq)
         self._final = self._kicked = None
         self._deliveries.fail(None)
         self._typing.fail(None)

@@ -50,6 +50,11 @@ class DeliveryQueue:
         self._delivered_seq = item.user_seq
         return item
 
+    def resume_at(self, seq: int) -> None:
+        """Before anything was delivered: continue after ``seq`` (see :meth:`Inbox.resume_at`)."""
+        self._queue.extend(self._inbox.resume_at(seq))
+        self._delivered_seq = max(self._delivered_seq, seq)
+
     def fail(self, error: BaseException | None) -> None:
         """Make :meth:`receive` raise ``error`` once the queue is drained (None: clear it)."""
         self._queue.fail(error)

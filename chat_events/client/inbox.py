@@ -86,6 +86,15 @@ class Inbox:
         self._last_seq = resume_seq
         return released + self._drain()
 
+    def resume_at(self, seq: int) -> list[Delivery]:
+        """Continue after ``seq`` (before anything was released: the device's stored progress
+        tells where it stopped). Buffered seqs at or below it are dropped: they were delivered
+        in an earlier run."""
+        for buffered in [s for s in self._buffered if s <= seq]:
+            del self._buffered[buffered]
+        self._last_seq = max(self._last_seq, seq)
+        return self._drain()
+
     def _drain(self) -> list[Delivery]:
         released: list[Delivery] = []
         while (message := self._buffered.pop(self._last_seq + 1, None)) is not None:

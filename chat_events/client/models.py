@@ -51,6 +51,9 @@ class SignInInfo:
     expires_at_ms: int | None = None
     """When the token expires (sign in again with a new one before that)."""
     protocol: int | None = None
+    acked_seq: int = 0
+    """This device's stored sync progress: the highest seq it acked, as the workers had stored it
+    at sign-in (0 for a device that never acked, or an edge that does not say)."""
 
     @classmethod
     def from_data(cls, data: dict[str, Any]) -> SignInInfo:
@@ -68,6 +71,7 @@ class SignInInfo:
             max_payload_bytes=_opt_int(data, "max_payload_bytes"),
             expires_at_ms=_opt_int(data, "expires_at_ms"),
             protocol=_opt_int(data, "protocol"),
+            acked_seq=_opt_int(data, "acked_seq") or 0,
         )
 
 
@@ -122,14 +126,20 @@ class SyncPage:
     messages: tuple[Delivery, ...]
     has_more: bool
     last_seq: int
+    after_seq: int | None = None
+    """The seq the page follows (the one asked for, or the device's stored progress for a
+    ``sync`` without one); None from an edge that does not say."""
 
     @classmethod
-    def from_data(cls, data: dict[str, Any], requested_seq: int) -> SyncPage:
+    def from_data(cls, data: dict[str, Any], requested_seq: int | None) -> SyncPage:
         raw = data.get("messages", [])
         if not isinstance(raw, list):
             raise ValueError("messages: expected an array")
         messages = tuple(Delivery.from_data(item) for item in raw if isinstance(item, dict))
-        return cls(messages, bool(data.get("has_more", False)), _int(data, "last_seq", requested_seq))
+        after = _opt_int(data, "after_seq")
+        after = requested_seq if after is None else after
+        last = _int(data, "last_seq", after)
+        return cls(messages, bool(data.get("has_more", False)), last, after)
 
 
 @dataclass(frozen=True, slots=True)

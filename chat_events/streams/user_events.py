@@ -15,7 +15,8 @@ rate-limit accounting, and edge liveness.
   those like any other disconnect.
 * userBlocked / userUnblocked set the block as a status (the fan-out reads it).
 * userChatRateLimited is counted per user and window for moderation and analytics.
-* deviceAcked is accepted and left alone (downstream consumers build receipts from it).
+* deviceAcked raises the device's stored sync progress (never backwards; ``device_acks.py``),
+  written before the batch's next session change so a sign-in after it reads it.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from chat_events.events.types import (
 )
 from chat_events.store.models import Session
 from chat_events.store.port import MessageStore
+from chat_events.streams.device_acks import PendingAcks
 from chat_events.streams.presence import (
     EdgeMonitor,
     SessionChange,
@@ -67,7 +69,7 @@ class UserEventsStage:
             UserBlocked.EVENT_NAME,
             UserUnblocked.EVENT_NAME,
             UserChatRateLimited.EVENT_NAME,
-            DeviceAcked.EVENT_NAME,  # for receipts and analytics downstream; nothing to do here
+            DeviceAcked.EVENT_NAME,  # the device's sync progress (device_acks.py)
         }
     )
 
@@ -104,9 +106,11 @@ class UserEventsStage:
             if i.envelope.user_id and i.envelope.name in (UserConnected.EVENT_NAME, UserDisconnected.EVENT_NAME)
         }
         sessions = dict(await self._store.sessions_of(session_users)) if session_users else {}
+        acks = PendingAcks(self._store)
         for item in batch:
             envelope, event = item.envelope, item.envelope.payload
-            if isinstance(event, DeviceAcked):
+            if isinstance(event, DeviceAcked) and envelope.user_id:
+                acks.add(envelope.user_id, event)
                 continue
             if isinstance(event, EdgeHeartbeat):
                 self.monitor.heartbeat(
@@ -125,6 +129,7 @@ class UserEventsStage:
                     )
                     result.rejects.append(Reject(item.record, "invalid_event", reason))
                     continue
+                await acks.flush()  # a sign-in that sees this session change sees the acks before it
                 change, kicks = await self._apply_session(item, event, sessions.get(user_id, ()), at_ms)
                 sessions[user_id] = change.sessions
                 result.outputs.extend(kicks)
@@ -136,6 +141,7 @@ class UserEventsStage:
             elif isinstance(event, UserChatRateLimited):
                 window_start = at_ms - at_ms % self._window_ms
                 await self._store.record_rate_limited(user_id, window_start, envelope.id, event.action)
+        await acks.flush()
         return result
 
     async def _apply_session(

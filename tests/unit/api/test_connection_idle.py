@@ -203,6 +203,9 @@ class FakeStore:
     async def max_user_seqs(self, users: list[str]) -> dict[str, int]:
         return {}
 
+    async def device_progress(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], Any]:
+        return {}
+
 
 class FakeEdge:
     """What WsSession uses of an EdgeNode."""

@@ -146,7 +146,8 @@ def test_the_request_id_is_echoed_on_refusals() -> None:
 
 def test_sign_in_and_sync_defaults() -> None:
     assert parse({"type": "sign_in", "data": {"token": "t", "device_id": "d"}}) == SignIn("t", "d")
-    assert parse({"type": "sync"}) == Sync(0, 100)
+    assert parse({"type": "sync"}) == Sync(None, 100)  # the device's stored progress
+    assert parse({"type": "sync", "data": {"seq": None}}) == Sync(None, 100)
 
 
 def _content_frame(levels: int) -> str:
