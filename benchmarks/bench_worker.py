@@ -422,6 +422,8 @@ class Context:
     args: argparse.Namespace
     transactions: str | None = None
     """``CHAT_KAFKA_TRANSACTIONS`` for the workers (None: the product default)."""
+    engine: str | None = None
+    """``CHAT_WORKER_ENGINE`` for the workers (None: the product default, native)."""
     workers: list[WorkerProcess] = field(default_factory=list)
     spies: list[PySpy] = field(default_factory=list)
     unclean_stops: list[str] = field(default_factory=list)
@@ -443,7 +445,8 @@ class Context:
 
     @property
     def label(self) -> str:
-        return self.stack.name + (f", transactions {self.transactions}" if self.transactions else "")
+        label = self.stack.name + (f", transactions {self.transactions}" if self.transactions else "")
+        return label + (f", {self.engine}" if self.engine else "")
 
 
 @dataclass(slots=True)
@@ -466,6 +469,8 @@ def scenario_env(ctx: Context, name: str, data_dir: Path, **extra_env: str) -> d
     )
     if ctx.transactions:
         env["CHAT_KAFKA_TRANSACTIONS"] = ctx.transactions
+    if ctx.engine:
+        env["CHAT_WORKER_ENGINE"] = ctx.engine
     env.update(extra_env)
     env.update(ctx.worker_env)
     return env
@@ -1308,6 +1313,12 @@ def main(argv: list[str] | None = None) -> int:
         "on then off (default: the product's auto, i.e. on for real Kafka)",
     )
     parser.add_argument(
+        "--engines",
+        default="native,faust",
+        help="CHAT_WORKER_ENGINE values to run every stack with, in turn (default native,faust: each "
+        "scenario on both engines, then the faust/native ratios); 'native' alone = the default engine only",
+    )
+    parser.add_argument(
         "--warmup-messages",
         type=int,
         help="unmeasured 1:1 messages before each stack's scenarios (default 8,000 on real Kafka/Cassandra, "
@@ -1333,6 +1344,9 @@ def main(argv: list[str] | None = None) -> int:
     if not all(key.startswith("CHAT_") for key in worker_env):
         parser.error("--worker-env takes CHAT_NAME=VALUE")
     stacks = stacks_to_run(args.stack)
+    engines = [e.strip() for e in args.engines.split(",") if e.strip()]
+    if not engines or not set(engines) <= {"native", "faust"}:
+        parser.error("--engines takes native, faust or native,faust")
     if args.transactions and not external_kafka() and stacks == ["embedded"]:
         parser.error("--transactions needs real Kafka: --stack kafka, kafka-cassandra or all (Tansu has none)")
     started = time.perf_counter()
@@ -1348,7 +1362,9 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 with started_stack(name, root / name) as stack:
                     for transactions in transaction_variants(args.transactions, stack):
-                        runs.append(run_on(stack, transactions, root, args, worker_env))
+                        for engine in engines:
+                            label = engine if len(engines) > 1 else None
+                            runs.append(run_on(stack, transactions, root, args, worker_env, engine=label))
             except Exception as exc:  # one stack failing does not lose the others' figures
                 if len(stacks) == 1:
                     raise
@@ -1382,18 +1398,25 @@ def transaction_variants(choice: str | None, stack: Stack) -> list[str | None]:
 
 
 def run_on(
-    stack: Stack, transactions: str | None, root: Path, args: argparse.Namespace, worker_env: dict[str, str]
+    stack: Stack,
+    transactions: str | None,
+    root: Path,
+    args: argparse.Namespace,
+    worker_env: dict[str, str],
+    *,
+    engine: str | None = None,
 ) -> dict[str, Any]:
     """Every scenario once on ``stack``: one result, as a single-stack run reports it."""
     started = time.perf_counter()
-    run_root = root / stack.name / (f"transactions-{transactions}" if transactions else "run")
+    run_root = root / stack.name / (f"transactions-{transactions}" if transactions else "run") / (engine or "default")
     run_root.mkdir(parents=True)
-    ctx = Context(stack, run_root, uuid.uuid4().hex[:8], args, transactions, worker_env=worker_env)
+    ctx = Context(stack, run_root, uuid.uuid4().hex[:8], args, transactions, engine, worker_env=worker_env)
     print(f"== {ctx.label}: broker {ctx.target.bootstrap_servers}, work dir {run_root}", file=sys.stderr, flush=True)
     env = environment(ctx)
     with cleanup(ctx):
         results = asyncio.run(measure(ctx))
     env["worker_env"] = worker_env
+    env["engine"] = engine or "native"
     result: dict[str, Any] = {"benchmark": "worker", "label": ctx.label, "environment": env, **results}
     result["cassandra_schema_s"] = ctx.schema_s
     result["unclean_stops"] = ctx.unclean_stops
@@ -1446,6 +1469,10 @@ def format_runs_text(combined: dict[str, Any]) -> str:
         parts.append(f"===== {label} =====\n{body}")
     table = comparison_text(run_labels(combined["runs"]), comparison_rows(combined["runs"], run_figures))
     parts.append("comparison (CPU = share of one core; only ratios within one run mean anything):\n" + table)
+    ratios = engine_ratios(combined["runs"])
+    if ratios:
+        lines = [f"  {label}: {name} {value}" for label, figures in ratios.items() for name, value in figures.items()]
+        parts.append("faust/native (same stack, same run):\n" + "\n".join(lines))
     return "\n\n".join(parts)
 
 
@@ -1456,7 +1483,44 @@ def format_runs_markdown(combined: dict[str, Any]) -> str:
         if "error" not in run
     ]
     parts.append(comparison_markdown(run_labels(combined["runs"]), comparison_rows(combined["runs"], run_figures)))
+    ratios = engine_ratios(combined["runs"])
+    if ratios:
+        names = list(next(iter(ratios.values())))
+        lines = ["| faust/native | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
+        lines += [f"| {label} | " + " | ".join(f.get(n, "") for n in names) + " |" for label, f in ratios.items()]
+        parts.append("\n".join(lines))
     return "\n\n".join(parts)
+
+
+RATIO_FIGURES: dict[str, tuple[str, ...]] = {
+    "1:1 msg/s": ("one_to_one", "messages_per_s"),
+    "1:1 msg/s steady": ("one_to_one", "steady_messages_per_s"),
+    "group deliveries/s": ("group", "deliveries_per_s"),
+    "group deliveries/s steady": ("group", "steady_deliveries_per_s"),
+    "latency p50": ("latency", "p50_ms"),
+    "latency p99": ("latency", "p99_ms"),
+}
+
+
+def engine_ratios(runs: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
+    """faust/native of each figure in :data:`RATIO_FIGURES`, per stack (and transactions
+    variant) that ran on both engines (pure: for the printed and the Markdown summary)."""
+    by_engine: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
+    for run in runs:
+        if "error" in run:
+            continue
+        label = run["label"].rsplit(", ", 1)[0]
+        by_engine[label][run["environment"].get("engine", "native")] = run
+    out: dict[str, dict[str, str]] = {}
+    for label, pair in by_engine.items():
+        if {"native", "faust"} <= set(pair):
+            figures: dict[str, str] = {}
+            for name, (scenario, key) in RATIO_FIGURES.items():
+                native, faust = pair["native"].get(scenario, {}).get(key), pair["faust"].get(scenario, {}).get(key)
+                if native and faust is not None:
+                    figures[name] = f"{faust / native:.2f}"
+            out[label] = figures
+    return out
 
 
 if __name__ == "__main__":

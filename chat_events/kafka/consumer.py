@@ -1,7 +1,8 @@
 """Reading envelopes back: a plain aiokafka consumer that decodes every record.
 
-Used by ``chat-events consume`` and by tests; the stream processors have their own consumer
-(``chat_events/streams/app.py``).
+Used by ``chat-events consume`` and by tests. The stream processors do not use it: the native
+worker has one group consumer all its stage runners share (``chat_events/streams/app.py``), the
+Faust engine the consumer of its Faust app (``chat_events/streams/faust_app.py``).
 """
 
 from __future__ import annotations

@@ -31,9 +31,11 @@ rebalance happened is neither sent nor committed (whoever owns its partitions no
 and the stage's caches are reset (``on_assigned``) before the first batch of the new assignment,
 since another worker may have advanced the counters meanwhile.
 
-Why not Faust agents: Faust hands records to an agent one at a time (conductor, stream queue,
-per-event acks), which cost about 60 % of the worker's event loop and left batches of ~6 records;
-see docs/benchmarks.md, "Where the time goes: worker".
+Why this is the default and not Faust agents: Faust hands records to an agent one at a time
+(conductor, stream queue, per-event acks), which cost about 60 % of the worker's event loop and
+left batches of ~6 records; see docs/benchmarks.md, "Where the time goes: worker". The same stages
+do run as Faust agents with ``CHAT_WORKER_ENGINE=faust`` (``faust_app.py``, ``faust_agent.py``:
+the same batches, FIFO acks and rebalance rules), for the figures in "Faust engine (issue 14)".
 """
 
 from __future__ import annotations

@@ -68,7 +68,7 @@ def stop_up(up: subprocess.Popen[bytes]) -> None:
 def system(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> Iterator[tuple[str, dict[str, str], subprocess.Popen[bytes], Path]]:
-    stack = request.param
+    stack, engine = request.param.split("+") if "+" in request.param else (request.param, "native")
     if stack != "embedded" and (reason := unavailable_reason()) is not None:
         skip_or_fail(reason)
     env = {k: v for k, v in os.environ.items() if not k.startswith("CHAT_")}
@@ -77,6 +77,7 @@ def system(
         CHAT_DATA_DIR=str(tmp_path / "data"),
         CHAT_EMBEDDED_BROKER_PORT=str(free_port()),
         CHAT_EDGE_PORT=str(edge_port),
+        CHAT_WORKER_ENGINE=engine,  # `CHAT_WORKER_ENGINE=faust chat-events up`: up's children inherit it
     )
     log = tmp_path / "up.log"
     up = launch_up(stack, env, log, "--cql-port", "0")
@@ -98,6 +99,11 @@ def chat(env: dict[str, str], url: str, me: str, to: str, log: Path) -> subproce
         )
 
 
+@pytest.mark.parametrize(
+    "system",
+    ["embedded", "kafka-cassandra", *(f"{stack}+faust" for stack in ("embedded", "kafka-cassandra"))],
+    indirect=True,
+)
 def test_up_then_two_terminals_chat_and_ctrl_c_stops_everything(
     system: tuple[str, dict[str, str], subprocess.Popen[bytes], Path], tmp_path: Path
 ) -> None:
