@@ -154,6 +154,12 @@ class Settings(BaseSettings):
         le=10_000,
         description="Faust engine only: how long `noack_take` waits to fill a batch (adds up to this to each hop).",
     )
+    read_receipts_max_group: int = Field(
+        default=100,
+        ge=0,
+        description="Read receipts are pushed to the other members of 1:1 conversations and of groups up to "
+        "this size (0: 1:1 only).",
+    )
     fanout_write_max_members: int = Field(
         default=1000,
         ge=2,

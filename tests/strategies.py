@@ -37,6 +37,13 @@ from chat_events.events import (
     conversation_id_of,
     direct_conversation_id,
 )
+from chat_events.events.conversation_events import (
+    AllConversationsRead,
+    ConversationChanged,
+    ConversationFlagsSet,
+    ConversationRead,
+    ReadReceiptDispatched,
+)
 from chat_events.events.factory import CONTRACT_VERSION
 from chat_events.events.types import PARENT_NAMESPACE, USER_EVENTS, Event
 
@@ -214,6 +221,48 @@ device_acked = st.builds(
     received_at_ms=non_negative_int64,
 )
 
+conversation_ids = ids | st.tuples(ids, ids).filter(lambda p: p[0] != p[1]).map(lambda p: direct_conversation_id(*p))
+optional_bools = st.none() | st.booleans()
+conversation_read = st.builds(
+    ConversationRead,
+    conversation_id=conversation_ids,
+    read_seq=non_negative_int64,
+    read_at_ms=non_negative_int64,
+    device_id=st.none() | ids,
+)
+conversation_flags_set = st.builds(
+    ConversationFlagsSet,
+    conversation_id=conversation_ids,
+    set_at_ms=non_negative_int64,
+    pinned=st.just(True) | st.just(False),
+    muted=optional_bools,
+    hidden=optional_bools,
+)
+all_conversations_read = st.builds(AllConversationsRead, read_at_ms=non_negative_int64)
+conversation_changed = st.builds(
+    ConversationChanged,
+    recipient_id=ids,
+    edge_id=edge_ids,
+    conversation_id=conversation_ids,
+    last_message_id=uuids,
+    last_seq=non_negative_int64,
+    read_seq=non_negative_int64,
+    unread=non_negative_int64,
+    pinned=st.booleans(),
+    muted=st.booleans(),
+    hidden=st.booleans(),
+    last_activity_ms=non_negative_int64,
+    version=non_negative_int64,
+)
+read_receipt_dispatched = st.builds(
+    ReadReceiptDispatched,
+    recipient_ids=st.lists(ids, min_size=1, max_size=5).map(tuple),
+    edge_id=edge_ids,
+    conversation_id=conversation_ids,
+    reader_id=ids,
+    read_seq=non_negative_int64,
+)
+
 events: st.SearchStrategy[Event] = st.one_of(
     personal_chat_sent(),
     user_connected,
@@ -235,6 +284,11 @@ events: st.SearchStrategy[Event] = st.one_of(
     device_acked,
     message_fanned_out_batch,
     message_dispatched_batch(),
+    conversation_read,
+    conversation_flags_set,
+    all_conversations_read,
+    conversation_changed,
+    read_receipt_dispatched,
 )
 
 

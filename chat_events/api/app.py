@@ -20,6 +20,7 @@ from typing import Any
 from fastapi import FastAPI, WebSocket
 from starlette.types import Receive, Scope, Send
 
+from chat_events.api.conversation_routes import router as conversation_router
 from chat_events.api.edge import EdgeNode
 from chat_events.api.http_errors import install_error_handlers
 from chat_events.api.http_routes import ApiError, api_error_response, router
@@ -82,6 +83,7 @@ def create_app(settings: Settings, *, edge: EdgeNode | None = None) -> EdgeApp:
     app = EdgeApp(title="chat-events edge", version="1", lifespan=lifespan, ws_handler=websocket)
     app.state.edge = node
     app.include_router(router)
+    app.include_router(conversation_router)
     app.add_exception_handler(ApiError, api_error_response)
     install_error_handlers(app)  # routing, parsing and validation errors: {"code", "message"} too
 

@@ -15,13 +15,17 @@ from typing import Any
 
 from chat_events.api.authz import HIDDEN_GROUP, conversation_of, group_outsider, message_id_for, send_refusal
 from chat_events.api.connection import Connection
+from chat_events.api.conversation_frames import conversation_frame
 from chat_events.api.edge import EdgeNode
 from chat_events.api.protocol import (
     Ack,
     Code,
+    ConversationSet,
     Frame,
     Heartbeat,
     ProtocolError,
+    Read,
+    ReadAll,
     Send,
     SignIn,
     SubscribeRoom,
@@ -78,6 +82,8 @@ class FrameHandlers:
             return None
         if isinstance(request, SubscribeRoom):
             return await self._subscribe(request, rid)
+        if isinstance(request, Read | ConversationSet | ReadAll):
+            return await conversation_frame(self.edge, self.conn, frame)
         if isinstance(request, SignIn):
             raise ProtocolError(
                 Code.ALREADY_SIGNED_IN, "this socket is already signed in", frame_type="sign_in", request_id=rid

@@ -30,7 +30,7 @@ from chat_events.api.edge import EdgeNode
 from chat_events.api.history import NEWEST, After, Problem, Range, range_body, select_page
 from chat_events.api.protocol import Code
 from chat_events.api.tokens import TokenError, issue_token, verify_token
-from chat_events.api.views import conversation_view, message_view
+from chat_events.api.views import message_view
 from chat_events.errors import ChatEventsError
 from chat_events.events.factory import new_envelope
 from chat_events.events.types import GroupCreated, GroupMemberJoined, GroupMemberLeft
@@ -194,14 +194,6 @@ async def _change_member(edge: EdgeNode, group_id: str, *, actor: str, subject: 
 
 
 # --- history ---------------------------------------------------------------------------
-
-
-@router.get("/v1/conversations")
-async def conversations(
-    user: CurrentUser, edge: Edge, limit: Annotated[int, Query(ge=1, le=200)] = 50
-) -> dict[str, Any]:
-    rows = await edge.store.list_conversations(user, limit)
-    return {"conversations": [conversation_view(r) for r in rows]}
 
 
 @router.get("/v1/conversations/{conversation_id}/messages")

@@ -160,7 +160,30 @@ class SubscribeRoom:
     limit: int
 
 
-Request = SignIn | Send | Ack | Sync | Heartbeat | Typing | SubscribeRoom
+@dataclass(frozen=True, slots=True)
+class Read:
+    """Read progress (bilibili ``UpdateAck``): ``conversation_id`` read up to conversation ``seq``."""
+
+    conversation_id: str
+    seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationSet:
+    """Pin, mute or remove (``hidden``) conversations; ``None`` leaves a flag as it is."""
+
+    conversation_ids: tuple[str, ...]
+    pinned: bool | None
+    muted: bool | None
+    hidden: bool | None
+
+
+@dataclass(frozen=True, slots=True)
+class ReadAll:
+    """Mark every conversation read (bilibili ``UpdateUnflwRead``)."""
+
+
+Request = SignIn | Send | Ack | Sync | Heartbeat | Typing | SubscribeRoom | Read | ConversationSet | ReadAll
 
 
 @dataclass(frozen=True, slots=True)
@@ -411,6 +434,30 @@ def _subscribe_room(data: dict[str, Any], _: int) -> SubscribeRoom:
     )
 
 
+def _read(data: dict[str, Any], _: int) -> Read:
+    conversation_id = _str(data, "conversation_id", max_len=300)
+    assert conversation_id is not None
+    return Read(conversation_id, _int(data, "seq", maximum=_SEQ_MAX))
+
+
+def _optional_bool(data: dict[str, Any], field: str) -> bool | None:
+    value = data.get(field)
+    if value is not None and not isinstance(value, bool):
+        raise _Invalid(field, f"must be true, false or null, got {_type_name(value)}")
+    return value
+
+
+def _conversation_set(data: dict[str, Any], _: int) -> ConversationSet:
+    ids = data.get("conversation_ids")
+    if ids is None and "conversation_id" in data:
+        ids = [data["conversation_id"]]
+    if not isinstance(ids, list) or not all(isinstance(i, str) and 0 < len(i) <= 300 for i in ids):
+        raise _Invalid("conversation_ids", "must be an array of conversation ids (or give conversation_id)")
+    return ConversationSet(
+        tuple(ids), _optional_bool(data, "pinned"), _optional_bool(data, "muted"), _optional_bool(data, "hidden")
+    )
+
+
 _PARSERS: dict[str, Any] = {
     "sign_in": _sign_in,
     "send": _send,
@@ -419,6 +466,9 @@ _PARSERS: dict[str, Any] = {
     "heartbeat": _heartbeat,
     "typing": _typing,
     "subscribe_room": _subscribe_room,
+    "read": _read,
+    "conversation_set": _conversation_set,
+    "read_all": lambda _data, _max: ReadAll(),
 }
 INPUT_TYPES = frozenset(_PARSERS)
-OUTPUT_ONLY_TYPES = frozenset({"message", "room_message", "typing", "kicked", "error"})
+OUTPUT_ONLY_TYPES = frozenset({"message", "room_message", "typing", "kicked", "error", "conversation", "receipt"})

@@ -56,4 +56,6 @@ def conversation_view(state: ConversationState) -> dict[str, Any]:
         "unread": state.unread,
         "pinned": state.pinned,
         "muted": state.muted,
+        "hidden": state.hidden,
+        "version": state.version,
     }

@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 from chat_events.api.protocol import SYNC_PAGE_DEFAULT, Close, Code
 from chat_events.client.acks import AckCoalescer
 from chat_events.client.connection import Connection
+from chat_events.client.conversations import ConversationFeed
 from chat_events.client.delivery import DeliveryQueue
 from chat_events.client.errors import ChatClientError, ChatError, ConnectionLost, GapNotRecoverable
 from chat_events.client.frames import OutputFrame
@@ -105,6 +106,8 @@ class ChatClient:
         self._deliveries = DeliveryQueue(last_seq, page_size=sync_page_size)
         self._typing: Mailbox[TypingEvent] = Mailbox(maxlen=1000)
         self._room = RoomFeed(on_room_message)
+        self.conversations = ConversationFeed()
+        """``conversation`` and ``receipt`` pushes (see :mod:`chat_events.client.conversations`)."""
         self._acks = AckCoalescer(self._send_ack, interval_s=ack_interval_s, every=ack_every, acked_seq=last_seq)
 
         self._conn: Connection | None = None
@@ -313,6 +316,33 @@ class ChatClient:
         """
         return await self._sync_on(await self._connection(), seq, limit)
 
+    async def read(self, conversation_id: str, seq: int) -> int:
+        """Mark ``conversation_id`` read up to conversation ``seq``; returns the read seq the edge
+        accepted (clamped to the last message). Every device then gets a ``conversation`` push."""
+        reply = await self._call("read", {"conversation_id": conversation_id, "seq": seq})
+        return int(reply["read_seq"])
+
+    async def set_conversation(
+        self,
+        *conversation_ids: str,
+        pinned: bool | None = None,
+        muted: bool | None = None,
+        hidden: bool | None = None,
+    ) -> None:
+        """Pin, mute or remove (``hidden=True``) conversations of this user."""
+        data = {"conversation_ids": list(conversation_ids), "pinned": pinned, "muted": muted, "hidden": hidden}
+        await self._call("conversation_set", data)
+
+    async def read_all(self) -> None:
+        """Mark every conversation read."""
+        await self._call("read_all", {})
+
+    async def _call(self, frame_type: str, data: dict[str, Any]) -> dict[str, Any]:
+        reply = await (await self._connection()).request(frame_type, data, timeout_s=self._request_timeout)
+        if not reply.ok:
+            raise reply.error()
+        return dict(reply.data)
+
     async def typing(self, target_type: TargetType, target_id: str, state: TypingState = "start") -> None:
         """Tell the conversation this user started or stopped typing (answered only on error, which is logged)."""
         conn = await self._connection()
@@ -476,6 +506,8 @@ class ChatClient:
                 self._on_typing(event)
         elif frame.type == "room_message":
             self._room.accept(RoomMessage.from_data(frame.data))
+        elif frame.type in ("conversation", "receipt"):
+            self.conversations.accept(frame.type, frame.data)
         else:
             logger.debug("ignoring a %r push", frame.type)
 

@@ -145,9 +145,36 @@ class HttpApi:
         )
 
     async def conversations(self, limit: int = 50) -> list[dict[str, Any]]:
-        """This user's conversations (conversation views: last seq, unread, ...)."""
-        data = await self._call("GET", "/v1/conversations", params={"limit": limit})
+        """The first page of this user's list (pinned first, then the latest activity)."""
+        data = await self.conversation_page(limit=limit)
         return [c for c in data.get("conversations", []) if isinstance(c, dict)]
+
+    async def conversation_page(
+        self, *, limit: int = 50, cursor: str | None = None, since_version: int | None = None
+    ) -> dict[str, Any]:
+        """One page of the list, or of the rows changed since ``since_version``: ``{"conversations",
+        "has_more", "next_cursor", "version"}`` (docs/protocol.md)."""
+        params: dict[str, Any] = {"limit": limit}
+        if cursor is not None:
+            params["cursor"] = cursor
+        if since_version is not None:
+            params["since_version"] = since_version
+        return await self._call("GET", "/v1/conversations", params=params)
+
+    async def conversation(self, conversation_id: str) -> dict[str, Any]:
+        return await self._call("GET", f"/v1/conversations/{_seg(conversation_id)}")
+
+    async def conversation_details(self, conversation_ids: list[str]) -> list[dict[str, Any]]:
+        data = await self._call("POST", "/v1/conversations/detail", json={"conversation_ids": conversation_ids})
+        return list(data["conversations"])
+
+    async def unread(self) -> dict[str, Any]:
+        """``{"total", "groups", "conversations": {id: unread}}`` (muted ones not in the totals)."""
+        return await self._call("GET", "/v1/unread")
+
+    async def read_by(self, conversation_id: str, seq: int) -> list[str]:
+        data = await self._call("GET", f"/v1/conversations/{_seg(conversation_id)}/read-by", params={"seq": seq})
+        return list(data["read_by"])
 
     async def health(self) -> dict[str, Any]:
         return await self._call("GET", "/healthz", auth=False)
@@ -162,7 +189,7 @@ class HttpApi:
         path: str,
         *,
         json: dict[str, Any] | None = None,
-        params: dict[str, int] | None = None,
+        params: dict[str, Any] | None = None,
         auth: bool = True,
         also_ok: frozenset[int] = frozenset(),
     ) -> dict[str, Any]:

@@ -338,7 +338,9 @@ class CassandraStore(SocialTables, SyncTables, MessageStore):
         found.sort(key=lambda c: (-c.last_activity_ms, c.conversation_id))
         return found[: max(limit, 0)]
 
-    async def mark_read(self, user_id: str, conversation_id: str, seq: int) -> ConversationState | None:
+    async def mark_read(
+        self, user_id: str, conversation_id: str, seq: int, *, version: int | None = None
+    ) -> ConversationState | None:
         """See the port. The recount reads ``inbox_by_conversation`` after the new read position
         (the entries still unread plus the user's own), so it costs O(unread)."""
         row = (await self.get_conversations([(user_id, conversation_id)])).get((user_id, conversation_id))
@@ -350,20 +352,35 @@ class CassandraStore(SocialTables, SyncTables, MessageStore):
         )
         top = tops[user_id]  # left-over entries above the committed maximum are not in the inbox
         unread = sum(1 for r in after if r["sender_id"] != user_id and r["user_seq"] <= top)
-        await self._db.rows("conv_read", read_seq, unread, user_id, conversation_id)
-        return replace(row, read_seq=read_seq, unread=unread)
+        new_version = row.version if version is None else max(row.version, version)
+        await self._db.rows("conv_read", read_seq, unread, new_version, user_id, conversation_id)
+        return replace(row, read_seq=read_seq, unread=unread, version=new_version)
 
     async def set_conversation_flags(
-        self, user_id: str, conversation_id: str, *, pinned: bool | None = None, muted: bool | None = None
+        self,
+        user_id: str,
+        conversation_id: str,
+        *,
+        pinned: bool | None = None,
+        muted: bool | None = None,
+        hidden: bool | None = None,
+        version: int | None = None,
     ) -> ConversationState | None:
+        """See the port. Read, then an update of the given columns: the caller is the row's
+        single writer (the owner of the user's partition), so nothing changes it in between."""
         row = (await self.get_conversations([(user_id, conversation_id)])).get((user_id, conversation_id))
-        if row is None or (pinned is None and muted is None):
+        if row is None or (pinned is None and muted is None and hidden is None and version is None):
             return row
-        values = (UNSET_VALUE if pinned is None else pinned, UNSET_VALUE if muted is None else muted)
-        await self._db.rows("conv_flags", *values, user_id, conversation_id)
-        return replace(
-            row, pinned=row.pinned if pinned is None else pinned, muted=row.muted if muted is None else muted
+        new = replace(
+            row,
+            pinned=row.pinned if pinned is None else pinned,
+            muted=row.muted if muted is None else muted,
+            hidden=row.hidden if hidden is None else hidden,
+            version=row.version if version is None else max(row.version, version),
         )
+        values = (*(UNSET_VALUE if v is None else v for v in (pinned, muted, hidden)), new.version)
+        await self._db.rows("conv_flags", *values, user_id, conversation_id)
+        return new
 
 
 def _committed_entries(found: Iterable[InboxEntry], tops: Mapping[str, int]) -> dict[tuple[str, str], InboxEntry]:

@@ -291,11 +291,14 @@ class EmbeddedStore(EmbeddedSyncRows, MessageStore):
         found = await self._run(lambda: self._conn.execute(sql, (user_id, limit)).fetchall())
         return [rows.conversation_from_row(r) for r in found]
 
-    async def mark_read(self, user_id: str, conversation_id: str, seq: int) -> ConversationState | None:
+    async def mark_read(
+        self, user_id: str, conversation_id: str, seq: int, *, version: int | None = None
+    ) -> ConversationState | None:
         def write(db: sqlite3.Connection) -> None:
             db.execute(
-                """UPDATE conversations SET read_seq = MAX(read_seq, ?) WHERE user_id = ? AND conversation_id = ?""",
-                (seq, user_id, conversation_id),
+                """UPDATE conversations SET read_seq = MAX(read_seq, ?), version = MAX(version, COALESCE(?, 0))
+                   WHERE user_id = ? AND conversation_id = ?""",
+                (seq, version, user_id, conversation_id),
             )
             db.execute(
                 """UPDATE conversations SET unread = (
@@ -310,13 +313,21 @@ class EmbeddedStore(EmbeddedSyncRows, MessageStore):
         return (await self.get_conversations([(user_id, conversation_id)])).get((user_id, conversation_id))
 
     async def set_conversation_flags(
-        self, user_id: str, conversation_id: str, *, pinned: bool | None = None, muted: bool | None = None
+        self,
+        user_id: str,
+        conversation_id: str,
+        *,
+        pinned: bool | None = None,
+        muted: bool | None = None,
+        hidden: bool | None = None,
+        version: int | None = None,
     ) -> ConversationState | None:
         def write(db: sqlite3.Connection) -> None:
             db.execute(
-                "UPDATE conversations SET pinned = COALESCE(?, pinned), muted = COALESCE(?, muted) "
+                "UPDATE conversations SET pinned = COALESCE(?, pinned), muted = COALESCE(?, muted), "
+                "hidden = COALESCE(?, hidden), version = MAX(version, COALESCE(?, 0)) "
                 "WHERE user_id = ? AND conversation_id = ?",
-                (pinned, muted, user_id, conversation_id),
+                (pinned, muted, hidden, version, user_id, conversation_id),
             )
 
         await self._run(self._write(write))

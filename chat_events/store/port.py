@@ -139,16 +139,29 @@ class MessageStore(ABC):
 
     @abstractmethod
     async def list_conversations(self, user_id: str, limit: int = 50) -> list[ConversationState]:
-        """A user's conversations, most recent activity first."""
+        """A user's conversations, most recent activity first (hidden ones included: the
+        caller filters and orders them for a list, see :mod:`chat_events.api.conversation_list`)."""
 
     @abstractmethod
-    async def mark_read(self, user_id: str, conversation_id: str, seq: int) -> ConversationState | None:
-        """Advance ``read_seq`` (never backwards) and recount ``unread`` from the inbox."""
+    async def mark_read(
+        self, user_id: str, conversation_id: str, seq: int, *, version: int | None = None
+    ) -> ConversationState | None:
+        """Advance ``read_seq`` (never backwards) and recount ``unread`` from the inbox; with
+        ``version``, the row's version becomes at least it. ``None`` for a row that is not there."""
 
     @abstractmethod
     async def set_conversation_flags(
-        self, user_id: str, conversation_id: str, *, pinned: bool | None = None, muted: bool | None = None
-    ) -> ConversationState | None: ...
+        self,
+        user_id: str,
+        conversation_id: str,
+        *,
+        pinned: bool | None = None,
+        muted: bool | None = None,
+        hidden: bool | None = None,
+        version: int | None = None,
+    ) -> ConversationState | None:
+        """Set the given flags (``None``: unchanged) and, with ``version``, raise the row's
+        version to at least it. ``None`` for a row that is not there (nothing is created)."""
 
     # --- groups ---------------------------------------------------------------------------
 

@@ -8,10 +8,15 @@ from __future__ import annotations
 
 import sqlite3
 
-SCHEMA_VERSION = 2
-"""v2: ``messages.origin_envelope_id`` (the envelope id of the input that stored the message)."""
+SCHEMA_VERSION = 3
+"""v2: ``messages.origin_envelope_id`` (the envelope id of the input that stored the message);
+v3: ``conversations.hidden`` and ``conversations.version``."""
 
-ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (("messages", "origin_envelope_id", "TEXT"),)
+ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("messages", "origin_envelope_id", "TEXT"),
+    ("conversations", "hidden", "INTEGER NOT NULL DEFAULT 0"),
+    ("conversations", "version", "INTEGER NOT NULL DEFAULT 0"),
+)
 """(table, column, type) of every column added to a table after its first version. ``SCHEMA``
 has them for new files; :func:`upgrade` adds them to an older file's tables."""
 
@@ -60,6 +65,8 @@ CREATE TABLE IF NOT EXISTS conversations (
     unread           INTEGER NOT NULL,
     pinned           INTEGER NOT NULL,
     muted            INTEGER NOT NULL,
+    hidden INTEGER NOT NULL DEFAULT 0,
+    version INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (user_id, conversation_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS conversations_by_activity ON conversations (user_id, last_activity_ms);

@@ -122,6 +122,7 @@ def build_stages(settings: Settings, store: MessageStore) -> Stages:
             edge_topic=lambda edge: catalog.edge_topic(edge).name,
             push_topic=name(PUSH),
             edge_partitions=catalog.edge_topic("partitions").partitions,
+            receipts_max_group=settings.read_receipts_max_group,
         ),
         sessions=UserEventsStage(
             store,

@@ -38,7 +38,12 @@ log = logging.getLogger(__name__)
 
 
 class _QuietWorker(faust.Worker):
-    """A :class:`faust.Worker` that leaves signals (and logging) to us."""
+    """A :class:`faust.Worker` that leaves signals (and logging) to us, without the terminal
+    spinner (its escape codes landed in the worker's log)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.spinner = None
 
     def install_signal_handlers(self) -> None:
         return None

@@ -13,6 +13,11 @@ strictly increasing, never reused. A replayed record finds its ``(user, message)
 reuses the seq; its delivery is sent again (the edge drops a seq it already delivered).
 Sessions are read from the store for each batch (written by the sessions stage on the same
 partition number of ``chat.user-events``), so they are never stale here.
+
+The user's own conversation-list events (``conversationRead``, ``conversationFlagsSet``,
+``allConversationsRead``) share the user's partition and are applied here too, by
+:class:`~chat_events.streams.conversation_changes.ConversationChanges`, in batch order with the
+messages: a batch is handled as runs of messages and single conversation events.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from chat_events.events.types import (
 from chat_events.producers.partitioner import partition_for
 from chat_events.store.models import InboxEntry, WriterReads
 from chat_events.store.port import MessageStore
+from chat_events.streams.conversation_changes import CONVERSATION_EVENTS, ConversationChanges
 from chat_events.streams.inbox_logic import fold_conversation, preview_of, wants_push
 from chat_events.streams.records import Incoming, Output, StageResult, no_maxima, output_envelope_id
 from chat_events.streams.sequencing import SeqCounters
@@ -49,21 +55,47 @@ class _Fanned:
 
 class InboxStage:
     name = "inbox"
-    accepts = frozenset({MessageFannedOut.EVENT_NAME, MessageFannedOutBatch.EVENT_NAME})
+    accepts = frozenset({MessageFannedOut.EVENT_NAME, MessageFannedOutBatch.EVENT_NAME}) | CONVERSATION_EVENTS
 
     def __init__(
-        self, store: MessageStore, *, edge_topic: Callable[[str], str], push_topic: str, edge_partitions: int
+        self,
+        store: MessageStore,
+        *,
+        edge_topic: Callable[[str], str],
+        push_topic: str,
+        edge_partitions: int,
+        receipts_max_group: int = 100,
     ) -> None:
         self._store = store
         self._edge_topic = edge_topic
         self._push_topic = push_topic
         self._edge_partitions = edge_partitions
         self.counters = SeqCounters()
+        self.conversations = ConversationChanges(
+            store, stage=self.name, edge_topic=edge_topic, receipts_max_group=receipts_max_group
+        )
 
     def reset(self) -> None:
         self.counters.forget()
+        self.conversations.reset()
 
     async def handle(self, batch: Sequence[Incoming]) -> StageResult:
+        """Runs of messages together, each conversation-list event on its own, in batch order."""
+        result = StageResult()
+        run: list[Incoming] = []
+        for item in batch:
+            if item.envelope.name not in CONVERSATION_EVENTS:
+                run.append(item)
+                continue
+            if run:
+                result.extend(await self._handle_messages(run))
+                run = []
+            result.outputs.extend(await self.conversations.apply(item))
+        if run:
+            result.extend(await self._handle_messages(run))
+        return result
+
+    async def _handle_messages(self, batch: Sequence[Incoming]) -> StageResult:
         items = [(item, fanned) for item in batch for fanned in _fanned_out(item)]
         keys = [(e.recipient_id, e.message.message_id) for _, e in items]
         users = {e.recipient_id for _, e in items}
@@ -92,7 +124,9 @@ class InboxStage:
                 entries[key] = entry
                 new_entries.append(entry)
                 conv_key = (entry.user_id, entry.conversation_id)
-                conversations[conv_key] = fold_conversation(conversations.get(conv_key), entry)
+                before = conversations.get(conv_key)
+                version = self.conversations.version_for(entry.user_id, [before.version] if before else [])
+                conversations[conv_key] = fold_conversation(before, entry, version=version)
                 changed.add(conv_key)
             # the entries were looked up above by this worker, the users' single writer, and the
             # conversation rows read: the store need not read them again (WriterReads)

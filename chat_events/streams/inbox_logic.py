@@ -10,11 +10,13 @@ from chat_events.store.models import ConversationState, InboxEntry
 PREVIEW_CHARS = 100
 
 
-def fold_conversation(state: ConversationState | None, entry: InboxEntry) -> ConversationState:
+def fold_conversation(state: ConversationState | None, entry: InboxEntry, *, version: int = 0) -> ConversationState:
     """The conversation row after ``entry`` (a *new* inbox entry; replays never reach here).
 
     A message from someone else raises ``unread`` when it is past ``read_seq``; the user's own
-    message marks the conversation read up to it (you have read what you sent).
+    message marks the conversation read up to it (you have read what you sent). Any new message
+    shows a removed (hidden) conversation again. ``version``: the row's new version (see
+    :func:`chat_events.streams.conversation_logic.next_version`).
     """
     own = entry.sender_id == entry.user_id
     if state is None:
@@ -39,6 +41,8 @@ def fold_conversation(state: ConversationState | None, entry: InboxEntry) -> Con
         last_activity_ms=max(state.last_activity_ms, entry.created_at_ms),
         read_seq=read_seq,
         unread=unread,
+        hidden=False,
+        version=max(state.version, version),
     )
 
 

@@ -230,6 +230,25 @@ async def test_flags_survive_inbox_writes(store: MessageStore) -> None:
     assert row.pinned and row.muted and row.unread == 2
 
 
+async def test_remove_is_a_flag_a_new_message_undoes_and_versions_only_rise(store: MessageStore) -> None:
+    m1, m2 = message(1), message(2)
+    s1 = fold_conversation(None, entry("bob", 1, m1), version=10)
+    await store.save_inbox([entry("bob", 1, m1)], [s1])
+    hidden = await store.set_conversation_flags("bob", CONV, hidden=True, version=20)
+    assert hidden is not None and hidden.hidden and hidden.version == 20 and not hidden.pinned
+    [row] = await store.list_conversations("bob")  # still stored: removing is a flag
+    assert row.hidden and row.version == 20
+    assert (await store.set_conversation_flags("bob", CONV, pinned=True, version=5)).version == 20  # type: ignore[union-attr]
+    read = await store.mark_read("bob", CONV, 1, version=30)
+    assert read is not None and read.version == 30 and read.hidden
+    s2 = fold_conversation(read, entry("bob", 2, m2), version=40)
+    await store.save_inbox([entry("bob", 2, m2)], [s2])
+    [row] = await store.list_conversations("bob")
+    assert not row.hidden and row.version == 40 and row.pinned and row.unread == 1
+    assert await store.set_conversation_flags("bob", "dm:no:such", hidden=True, version=50) is None
+    assert await store.get_conversations([("bob", "dm:no:such")]) == {}
+
+
 async def test_conversation_list_is_most_recent_first(store: MessageStore) -> None:
     rows = []
     for n, conv in enumerate(["g1", "g2", "g3"]):

@@ -8,6 +8,8 @@ test can hold or break one batch of the real stages; everything else is the prod
 * #527/#315: a batch that fails for good (not even its dead letters can be sent) must stop the
   worker with nothing after it committed, and a restart must replay it (Faust restarts a crashed
   agent past its unacked events, and commits their later neighbours).
+* #527's rebalance case (and #216/#221, offsets skipped or reordered across a rebalance): a
+  second Faust worker joins mid-run and the first then leaves; nothing is lost or stored twice.
 
 The poison-record case of #315 (a record the stage refuses is dead-lettered, never skipped) is
 ``test_poison_and_unauthorised_records_go_to_dead_letter_and_the_stream_flows`` of the worker
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
@@ -40,8 +43,8 @@ from chat_events.streams.worker import run_worker
 from chat_events.topics import PERSONAL_CHAT, TopicCatalog
 from tests.conftest import make_settings
 from tests.integration.store_checks import check_invariants, inbox_count
-from tests.integration.traffic import pair_envelopes, pairs_of
-from tests.integration.worker_harness import wait_until
+from tests.integration.traffic import pair_envelopes, pairs_of, send_pairs
+from tests.integration.worker_harness import WorkerProcess, wait_until
 
 MESSAGES = 30
 
@@ -192,3 +195,37 @@ async def test_a_batch_that_fails_for_good_stops_the_worker_and_is_replayed_afte
         monkeypatch.setattr(PublisherSink, "enqueue_outputs", originals[1])
         await replayed_in_full(settings, store, users, sent)
     assert await committed_offset(settings, kafka_target) == MESSAGES
+
+
+async def test_rebalances_mid_run_lose_and_duplicate_nothing(kafka_target: KafkaTarget, tmp_path: Path) -> None:
+    """Two Faust worker processes: the second joins while messages flow (the partitions split),
+    then the first stops (SIGTERM: they all move to the second), all mid-run."""
+    settings = make_settings(
+        kafka_target,
+        tmp_path,
+        worker_app_id=f"w-{uuid.uuid4().hex[:8]}",
+        worker_engine="faust",
+        worker_session_timeout_s=6.0,
+        worker_rebalance_timeout_s=3.0,
+    )
+    await ensure_topics(settings, kafka_target)
+    users = [f"u{i}-{uuid.uuid4().hex[:4]}" for i in range(40)]
+    first = WorkerProcess(settings, tmp_path / "first.log")
+    second = WorkerProcess(settings, tmp_path / "second.log")
+    first.start()
+    async with open_store(settings) as store:
+        try:
+            async with EventPublisher(settings, kafka_target, build_codec(settings)) as publisher:
+                sending = asyncio.ensure_future(send_pairs(publisher, 6000, users))
+                await wait_until(lambda: _at_least(store, users, 2000), timeout=120, what="a sixth of the run")
+                await asyncio.to_thread(second.start)  # joins: a rebalance with batches in flight
+                await wait_until(lambda: _at_least(store, users, 5000), timeout=120, what="the second joined")
+                assert first.terminate(sig=signal.SIGTERM) == 0  # leaves: everything moves to the second
+                sent = await sending
+                assert await inbox_count(store, users) < 12_000, "the rebalances must land mid-run"
+                await wait_until(lambda: _at_least(store, users, 12_000), timeout=180, what="every inbox entry")
+                await asyncio.sleep(1.0)  # anything replayed late would show up as a duplicate now
+        finally:
+            first.stop()
+            second.stop()
+        await check_invariants(store, sent)

@@ -51,7 +51,8 @@ PINNED_BODY_HEX = (
     "626f6208746578740000"
 )
 """The Avro binary of PINNED: unchanged since schema v2 (new union branches are appended)."""
-PINNED_HEX = "00" + "00000005" + PINNED_BODY_HEX
+PINNED_HEX = "00" + "00000006" + PINNED_BODY_HEX
+V5_PINNED_HEX = "00" + "00000005" + PINNED_BODY_HEX
 """As written now: Confluent frame with schema id 5 (v5 added the two fan-out batch events)."""
 V4_PINNED_HEX = "00" + "00000004" + PINNED_BODY_HEX
 """The same envelope as the v4 writer wrote it (the pinned bytes before v5)."""
@@ -98,7 +99,8 @@ PINNED_DISPATCH_BODY_HEX = (
     "616c"
 )
 """A v3 event with the nested ChatMessage record (union branch 6): its Avro binary, unchanged by v4."""
-PINNED_DISPATCH_HEX = "00" + "00000005" + PINNED_DISPATCH_BODY_HEX
+PINNED_DISPATCH_HEX = "00" + "00000006" + PINNED_DISPATCH_BODY_HEX
+V5_PINNED_DISPATCH_HEX = "00" + "00000005" + PINNED_DISPATCH_BODY_HEX
 V4_PINNED_DISPATCH_HEX = "00" + "00000004" + PINNED_DISPATCH_BODY_HEX
 V3_PINNED_DISPATCH_HEX = "00" + "00000003" + PINNED_DISPATCH_BODY_HEX
 """As the v3 writer wrote it (schema id 3)."""
@@ -124,7 +126,8 @@ V4_PINNED_TYPING_HEX = (
     "6f6200"
 )
 """A v4 event (union branch 16, zigzag 0x20) with an array field, as written under schema id 4."""
-PINNED_TYPING_HEX = "00" + "00000005" + V4_PINNED_TYPING_HEX[10:]
+PINNED_TYPING_HEX = "00" + "00000006" + V4_PINNED_TYPING_HEX[10:]
+V5_PINNED_TYPING_HEX = "00" + "00000005" + V4_PINNED_TYPING_HEX[10:]
 """The same event as written now (schema id 5: the body is unchanged, branches are appended)."""
 
 
@@ -153,7 +156,7 @@ def test_frame_is_confluent_magic_byte_and_schema_id() -> None:
     data = CODEC.encode(PINNED)
     magic, schema_id = struct.unpack(">bI", data[:5])
     assert magic == 0
-    assert schema_id == CODEC.writer_id == 5
+    assert schema_id == CODEC.writer_id == 6
 
 
 def test_pinned_bytes() -> None:
@@ -171,6 +174,13 @@ def test_pinned_bytes_of_a_nested_record_event() -> None:
 def test_pinned_bytes_of_a_v4_event() -> None:
     assert CODEC.encode(PINNED_TYPING).hex() == PINNED_TYPING_HEX
     assert CODEC.decode(bytes.fromhex(PINNED_TYPING_HEX)) == PINNED_TYPING
+
+
+def test_v5_written_pinned_bytes_still_decode() -> None:
+    """Records written under schema id 5 (before the conversation-list events) decode unchanged."""
+    assert CODEC.decode(bytes.fromhex(V5_PINNED_HEX)) == PINNED
+    assert CODEC.decode(bytes.fromhex(V5_PINNED_DISPATCH_HEX)) == PINNED_DISPATCH
+    assert CODEC.decode(bytes.fromhex(V5_PINNED_TYPING_HEX)) == PINNED_TYPING
 
 
 def test_v4_written_pinned_bytes_still_decode() -> None:

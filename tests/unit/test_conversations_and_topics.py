@@ -8,7 +8,11 @@ from hypothesis import strategies as st
 
 from chat_events.events import (
     EVENT_TYPES,
+    AllConversationsRead,
     ChatMessage,
+    ConversationChanged,
+    ConversationFlagsSet,
+    ConversationRead,
     DeviceAcked,
     EdgeHeartbeat,
     Event,
@@ -22,6 +26,7 @@ from chat_events.events import (
     MessageStored,
     OfflinePushRequested,
     PersonalChatSent,
+    ReadReceiptDispatched,
     RecordDeadLettered,
     UserBlocked,
     UserPresenceChanged,
@@ -112,6 +117,11 @@ def test_every_event_has_a_topic_and_only_stored_messages_and_kicks_have_two() -
         ("recordDeadLettered", "chat.dead-letter"),
         ("userTyping", "chat.edge.{edge_id}"),
         ("deviceAcked", "chat.user-events"),
+        ("conversationRead", "chat.inbox"),
+        ("conversationFlagsSet", "chat.inbox"),
+        ("allConversationsRead", "chat.inbox"),
+        ("conversationChanged", "chat.edge.{edge_id}"),
+        ("readReceiptDispatched", "chat.edge.{edge_id}"),
     ],
 )
 def test_new_events_primary_topic(event: str, topic: str) -> None:
@@ -188,6 +198,34 @@ KEYED: list[tuple[Event, str | None, bytes]] = [
         b"team-1",
     ),
     (DeviceAcked(device_id="phone-1", seq=12, received_at_ms=1), "carol", b"carol"),
+    (ConversationRead(conversation_id="dm:alice:bob", read_seq=3, read_at_ms=1), "bob", b"bob"),
+    (ConversationFlagsSet(conversation_id="team-1", set_at_ms=1, pinned=True), "bob", b"bob"),
+    (AllConversationsRead(read_at_ms=1), "bob", b"bob"),
+    (
+        ConversationChanged(
+            recipient_id="bob",
+            edge_id="edge-1",
+            conversation_id="team-1",
+            last_message_id="m1",
+            last_seq=3,
+            read_seq=3,
+            unread=0,
+            pinned=False,
+            muted=False,
+            hidden=False,
+            last_activity_ms=1,
+            version=2,
+        ),
+        "bob",
+        b"bob",
+    ),
+    (
+        ReadReceiptDispatched(
+            recipient_ids=("alice", "carol"), edge_id="edge-1", conversation_id="team-1", reader_id="bob", read_seq=3
+        ),
+        "alice",
+        b"alice",
+    ),
 ]
 
 

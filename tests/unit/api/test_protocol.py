@@ -8,7 +8,10 @@ import pytest
 from chat_events.api.protocol import (
     Close,
     Code,
+    ConversationSet,
     ProtocolError,
+    Read,
+    ReadAll,
     Send,
     SignIn,
     Sync,
@@ -190,3 +193,29 @@ def test_device_ids_follow_the_id_rules(device: str) -> None:
 def test_header_device_id_defaults_and_accepts_ids() -> None:
     assert header_device_id(None) == header_device_id("") == "default"
     assert header_device_id("phone-1") == "phone-1" and header_device_id("d" * 128) == "d" * 128
+
+
+def test_conversation_list_frames() -> None:
+    assert parse({"type": "read", "data": {"conversation_id": "dm:a:b", "seq": 4}}) == Read("dm:a:b", 4)
+    assert parse({"type": "conversation_set", "data": {"conversation_id": "g1", "muted": True}}) == ConversationSet(
+        ("g1",), None, True, None
+    )
+    assert parse({"type": "conversation_set", "data": {"conversation_ids": ["g1", "g2"], "hidden": True}}) == (
+        ConversationSet(("g1", "g2"), None, None, True)
+    )
+    assert parse({"type": "read_all"}) == ReadAll()
+    for data, field in [
+        ({"conversation_id": "dm:a:b"}, "seq"),
+        ({"conversation_id": "dm:a:b", "seq": -1}, "seq"),
+        ({"conversation_id": "dm:a:b", "seq": True}, "seq"),
+        ({"seq": 1}, "conversation_id"),
+    ]:
+        error = refused({"type": "read", "data": data})
+        assert (error.code, error.data["field"]) == (Code.INVALID_FIELD, field)
+    for data, field in [
+        ({"conversation_ids": "g1", "pinned": True}, "conversation_ids"),
+        ({"conversation_ids": [1], "pinned": True}, "conversation_ids"),
+        ({"conversation_ids": ["g1"], "pinned": "yes"}, "pinned"),
+    ]:
+        error = refused({"type": "conversation_set", "data": data})
+        assert (error.code, error.data["field"]) == (Code.INVALID_FIELD, field)

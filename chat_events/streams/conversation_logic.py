@@ -1,0 +1,63 @@
+"""Decisions of the conversation-list events (pure): the next version of a user's rows, whether
+a read or a flag change changes anything, and who gets a read receipt.
+
+Versions: every change of a user's conversation rows gets a version strictly above every
+version the writer gave that user before, and at least the writer's clock in microseconds. The
+writer is the single owner of the user's ``chat.inbox`` partition; a new owner (a rebalance, a
+restart) continues above what it reads of the rows it touches, and its clock keeps it above the
+rest unless its clock is behind the previous owner's by more than the time since the last change
+(documented in docs/protocol.md: a client that sees ``version`` go backwards lists afresh).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from chat_events.events.conversation_events import ConversationFlagsSet
+from chat_events.events.conversations import DIRECT_PREFIX
+from chat_events.store.models import ConversationState
+
+
+def next_version(now_us: int, previous: int) -> int:
+    """A version above ``previous`` and at least ``now_us``."""
+    return max(now_us, previous + 1)
+
+
+def read_changes(row: ConversationState | None, read_seq: int) -> bool:
+    """Whether reading up to ``read_seq`` moves the row's read position (a replayed, older or
+    equal read changes nothing; a conversation the user has no row of has nothing to read)."""
+    return row is not None and read_seq > row.read_seq
+
+
+def read_all_targets(rows: list[ConversationState]) -> list[ConversationState]:
+    """The rows "mark everything read" changes: those not read up to their last seq, by id."""
+    return sorted((r for r in rows if r.read_seq < r.last_seq or r.unread > 0), key=lambda r: r.conversation_id)
+
+
+def flags_after(row: ConversationState, event: ConversationFlagsSet) -> ConversationState | None:
+    """The row after ``event``'s flags, or ``None`` when it changes nothing (a replay, or the
+    flags as they are)."""
+    new = replace(
+        row,
+        pinned=row.pinned if event.pinned is None else event.pinned,
+        muted=row.muted if event.muted is None else event.muted,
+        hidden=row.hidden if event.hidden is None else event.hidden,
+    )
+    return None if (new.pinned, new.muted, new.hidden) == (row.pinned, row.muted, row.hidden) else new
+
+
+def receipt_recipients(
+    conversation_id: str, reader_id: str, group_members: frozenset[str] | None, *, max_group: int
+) -> list[str]:
+    """Who learns that ``reader_id`` read ``conversation_id``: the peer of a 1:1 conversation; the
+    other members of a group of at most ``max_group`` members (``group_members``: its members,
+    ``None`` for a 1:1 conversation); nobody in larger groups, where receipts would cost a push to
+    every member per read."""
+    if conversation_id.startswith(DIRECT_PREFIX):
+        low, high = conversation_id[len(DIRECT_PREFIX) :].split(":", 1)
+        peer = high if low == reader_id else low
+        return [] if peer == reader_id else [peer]
+    members = group_members or frozenset()
+    if len(members) > max_group or reader_id not in members:
+        return []
+    return sorted(members - {reader_id})

@@ -1,0 +1,84 @@
+"""The conversation-list decisions (pure): versions, reads, flags, receipt recipients, and the
+inbox fold's part (a new message shows a removed conversation again)."""
+
+from __future__ import annotations
+
+from chat_events.events.conversation_events import ConversationFlagsSet
+from chat_events.store.models import ConversationState, InboxEntry
+from chat_events.streams.conversation_logic import (
+    flags_after,
+    next_version,
+    read_all_targets,
+    read_changes,
+    receipt_recipients,
+)
+from chat_events.streams.inbox_logic import fold_conversation
+
+
+def row(**overrides: object) -> ConversationState:
+    values: dict[str, object] = {
+        "user_id": "bob",
+        "conversation_id": "dm:alice:bob",
+        "last_message_id": "m3",
+        "last_seq": 3,
+        "last_user_seq": 3,
+        "last_activity_ms": 1,
+        "read_seq": 1,
+        "unread": 2,
+        "version": 100,
+    }
+    values.update(overrides)
+    return ConversationState(**values)  # type: ignore[arg-type]
+
+
+def test_versions_rise_above_the_previous_even_with_a_clock_behind() -> None:
+    assert next_version(1_000, 10) == 1_000
+    assert next_version(1_000, 5_000) == 5_001  # a clock behind the previous owner's
+    assert next_version(1_000, 1_000) == 1_001
+
+
+def test_only_a_newer_read_changes_the_row() -> None:
+    assert read_changes(row(read_seq=1), 2)
+    assert not read_changes(row(read_seq=2), 2)  # a replay
+    assert not read_changes(row(read_seq=3), 1)  # an older read after a newer one
+    assert not read_changes(None, 5)  # nothing to read
+
+
+def test_flags_change_only_what_differs() -> None:
+    event = ConversationFlagsSet(conversation_id="dm:alice:bob", set_at_ms=1, pinned=True)
+    new = flags_after(row(), event)
+    assert new is not None and new.pinned and not new.muted
+    assert flags_after(row(pinned=True), event) is None  # a replay
+    hide = ConversationFlagsSet(conversation_id="dm:alice:bob", set_at_ms=1, hidden=True, muted=False)
+    new = flags_after(row(), hide)
+    assert new is not None and new.hidden and not new.muted
+
+
+def test_read_all_targets_only_rows_with_something_unread() -> None:
+    rows = [row(conversation_id="g2"), row(conversation_id="g1", read_seq=3, unread=0), row(conversation_id="g0")]
+    assert [r.conversation_id for r in read_all_targets(rows)] == ["g0", "g2"]
+
+
+def test_receipts_go_to_the_peer_and_to_small_groups_only() -> None:
+    assert receipt_recipients("dm:alice:bob", "bob", None, max_group=100) == ["alice"]
+    assert receipt_recipients("dm:alice:bob", "alice", None, max_group=0) == ["bob"]
+    members = frozenset({"alice", "bob", "carol"})
+    assert receipt_recipients("team", "bob", members, max_group=3) == ["alice", "carol"]
+    assert receipt_recipients("team", "bob", members, max_group=2) == []  # too large
+    assert receipt_recipients("team", "mallory", members, max_group=100) == []  # not a member
+    assert receipt_recipients("team", "bob", None, max_group=100) == []
+
+
+def test_a_new_message_shows_a_removed_conversation_again_with_a_new_version() -> None:
+    entry = InboxEntry(
+        user_id="bob",
+        user_seq=4,
+        message_id="m4",
+        conversation_id="dm:alice:bob",
+        conversation_seq=4,
+        sender_id="alice",
+        created_at_ms=9,
+    )
+    folded = fold_conversation(row(hidden=True, pinned=True), entry, version=200)
+    assert not folded.hidden and folded.pinned and folded.version == 200 and folded.unread == 3
+    assert fold_conversation(row(version=300), entry, version=200).version == 300  # never backwards
