@@ -329,9 +329,8 @@ class DeviceAcked:
     gim's ``MessageACK.device_ack``); the user is ``userId``, the session ``sessionId``.
 
     Published by the edge to ``chat.user-events``, keyed by user id, coalesced (at most one per
-    device per short interval). For delivery receipts and analytics; the stream processors ignore
-    it today.
-    """
+    device per short interval). The sessions stage stores each device's highest ack as its sync
+    progress (``streams/device_acks.py``)."""
 
     EVENT_NAME: ClassVar[str] = "deviceAcked"
     NAMESPACE: ClassVar[str] = "chat.user"
