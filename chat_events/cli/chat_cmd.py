@@ -24,6 +24,7 @@ from chat_events.events.conversations import direct_conversation_id
 from chat_events.settings import Settings
 
 if TYPE_CHECKING:
+    from chat_events.cli.read_marker import ReadMarker
     from chat_events.client import ChatClient, HttpApi, TypingEvent
 
 QUIT = "/quit"
@@ -156,12 +157,15 @@ async def _chat(url: str, user: str, target_type: str, target_id: str, device: s
         return 1
     try:
         _say(f"signed in as {user} (device {device}, edge {chat.edge_id}); chatting in {conversation}; {QUIT} leaves")
-        await _show_missed(chat, screen, history)
+        from chat_events.cli.read_marker import ReadMarker
+
+        reader = ReadMarker(chat, conversation)
+        await _show_missed(chat, screen, history, reader)
         lines: asyncio.Queue[str | None] = asyncio.Queue()
         outbox: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
         _read_stdin(asyncio.get_running_loop(), lines)
         tasks = {
-            asyncio.create_task(_print_live(chat, screen)),
+            asyncio.create_task(_print_live(chat, screen, reader)),
             asyncio.create_task(_take_lines(chat, screen, lines, outbox)),
             asyncio.create_task(_send_outbox(chat, screen, outbox, target_type, target_id)),
         }
@@ -171,6 +175,7 @@ async def _chat(url: str, user: str, target_type: str, target_id: str, device: s
             for task in tasks:
                 task.cancel()
             await asyncio.wait(tasks)
+            await reader.close()
         return max(task.result() for task in done)
     finally:
         await chat.close()
@@ -197,7 +202,7 @@ def _typing_notice(user: str, conversation: str) -> Callable[[TypingEvent], None
     return notice
 
 
-async def _show_missed(chat: ChatClient, screen: _Screen, history: int) -> None:
+async def _show_missed(chat: ChatClient, screen: _Screen, history: int, reader: ReadMarker) -> None:
     """Everything up to the sign-in's last seq is queued by connect(): summarise it."""
     from chat_events.client import GapNotRecoverable
 
@@ -224,9 +229,11 @@ async def _show_missed(chat: ChatClient, screen: _Screen, history: int) -> None:
     if skipped:
         _say(f"({skipped} earlier message{'s' if skipped > 1 else ''} not shown)")
     screen.show(view.history(ours))
+    for message in ours:
+        reader.shown(message)
 
 
-async def _print_live(chat: ChatClient, screen: _Screen) -> int:
+async def _print_live(chat: ChatClient, screen: _Screen, reader: ReadMarker) -> int:
     from chat_events.client import ConnectionLost, GapNotRecoverable
 
     while True:
@@ -239,6 +246,7 @@ async def _print_live(chat: ChatClient, screen: _Screen) -> int:
             screen.show(screen.view.ended(str(exc)))
             return 1
         screen.show(screen.view.message(delivery.message))
+        reader.shown(delivery.message)
 
 
 async def _take_lines(

@@ -22,7 +22,7 @@ from chat_events.kafka.connection import KafkaTarget
 from chat_events.settings import Settings
 from tests.conftest import make_settings
 from tests.integration.edge_harness import EdgeProcess
-from tests.integration.worker_harness import WorkerProcess, settings_env
+from tests.integration.worker_harness import WorkerProcess, settings_env, wait_until
 
 COMMAND = [sys.executable, "-m", "chat_events.cli.main"]
 LATE = "(an earlier message arrived late"
@@ -225,6 +225,16 @@ async def test_two_chats_print_one_order_and_own_messages_elsewhere_are_not_new(
     seen_by_bob = conversation_lines(bob_chat.lines(), (alice, bob))
     assert sorted(seen_by_alice) == sorted([*(f"{alice}: a{i}" for i in range(6)), *(f"{bob}: b{i}" for i in range(6))])
     assert seen_by_alice == seen_by_bob, f"alice:\n{alice_chat.text()}\nbob:\n{bob_chat.text()}"
+    dm = f"dm:{min(alice, bob)}:{max(alice, bob)}"
+
+    async def read_to_the_end(user: str) -> bool:  # the chat reads what it shows
+        async with HttpApi(sys_.edge.http) as api:
+            api.token = (await api.dev_token(user)).token
+            row = await api.conversation(dm)
+        return bool(row["read_seq"] == 12 and row["unread"] == 0)
+
+    for user in (alice, bob):
+        await wait_until(lambda user=user: read_to_the_end(user), what=f"{user} read {dm} to the end")  # type: ignore[misc]
 
     async def elsewhere() -> None:
         other_device, carols = await client(sys_.edge.http, alice, "phone"), await client(sys_.edge.http, carol, "d")
