@@ -17,7 +17,7 @@ strings (:func:`key_of`):
   ``conversationFlagsSet``, ``allConversationsRead``) go to ``chat.inbox`` keyed by that user
   (``userId``): they reach the one worker writing the user's conversation rows, in order with
   the user's inbox. ``conversationChanged`` on ``chat.edge.<edge_id>`` is keyed by its
-  recipient, ``readReceiptDispatched`` by its first recipient.
+  recipient, ``readReceiptDispatched`` and ``deliveryReceiptDispatched`` by their first recipient.
 * ``chat.user-events``: the user id (the envelope's ``userId``) for ``userConnected``,
   ``userDisconnected``, ``userChatRateLimited``, ``userBlocked`` and ``userUnblocked`` (the
   blocker) and ``deviceAcked``, so one user's events stay in order; the edge id for
@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from chat_events.edges import EDGE_ID_PATTERN, validate_edge_id
-from chat_events.events.conversation_events import ConversationChanged, ReadReceiptDispatched
+from chat_events.events.conversation_events import ConversationChanged, DeliveryReceiptDispatched, ReadReceiptDispatched
 from chat_events.events.conversations import conversation_id_of
 from chat_events.events.types import (
     EdgeHeartbeat,
@@ -138,6 +138,7 @@ INBOX = TopicSpec(
         "conversationRead",
         "conversationFlagsSet",
         "allConversationsRead",
+        "readReceiptsSet",
     ),
     description="A stored message for each recipient's inbox (write fan-out; one record per recipient, or per "
     "inbox partition for groups), in order per recipient; and each user's reads, pins, mutes and removes of "
@@ -145,7 +146,7 @@ INBOX = TopicSpec(
 )
 EDGE_DELIVERY = TopicSpec(
     name=EDGE_TOPIC_PREFIX + EDGE_ID_PLACEHOLDER,
-    key="recipient_id (the first recipient for messageDispatchedBatch and readReceiptDispatched; "
+    key="recipient_id (the first recipient for messageDispatchedBatch and the receipts; "
     "conversation_id for userTyping)",
     events=(
         "messageDispatched",
@@ -154,8 +155,9 @@ EDGE_DELIVERY = TopicSpec(
         "userDisconnected",
         "conversationChanged",
         "readReceiptDispatched",
+        "deliveryReceiptDispatched",
     ),
-    description="Messages, typing states, conflict-login kicks, conversation-list changes and read receipts for "
+    description="Messages, typing states, conflict-login kicks, conversation-list changes and receipts for "
     "the sessions held by one edge node (one topic per edge).",
     retention_ms=DAY_MS,
     per_edge=True,
@@ -235,7 +237,9 @@ def key_of(envelope: Envelope) -> bytes:
         return event.message.conversation_id.encode()
     if isinstance(event, (MessageFannedOut, MessageDispatched, OfflinePushRequested, ConversationChanged)):
         return event.recipient_id.encode()
-    if isinstance(event, (MessageFannedOutBatch, MessageDispatchedBatch, ReadReceiptDispatched)):
+    if isinstance(
+        event, (MessageFannedOutBatch, MessageDispatchedBatch, ReadReceiptDispatched, DeliveryReceiptDispatched)
+    ):
         return event.recipient_ids[0].encode()  # every recipient maps to the same partition
     if isinstance(event, (GroupCreated, GroupMemberJoined, GroupMemberLeft)):
         return event.group_id.encode()

@@ -42,7 +42,9 @@ from chat_events.events.conversation_events import (
     ConversationChanged,
     ConversationFlagsSet,
     ConversationRead,
+    DeliveryReceiptDispatched,
     ReadReceiptDispatched,
+    ReadReceiptsSet,
 )
 from chat_events.events.factory import CONTRACT_VERSION
 from chat_events.events.types import PARENT_NAMESPACE, USER_EVENTS, Event
@@ -262,6 +264,15 @@ read_receipt_dispatched = st.builds(
     reader_id=ids,
     read_seq=non_negative_int64,
 )
+delivery_receipt_dispatched = st.builds(
+    DeliveryReceiptDispatched,
+    recipient_ids=st.lists(ids, min_size=1, max_size=5).map(tuple),
+    edge_id=edge_ids,
+    conversation_id=conversation_ids,
+    delivered_to=ids,
+    delivered_seq=positive_int64,
+)
+read_receipts_set = st.builds(ReadReceiptsSet, enabled=st.booleans(), set_at_ms=non_negative_int64)
 
 events: st.SearchStrategy[Event] = st.one_of(
     personal_chat_sent(),
@@ -289,6 +300,8 @@ events: st.SearchStrategy[Event] = st.one_of(
     all_conversations_read,
     conversation_changed,
     read_receipt_dispatched,
+    delivery_receipt_dispatched,
+    read_receipts_set,
 )
 
 

@@ -14,7 +14,12 @@ from chat_events.api.authz import conversation_id_problem, direct_participants, 
 from chat_events.api.edge import EdgeNode
 from chat_events.api.protocol import Code
 from chat_events.errors import ChatEventsError
-from chat_events.events.conversation_events import AllConversationsRead, ConversationFlagsSet, ConversationRead
+from chat_events.events.conversation_events import (
+    AllConversationsRead,
+    ConversationFlagsSet,
+    ConversationRead,
+    ReadReceiptsSet,
+)
 from chat_events.events.factory import new_envelope
 from chat_events.events.types import Envelope
 
@@ -93,6 +98,11 @@ async def set_flags(
 async def read_all(edge: EdgeNode, user_id: str) -> None:
     """Mark every conversation of ``user_id`` read (bilibili ``UpdateUnflwRead``)."""
     await _publish(edge, new_envelope(AllConversationsRead(read_at_ms=_now_ms()), user_id=user_id))
+
+
+async def set_read_receipts(edge: EdgeNode, user_id: str, enabled: bool) -> None:
+    """Turn sending read receipts on or off for ``user_id`` (their devices still sync reads)."""
+    await _publish(edge, new_envelope(ReadReceiptsSet(enabled=enabled, set_at_ms=_now_ms()), user_id=user_id))
 
 
 async def _publish(edge: EdgeNode, envelope: Envelope) -> None:

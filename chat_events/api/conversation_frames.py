@@ -8,11 +8,15 @@ from __future__ import annotations
 from typing import Any
 
 from chat_events.api.connection import Connection
-from chat_events.api.conversation_actions import ActionRefused, read, read_all, set_flags
+from chat_events.api.conversation_actions import ActionRefused, read, read_all, set_flags, set_read_receipts
 from chat_events.api.edge import EdgeNode
-from chat_events.api.protocol import ConversationSet, Frame, ProtocolError, Read, ReadAll, output_frame
+from chat_events.api.protocol import ConversationSet, Frame, ProtocolError, Read, ReadAll, SetSettings, output_frame
 from chat_events.api.registry import ConnectionRegistry
-from chat_events.events.conversation_events import ConversationChanged, ReadReceiptDispatched
+from chat_events.events.conversation_events import (
+    ConversationChanged,
+    DeliveryReceiptDispatched,
+    ReadReceiptDispatched,
+)
 
 
 async def conversation_frame(edge: EdgeNode, conn: Connection, frame: Frame) -> str:
@@ -33,6 +37,9 @@ async def conversation_frame(edge: EdgeNode, conn: Connection, frame: Frame) -> 
                 hidden=request.hidden,
             )
             data = {"conversation_ids": list(request.conversation_ids)}
+        elif isinstance(request, SetSettings):
+            await set_read_receipts(edge, conn.user_id, request.read_receipts)
+            data = {"read_receipts": request.read_receipts}
         else:
             assert isinstance(request, ReadAll)
             await read_all(edge, conn.user_id)
@@ -65,12 +72,18 @@ def changed_view(event: ConversationChanged) -> dict[str, Any]:
     }
 
 
-def push_conversation_event(registry: ConnectionRegistry, event: ConversationChanged | ReadReceiptDispatched) -> int:
-    """Push a list change to every socket of its user here, or a read receipt to every socket of
-    its recipients here; returns how many sockets got it."""
+def push_conversation_event(
+    registry: ConnectionRegistry, event: ConversationChanged | ReadReceiptDispatched | DeliveryReceiptDispatched
+) -> int:
+    """Push a list change to every socket of its user here, or a receipt to every socket of its
+    recipients here; returns how many sockets got it."""
     if isinstance(event, ConversationChanged):
         text = output_frame("conversation", data=changed_view(event))
         return sum(conn.push(text) for conn in registry.of_user(event.recipient_id))
-    data = {"conversation_id": event.conversation_id, "user_id": event.reader_id, "read_seq": event.read_seq}
+    if isinstance(event, ReadReceiptDispatched):
+        who, kind, seq = event.reader_id, "read", event.read_seq
+    else:
+        who, kind, seq = event.delivered_to, "delivered", event.delivered_seq
+    data = {"conversation_id": event.conversation_id, "user_id": who, "kind": kind, "seq": seq}
     text = output_frame("receipt", data=data)
     return sum(conn.push(text) for recipient in event.recipient_ids for conn in registry.of_user(recipient))

@@ -22,6 +22,7 @@ from chat_events.api.conversation_actions import (
     read,
     read_all,
     set_flags,
+    set_read_receipts,
 )
 from chat_events.api.conversation_list import BadCursor, changes_page, list_page, list_version, unread_counts
 from chat_events.api.edge import EdgeNode
@@ -43,6 +44,10 @@ class FlagsBody(BaseModel):
     pinned: bool | None = None
     muted: bool | None = None
     hidden: bool | None = None
+
+
+class SettingsBody(BaseModel):
+    read_receipts: bool = Field(description="Send read receipts to the other members.")
 
 
 class IdsBody(BaseModel):
@@ -128,6 +133,18 @@ async def remove(body: IdsBody, user: CurrentUser, edge: Edge) -> dict[str, Any]
 async def mark_all_read(user: CurrentUser, edge: Edge) -> dict[str, Any]:
     await _act(read_all(edge, user))
     return {"status": "accepted"}
+
+
+@router.get("/v1/settings")
+async def get_settings(user: CurrentUser, edge: Edge) -> dict[str, Any]:
+    return {"read_receipts": (await edge.store.read_receipts_enabled([user]))[user]}
+
+
+@router.put("/v1/settings", status_code=202)
+async def put_settings(body: SettingsBody, user: CurrentUser, edge: Edge) -> dict[str, Any]:
+    """Applied by the workers shortly after (202): read ``GET /v1/settings`` for the stored value."""
+    await _act(set_read_receipts(edge, user, body.read_receipts))
+    return {"read_receipts": body.read_receipts, "status": "accepted"}
 
 
 @router.get("/v1/conversations/{conversation_id}/read-by")

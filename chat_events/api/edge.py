@@ -38,7 +38,7 @@ from chat_events.codec.avro import AvroEnvelopeCodec
 from chat_events.codec.factory import build_codec
 from chat_events.edges import new_edge_id
 from chat_events.errors import ChatEventsError
-from chat_events.events.conversation_events import ConversationChanged, ReadReceiptDispatched
+from chat_events.events.conversation_events import ConversationChanged, DeliveryReceiptDispatched, ReadReceiptDispatched
 from chat_events.events.factory import new_envelope
 from chat_events.events.types import (
     EdgeHeartbeat,
@@ -387,7 +387,7 @@ class EdgeNode:
         event = envelope.payload
         if isinstance(event, UserDisconnected):
             return self._kick(envelope, event)
-        if isinstance(event, ConversationChanged | ReadReceiptDispatched):
+        if isinstance(event, ConversationChanged | ReadReceiptDispatched | DeliveryReceiptDispatched):
             from chat_events.api.conversation_frames import push_conversation_event  # it imports this module
 
             return push_conversation_event(self.registry, event)

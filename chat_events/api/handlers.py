@@ -27,6 +27,7 @@ from chat_events.api.protocol import (
     Read,
     ReadAll,
     Send,
+    SetSettings,
     SignIn,
     SubscribeRoom,
     Sync,
@@ -82,7 +83,7 @@ class FrameHandlers:
             return None
         if isinstance(request, SubscribeRoom):
             return await self._subscribe(request, rid)
-        if isinstance(request, Read | ConversationSet | ReadAll):
+        if isinstance(request, Read | ConversationSet | ReadAll | SetSettings):
             return await conversation_frame(self.edge, self.conn, frame)
         if isinstance(request, SignIn):
             raise ProtocolError(

@@ -183,7 +183,16 @@ class ReadAll:
     """Mark every conversation read (bilibili ``UpdateUnflwRead``)."""
 
 
-Request = SignIn | Send | Ack | Sync | Heartbeat | Typing | SubscribeRoom | Read | ConversationSet | ReadAll
+@dataclass(frozen=True, slots=True)
+class SetSettings:
+    """This user's settings: ``read_receipts`` (send read receipts to the other members)."""
+
+    read_receipts: bool
+
+
+Request = (
+    SignIn | Send | Ack | Sync | Heartbeat | Typing | SubscribeRoom | Read | ConversationSet | ReadAll | SetSettings
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -458,6 +467,13 @@ def _conversation_set(data: dict[str, Any], _: int) -> ConversationSet:
     )
 
 
+def _settings(data: dict[str, Any], _: int) -> SetSettings:
+    enabled = _optional_bool(data, "read_receipts")
+    if enabled is None:
+        raise _Invalid("read_receipts", "is required (true or false)")
+    return SetSettings(enabled)
+
+
 _PARSERS: dict[str, Any] = {
     "sign_in": _sign_in,
     "send": _send,
@@ -469,6 +485,7 @@ _PARSERS: dict[str, Any] = {
     "read": _read,
     "conversation_set": _conversation_set,
     "read_all": lambda _data, _max: ReadAll(),
+    "settings": _settings,
 }
 INPUT_TYPES = frozenset(_PARSERS)
 OUTPUT_ONLY_TYPES = frozenset({"message", "room_message", "typing", "kicked", "error", "conversation", "receipt"})

@@ -337,6 +337,10 @@ class ChatClient:
         """Mark every conversation read."""
         await self._call("read_all", {})
 
+    async def set_settings(self, *, read_receipts: bool) -> None:
+        """This user's settings: whether the other members get read receipts."""
+        await self._call("settings", {"read_receipts": read_receipts})
+
     async def _call(self, frame_type: str, data: dict[str, Any]) -> dict[str, Any]:
         reply = await (await self._connection()).request(frame_type, data, timeout_s=self._request_timeout)
         if not reply.ok:

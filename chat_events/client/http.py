@@ -168,6 +168,10 @@ class HttpApi:
         data = await self._call("POST", "/v1/conversations/detail", json={"conversation_ids": conversation_ids})
         return list(data["conversations"])
 
+    async def settings(self) -> dict[str, Any]:
+        """``{"read_receipts": bool}``: this user's stored settings."""
+        return await self._call("GET", "/v1/settings")
+
     async def unread(self) -> dict[str, Any]:
         """``{"total", "groups", "conversations": {id: unread}}`` (muted ones not in the totals)."""
         return await self._call("GET", "/v1/unread")

@@ -5,7 +5,9 @@ from chat_events.events.conversation_events import (
     ConversationChanged,
     ConversationFlagsSet,
     ConversationRead,
+    DeliveryReceiptDispatched,
     ReadReceiptDispatched,
+    ReadReceiptsSet,
 )
 from chat_events.events.conversations import conversation_id_of, direct_conversation_id
 from chat_events.events.factory import new_envelope, utc_timestamp
@@ -61,6 +63,7 @@ __all__ = [
     "ConversationChanged",
     "ConversationFlagsSet",
     "ConversationRead",
+    "DeliveryReceiptDispatched",
     "DeviceAcked",
     "EdgeHeartbeat",
     "Envelope",
@@ -76,6 +79,7 @@ __all__ = [
     "OfflinePushRequested",
     "PersonalChatSent",
     "ReadReceiptDispatched",
+    "ReadReceiptsSet",
     "RecordDeadLettered",
     "UserBlocked",
     "UserChatRateLimited",

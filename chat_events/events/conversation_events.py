@@ -1,5 +1,6 @@
 """Events of a user's conversation list (schema version 6): read progress, pin / mute / remove,
-"mark everything read", and what the workers push to the user's devices and to the other members.
+"mark everything read", and what the workers push to the user's devices and to the other members
+(list changes, read receipts, delivery receipts).
 
 Plain dataclasses, re-exported by :mod:`chat_events.events.types` (the union and ``EVENT_TYPES``).
 
@@ -59,6 +60,20 @@ class AllConversationsRead:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ReadReceiptsSet:
+    """The user ``userId`` turned sending read receipts on or off (WhatsApp's "read receipts"
+    setting): off, the other members no longer learn how far the user has read; the user's own
+    devices still sync read progress. On ``chat.inbox`` keyed by the user (the stage that applies
+    their reads)."""
+
+    EVENT_NAME: ClassVar[str] = "readReceiptsSet"
+    NAMESPACE: ClassVar[str] = "chat.user"
+
+    enabled: bool
+    set_at_ms: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ConversationChanged:
     """A row of ``recipient_id``'s conversation list as it is after a change (read, flags, a new
     message is not one of these: the message push carries it), for the edge ``edge_id`` holding
@@ -97,3 +112,21 @@ class ReadReceiptDispatched:
     conversation_id: str
     reader_id: str
     read_seq: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeliveryReceiptDispatched:
+    """Every message of ``conversation_id`` up to ``delivered_seq`` has reached at least one
+    device of ``delivered_to`` (a device acked its inbox past them): a delivery receipt for the
+    senders of those messages ``recipient_ids`` with a session on the edge ``edge_id``. Sent by
+    the sessions stage when a ``deviceAcked`` raises the user's highest ack over all devices. Not
+    ordered with messages: clients keep the highest ``delivered_seq`` per member."""
+
+    EVENT_NAME: ClassVar[str] = "deliveryReceiptDispatched"
+    NAMESPACE: ClassVar[str] = "chat.user"
+
+    recipient_ids: tuple[str, ...]
+    edge_id: str
+    conversation_id: str
+    delivered_to: str
+    delivered_seq: int

@@ -11,7 +11,9 @@ from chat_events.events.conversation_events import (
     ConversationChanged,
     ConversationFlagsSet,
     ConversationRead,
+    DeliveryReceiptDispatched,
     ReadReceiptDispatched,
+    ReadReceiptsSet,
 )
 from chat_events.events.validation import (
     INT64,
@@ -26,7 +28,13 @@ from chat_events.events.validation import (
 )
 
 ConversationEvent = (
-    ConversationRead | ConversationFlagsSet | AllConversationsRead | ConversationChanged | ReadReceiptDispatched
+    ConversationRead
+    | ConversationFlagsSet
+    | AllConversationsRead
+    | ConversationChanged
+    | ReadReceiptDispatched
+    | DeliveryReceiptDispatched
+    | ReadReceiptsSet
 )
 
 
@@ -49,6 +57,9 @@ def check_conversation_event(path: str, event: ConversationEvent) -> None:
             _check_optional_bool(f"{path}.{name}", getattr(event, name))
         if event.pinned is None and event.muted is None and event.hidden is None:
             raise EventValidationError(path, "sets no flag (give pinned, muted or hidden)")
+    elif isinstance(event, ReadReceiptsSet):
+        check_bool(f"{path}.enabled", event.enabled)
+        check_int(f"{path}.set_at_ms", event.set_at_ms, bounds=INT64, minimum=0)
     elif isinstance(event, AllConversationsRead):
         check_int(f"{path}.read_at_ms", event.read_at_ms, bounds=INT64, minimum=0)
     elif isinstance(event, ConversationChanged):
@@ -59,11 +70,15 @@ def check_conversation_event(path: str, event: ConversationEvent) -> None:
             check_int(f"{path}.{name}", getattr(event, name), bounds=INT64, minimum=0)
         for name in ("pinned", "muted", "hidden"):
             check_bool(f"{path}.{name}", getattr(event, name))
-    elif isinstance(event, ReadReceiptDispatched):
+    elif isinstance(event, ReadReceiptDispatched | DeliveryReceiptDispatched):
         check_id_list(f"{path}.recipient_ids", event.recipient_ids, max_items=MAX_MEMBERS)
         if not event.recipient_ids:
             raise EventValidationError(f"{path}.recipient_ids", "is empty")
         check_edge_id(f"{path}.edge_id", event.edge_id)
         check_conversation_id(f"{path}.conversation_id", event.conversation_id)
-        check_id(f"{path}.reader_id", event.reader_id)
-        check_int(f"{path}.read_seq", event.read_seq, bounds=INT64, minimum=0)
+        if isinstance(event, ReadReceiptDispatched):
+            check_id(f"{path}.reader_id", event.reader_id)
+            check_int(f"{path}.read_seq", event.read_seq, bounds=INT64, minimum=0)
+        else:
+            check_id(f"{path}.delivered_to", event.delivered_to)
+            check_int(f"{path}.delivered_seq", event.delivered_seq, bounds=INT64, minimum=1)

@@ -16,7 +16,9 @@ from chat_events.events.conversation_events import (
     ConversationChanged,
     ConversationFlagsSet,
     ConversationRead,
+    DeliveryReceiptDispatched,
     ReadReceiptDispatched,
+    ReadReceiptsSet,
 )
 
 MESSAGE_TYPES = frozenset({"text", "face", "voice", "image", "file", "location", "command", "custom"})
@@ -366,6 +368,8 @@ Event = (
     | AllConversationsRead
     | ConversationChanged
     | ReadReceiptDispatched
+    | DeliveryReceiptDispatched
+    | ReadReceiptsSet
 )
 
 EVENT_TYPES: dict[str, type[Event]] = {
@@ -396,6 +400,8 @@ EVENT_TYPES: dict[str, type[Event]] = {
         AllConversationsRead,
         ConversationChanged,
         ReadReceiptDispatched,
+        DeliveryReceiptDispatched,
+        ReadReceiptsSet,
     )
 }
 """Event name -> event class. The names are the Avro union branch names (in union order)."""
@@ -416,6 +422,7 @@ USER_EVENTS = frozenset(
         "conversationRead",
         "conversationFlagsSet",
         "allConversationsRead",
+        "readReceiptsSet",
     }
 )
 """Events about one user; their envelope must carry ``userId`` (it is their key, except for

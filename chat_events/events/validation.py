@@ -18,7 +18,9 @@ from chat_events.events.conversation_events import (
     ConversationChanged,
     ConversationFlagsSet,
     ConversationRead,
+    DeliveryReceiptDispatched,
     ReadReceiptDispatched,
+    ReadReceiptsSet,
 )
 from chat_events.events.conversations import DIRECT_PREFIX, conversation_id_of, direct_conversation_id
 from chat_events.events.types import (
@@ -86,6 +88,8 @@ CONVERSATION_EVENTS = (
     AllConversationsRead,
     ConversationChanged,
     ReadReceiptDispatched,
+    DeliveryReceiptDispatched,
+    ReadReceiptsSet,
 )
 """Checked by :mod:`chat_events.events.conversation_validation`."""
 

@@ -61,6 +61,7 @@ from chat_events.store.cassandra_plan import (
     new_messages,
 )
 from chat_events.store.cassandra_rows import SESSION_TTL_S
+from chat_events.store.cassandra_settings import SETTINGS_STATEMENTS, SettingsTables
 from chat_events.store.cassandra_social import SocialTables
 from chat_events.store.cassandra_sync import SYNC_STATEMENTS, SyncTables
 from chat_events.store.models import ConversationState, InboxEntry, Page, WriterReads
@@ -69,13 +70,13 @@ from chat_events.store.port import MessageStore
 __all__ = ["BUCKET_SIZE", "SESSION_TTL_S", "CassandraStore", "bucket"]
 
 
-class CassandraStore(SocialTables, SyncTables, MessageStore):
+class CassandraStore(SocialTables, SyncTables, SettingsTables, MessageStore):
     """:class:`MessageStore` on Apache Cassandra (or any CQL-compatible cluster). Groups,
     blocks, sessions and rate limits come from :class:`SocialTables`; seq ranges and device
     progress from :class:`SyncTables`."""
 
     def __init__(self, settings: Settings) -> None:
-        self._db = CqlSession(settings, {**rows.STATEMENTS, **SYNC_STATEMENTS})
+        self._db = CqlSession(settings, {**rows.STATEMENTS, **SYNC_STATEMENTS, **SETTINGS_STATEMENTS})
         self._edges_registered = {}
 
     async def open(self) -> None:

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 from chat_events.errors import ConfigurationError, SeqConflictError, StoreUnavailableError
 from chat_events.events.types import ChatMessage
 from chat_events.store import sqlite_rows as rows
+from chat_events.store.embedded_settings import EmbeddedSettingsRows
 from chat_events.store.embedded_sync import EmbeddedSyncRows
 from chat_events.store.models import ConversationState, Group, InboxEntry, Page, Session, WriterReads
 from chat_events.store.port import MessageStore
@@ -38,7 +39,7 @@ def _marks(n: int) -> str:
     return ",".join("?" * n)
 
 
-class EmbeddedStore(EmbeddedSyncRows, MessageStore):
+class EmbeddedStore(EmbeddedSyncRows, EmbeddedSettingsRows, MessageStore):
     """:class:`MessageStore` on SQLite. ``path`` is created (with parents) on open."""
 
     def __init__(self, path: Path, *, sync: str = "normal") -> None:

@@ -237,6 +237,16 @@ class MessageStore(ABC):
         ``(user_id, device_id)``, nothing deleted. The caller, the single writer of these users,
         may pass several acks of one device: the highest wins."""
 
+    # --- per-user settings ------------------------------------------------------------------
+
+    @abstractmethod
+    async def set_read_receipts(self, user_id: str, enabled: bool, *, at_ms: int) -> None:
+        """Whether the user's reads are told to the other members; last writer by ``at_ms`` wins."""
+
+    @abstractmethod
+    async def read_receipts_enabled(self, user_ids: Iterable[str]) -> dict[str, bool]:
+        """Per user, whether they send read receipts (``True`` for a user who never set it)."""
+
     @abstractmethod
     async def device_progress(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], DeviceProgress]:
         """Stored progress by ``(user_id, device_id)``; a device that never acked is absent."""

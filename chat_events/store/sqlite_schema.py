@@ -10,7 +10,8 @@ import sqlite3
 
 SCHEMA_VERSION = 3
 """v2: ``messages.origin_envelope_id`` (the envelope id of the input that stored the message);
-v3: ``conversations.hidden`` and ``conversations.version``."""
+v3: ``conversations.hidden`` and ``conversations.version``, the ``device_progress`` and
+``user_settings`` tables."""
 
 ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("messages", "origin_envelope_id", "TEXT"),
@@ -122,6 +123,12 @@ CREATE TABLE IF NOT EXISTS device_tokens (
     token         TEXT NOT NULL,
     updated_at_ms INTEGER NOT NULL,
     PRIMARY KEY (user_id, device_id)
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS user_settings (     -- one row per user; last writer by updated_at_ms wins
+    user_id       TEXT PRIMARY KEY,
+    read_receipts INTEGER NOT NULL,
+    updated_at_ms INTEGER NOT NULL
 ) WITHOUT ROWID;
 
 CREATE TABLE IF NOT EXISTS device_progress (   -- how far each device has acked (SyncAck)

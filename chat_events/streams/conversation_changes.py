@@ -25,6 +25,7 @@ from chat_events.events.conversation_events import (
     ConversationFlagsSet,
     ConversationRead,
     ReadReceiptDispatched,
+    ReadReceiptsSet,
 )
 from chat_events.events.conversations import DIRECT_PREFIX
 from chat_events.events.factory import new_envelope
@@ -40,7 +41,12 @@ from chat_events.streams.conversation_logic import (
 from chat_events.streams.records import Incoming, Output, output_envelope_id
 
 CONVERSATION_EVENTS = frozenset(
-    {ConversationRead.EVENT_NAME, ConversationFlagsSet.EVENT_NAME, AllConversationsRead.EVENT_NAME}
+    {
+        ConversationRead.EVENT_NAME,
+        ConversationFlagsSet.EVENT_NAME,
+        AllConversationsRead.EVENT_NAME,
+        ReadReceiptsSet.EVENT_NAME,
+    }
 )
 READ_ALL_MAX_ROWS = 100_000
 """"Mark everything read" looks at this many of the user's conversations at most."""
@@ -75,6 +81,9 @@ class ConversationChanges:
             return await self._read(item, user_id, event)
         if isinstance(event, ConversationFlagsSet):
             return await self._flags(item, user_id, event)
+        if isinstance(event, ReadReceiptsSet):  # a setting: nothing to push
+            await self._store.set_read_receipts(user_id, event.enabled, at_ms=event.set_at_ms)
+            return []
         assert isinstance(event, AllConversationsRead)
         return await self._read_all(item, user_id)
 
@@ -87,6 +96,8 @@ class ConversationChanges:
         if not event.conversation_id.startswith(DIRECT_PREFIX):
             members = (await self._store.group_members([event.conversation_id]))[event.conversation_id]
         others = receipt_recipients(event.conversation_id, user_id, members, max_group=self._receipts_max_group)
+        if others and not (await self._store.read_receipts_enabled([user_id]))[user_id]:
+            others = []  # the user turned read receipts off: only their own devices learn it
         version = self.version_for(user_id, [row.version])
         changed, sessions = await asyncio.gather(
             self._store.mark_read(user_id, event.conversation_id, event.read_seq, version=version),

@@ -11,11 +11,12 @@ rest unless its clock is behind the previous owner's by more than the time since
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 
 from chat_events.events.conversation_events import ConversationFlagsSet
 from chat_events.events.conversations import DIRECT_PREFIX
-from chat_events.store.models import ConversationState
+from chat_events.store.models import ConversationState, InboxEntry
 
 
 def next_version(now_us: int, previous: int) -> int:
@@ -61,3 +62,23 @@ def receipt_recipients(
     if len(members) > max_group or reader_id not in members:
         return []
     return sorted(members - {reader_id})
+
+
+DELIVERED_MARK = "*"
+"""The pseudo-device whose stored progress is a user's highest ack over all devices (the
+delivered watermark): no device id can be ``*`` (ids start with a letter or digit)."""
+
+
+def delivered_watermarks(entries: Sequence[InboxEntry], user_id: str) -> dict[str, tuple[int, tuple[str, ...]]]:
+    """What newly acked inbox ``entries`` of ``user_id`` (ascending user seq) deliver: per
+    conversation, the highest conversation seq now on at least one of the user's devices, and
+    the senders to tell (everyone but the user; a conversation's messages reach a user's inbox in
+    conversation order, so every message of it up to that seq has arrived)."""
+    out: dict[str, tuple[int, set[str]]] = {}
+    for entry in entries:
+        if entry.sender_id == user_id:
+            continue
+        seq, senders = out.get(entry.conversation_id, (0, set()))
+        senders.add(entry.sender_id)
+        out[entry.conversation_id] = (max(seq, entry.conversation_seq), senders)
+    return {conv: (seq, tuple(sorted(senders))) for conv, (seq, senders) in sorted(out.items())}

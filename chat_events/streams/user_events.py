@@ -106,11 +106,11 @@ class UserEventsStage:
             if i.envelope.user_id and i.envelope.name in (UserConnected.EVENT_NAME, UserDisconnected.EVENT_NAME)
         }
         sessions = dict(await self._store.sessions_of(session_users)) if session_users else {}
-        acks = PendingAcks(self._store)
+        acks = PendingAcks(self._store, edge_topic=self._edge_topic, stage=self.name)
         for item in batch:
             envelope, event = item.envelope, item.envelope.payload
             if isinstance(event, DeviceAcked) and envelope.user_id:
-                acks.add(envelope.user_id, event)
+                acks.add(envelope.user_id, event, item)
                 continue
             if isinstance(event, EdgeHeartbeat):
                 self.monitor.heartbeat(
@@ -129,7 +129,7 @@ class UserEventsStage:
                     )
                     result.rejects.append(Reject(item.record, "invalid_event", reason))
                     continue
-                await acks.flush()  # a sign-in that sees this session change sees the acks before it
+                result.outputs.extend(await acks.flush())  # a sign-in seeing this change sees the acks before it
                 change, kicks = await self._apply_session(item, event, sessions.get(user_id, ()), at_ms)
                 sessions[user_id] = change.sessions
                 result.outputs.extend(kicks)
@@ -141,7 +141,7 @@ class UserEventsStage:
             elif isinstance(event, UserChatRateLimited):
                 window_start = at_ms - at_ms % self._window_ms
                 await self._store.record_rate_limited(user_id, window_start, envelope.id, event.action)
-        await acks.flush()
+        result.outputs.extend(await acks.flush())
         return result
 
     async def _apply_session(

@@ -249,6 +249,15 @@ async def test_remove_is_a_flag_a_new_message_undoes_and_versions_only_rise(stor
     assert await store.get_conversations([("bob", "dm:no:such")]) == {}
 
 
+async def test_read_receipts_setting_is_a_status_last_writer_wins(store: MessageStore) -> None:
+    assert await store.read_receipts_enabled(["bob", "carol"]) == {"bob": True, "carol": True}  # the default
+    await store.set_read_receipts("bob", False, at_ms=200)
+    await store.set_read_receipts("bob", True, at_ms=100)  # an older change, replayed late
+    assert await store.read_receipts_enabled(["bob", "carol"]) == {"bob": False, "carol": True}
+    await store.set_read_receipts("bob", True, at_ms=300)
+    assert await store.read_receipts_enabled(["bob"]) == {"bob": True}
+
+
 async def test_conversation_list_is_most_recent_first(store: MessageStore) -> None:
     rows = []
     for n, conv in enumerate(["g1", "g2", "g3"]):

@@ -41,6 +41,20 @@ async def changes_of(client: ChatClient, conversation_ids: set[str], timeout: fl
     return got
 
 
+async def receipts_until(client: ChatClient, wanted: dict[str, int], timeout: float = 30.0) -> list[dict[str, Any]]:  # noqa: ASYNC109
+    """The ``receipt`` pushes until one of each ``kind -> seq`` in ``wanted`` (or a higher seq)
+    has come (acks and reads take different paths: in either order)."""
+    got: list[dict[str, Any]] = []
+
+    def done() -> bool:
+        return all(any(r["kind"] == k and r["seq"] >= seq for r in got) for k, seq in wanted.items())
+
+    async with asyncio.timeout(timeout):
+        while not done():
+            got.append(await client.conversations.receipts.get())
+    return got
+
+
 async def api(system: System, user: str) -> HttpApi:
     return HttpApi(system.a.http, token=await system.token(user))
 
@@ -61,8 +75,11 @@ async def test_read_on_one_device_clears_the_other_and_the_sender_gets_a_receipt
             assert await phone.read(conv, 99) == 3  # clamped to the last message
             on_laptop = await next_change(laptop, conv)  # one push: the badge clears
             assert (on_laptop["read_seq"], on_laptop["unread"]) == (3, 0)
-            receipt = await asyncio.wait_for(a.conversations.receipts.get(), 30)
-            assert receipt == {"conversation_id": conv, "user_id": bob, "read_seq": 3}
+            receipts = await receipts_until(a, {"delivered": 3, "read": 3})  # sent, delivered, read
+            assert {"conversation_id": conv, "user_id": bob, "kind": "read", "seq": 3} in receipts
+            assert all(r["conversation_id"] == conv and r["user_id"] == bob for r in receipts)
+            delivered = [r["seq"] for r in receipts if r["kind"] == "delivered"]
+            assert delivered == sorted(delivered) and delivered[-1] == 3
             assert await phone.read(conv, 1) == 1  # an older read after a newer one...
             await phone.set_conversation(conv, pinned=True)  # (applied after it, in order)
             pinned = await next_change(laptop, conv)
@@ -74,6 +91,33 @@ async def test_read_on_one_device_clears_the_other_and_the_sender_gets_a_receipt
         async with await api(system, alice) as http:
             assert await http.read_by(conv, 3) == [bob]
             assert await http.read_by(conv, 4) == []
+    finally:
+        for client in (a, phone, laptop):
+            await client.close()
+
+
+async def test_a_user_who_turns_read_receipts_off_sends_none_and_still_syncs_reads(system: System) -> None:
+    alice, bob = uid("alice"), uid("bob")
+    conv = direct_conversation_id(alice, bob)
+    a, phone, laptop = (
+        await system.client(system.a, alice),
+        await system.client(system.a, bob, "phone"),
+        await system.client(system.b, bob, "laptop"),
+    )
+    try:
+        for i in range(2):
+            await a.send("user", bob, f"m{i}")
+        await receive_n(phone, 2)
+        await receive_n(laptop, 2)
+        await phone.set_settings(read_receipts=False)
+        await phone.read(conv, 1)
+        assert (await next_change(laptop, conv))["read_seq"] == 1  # own devices still sync
+        async with await api(system, bob) as http:
+            assert (await http.settings())["read_receipts"] is False
+        await phone.set_settings(read_receipts=True)
+        await phone.read(conv, 2)  # applied in order after the two above
+        receipts = await receipts_until(a, {"read": 2})
+        assert [r["seq"] for r in receipts if r["kind"] == "read"] == [2]  # none for the read while off
     finally:
         for client in (a, phone, laptop):
             await client.close()

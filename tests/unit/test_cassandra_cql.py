@@ -33,6 +33,7 @@ from chat_events.store.cassandra import BUCKET_SIZE, CassandraStore, bucket
 from chat_events.store.cassandra_async import Requests, map_error, result_of
 from chat_events.store.cassandra_driver import build_cluster
 from chat_events.store.cassandra_plan import buckets_down, buckets_up
+from chat_events.store.cassandra_settings import SETTINGS_STATEMENTS
 from chat_events.store.cassandra_sync import SYNC_STATEMENTS
 from chat_events.store.factory import open_store
 from tests.unit.fake_cql import Statement, check_type, parse
@@ -157,7 +158,8 @@ def _check_select(stmt: Statement, partition: tuple[str, ...], clustering: tuple
 
 
 def test_every_table_but_the_reserved_ones_is_used() -> None:
-    used = {parse(text).table for text in [*cassandra_rows.STATEMENTS.values(), *SYNC_STATEMENTS.values()]}
+    statements = [*cassandra_rows.STATEMENTS.values(), *SYNC_STATEMENTS.values(), *SETTINGS_STATEMENTS.values()]
+    used = {parse(text).table for text in statements}
     assert set(cql.tables()) - used == {"device_tokens", "calls"}
 
 

@@ -13,6 +13,7 @@ from chat_events.events import (
     ConversationChanged,
     ConversationFlagsSet,
     ConversationRead,
+    DeliveryReceiptDispatched,
     DeviceAcked,
     EdgeHeartbeat,
     Event,
@@ -27,6 +28,7 @@ from chat_events.events import (
     OfflinePushRequested,
     PersonalChatSent,
     ReadReceiptDispatched,
+    ReadReceiptsSet,
     RecordDeadLettered,
     UserBlocked,
     UserPresenceChanged,
@@ -122,6 +124,8 @@ def test_every_event_has_a_topic_and_only_stored_messages_and_kicks_have_two() -
         ("allConversationsRead", "chat.inbox"),
         ("conversationChanged", "chat.edge.{edge_id}"),
         ("readReceiptDispatched", "chat.edge.{edge_id}"),
+        ("deliveryReceiptDispatched", "chat.edge.{edge_id}"),
+        ("readReceiptsSet", "chat.inbox"),
     ],
 )
 def test_new_events_primary_topic(event: str, topic: str) -> None:
@@ -226,6 +230,14 @@ KEYED: list[tuple[Event, str | None, bytes]] = [
         "alice",
         b"alice",
     ),
+    (
+        DeliveryReceiptDispatched(
+            recipient_ids=("carol",), edge_id="edge-1", conversation_id="team-1", delivered_to="bob", delivered_seq=3
+        ),
+        None,
+        b"carol",
+    ),
+    (ReadReceiptsSet(enabled=False, set_at_ms=1), "bob", b"bob"),
 ]
 
 

@@ -13,6 +13,7 @@ from chat_events.api.protocol import (
     Read,
     ReadAll,
     Send,
+    SetSettings,
     SignIn,
     Sync,
     header_device_id,
@@ -204,6 +205,9 @@ def test_conversation_list_frames() -> None:
         ConversationSet(("g1", "g2"), None, None, True)
     )
     assert parse({"type": "read_all"}) == ReadAll()
+    assert parse({"type": "settings", "data": {"read_receipts": False}}) == SetSettings(False)
+    error = refused({"type": "settings", "data": {}})
+    assert (error.code, error.data["field"]) == (Code.INVALID_FIELD, "read_receipts")
     for data, field in [
         ({"conversation_id": "dm:a:b"}, "seq"),
         ({"conversation_id": "dm:a:b", "seq": -1}, "seq"),

@@ -6,6 +6,7 @@ from __future__ import annotations
 from chat_events.events.conversation_events import ConversationFlagsSet
 from chat_events.store.models import ConversationState, InboxEntry
 from chat_events.streams.conversation_logic import (
+    delivered_watermarks,
     flags_after,
     next_version,
     read_all_targets,
@@ -82,3 +83,24 @@ def test_a_new_message_shows_a_removed_conversation_again_with_a_new_version() -
     folded = fold_conversation(row(hidden=True, pinned=True), entry, version=200)
     assert not folded.hidden and folded.pinned and folded.version == 200 and folded.unread == 3
     assert fold_conversation(row(version=300), entry, version=200).version == 300  # never backwards
+
+
+def test_newly_acked_entries_deliver_per_conversation_to_their_senders() -> None:
+    def e(user_seq: int, conversation: str, seq: int, sender: str) -> InboxEntry:
+        return InboxEntry(
+            user_id="bob",
+            user_seq=user_seq,
+            message_id=f"m{user_seq}",
+            conversation_id=conversation,
+            conversation_seq=seq,
+            sender_id=sender,
+            created_at_ms=0,
+        )
+
+    entries = [e(5, "dm:alice:bob", 7, "alice"), e(6, "team", 3, "carol"), e(7, "team", 4, "dave")]
+    entries += [e(8, "dm:alice:bob", 8, "bob"), e(9, "dm:bob:erin", 1, "bob")]  # bob's own: no receipt
+    assert delivered_watermarks(entries, "bob") == {
+        "dm:alice:bob": (7, ("alice",)),
+        "team": (4, ("carol", "dave")),
+    }
+    assert delivered_watermarks([], "bob") == {}

@@ -98,10 +98,10 @@ async def test_the_sessions_stage_stores_acks_before_the_next_session_change(tmp
             _incoming(DeviceAcked(device_id="tablet", seq=4, received_at_ms=5), 5, user_id=None),
         ]
         result = await stage.handle(batch)
-        assert store.writes == [
-            ("progress", [("phone", 5)]),
+        assert store.writes == [  # "*": the user's highest ack over all devices (delivery receipts)
+            ("progress", [("phone", 5), ("*", 5)]),
             ("session", "phone"),
-            ("progress", [("phone", 100), ("laptop", 4)]),  # 500 capped at the user's highest seq
+            ("progress", [("phone", 100), ("laptop", 4), ("*", 100)]),  # 500 capped at the user's highest seq
         ]
         assert [r.record.offset for r in result.rejects] == [5]  # an ack without a user
         found = await store.device_progress([("alice", "phone"), ("alice", "laptop")])
