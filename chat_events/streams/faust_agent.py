@@ -76,7 +76,13 @@ class Rebalances:
 
     epoch: int = 0
     revoking: bool = False
-    """Between a revocation's start and its end: nothing new is sent."""
+    """From a revocation's start until the next assignment: nothing new is sent. Events keep
+    arriving in that window (taken into ``noack_take``'s buffer before the revocation); acked
+    there, Faust (whose committed offset for the partition is unknown until the assignment)
+    would commit their offsets over the records it dropped from the agents' queues: lost."""
+    generation: int | None = None
+    """The consumer group generation of the current assignment: an event fetched in an older
+    one (still in a buffer after the rebalance) is dropped, for the same reason."""
     stopping: bool = False
     """The worker is stopping: nothing new is sent (the batches in flight are drained)."""
 
@@ -146,6 +152,9 @@ class StageAgent:
         await self.reset_if_stale(epoch)
         if not self.rebalances.current(epoch):
             return
+        events = [event for event in events if self._fresh(event)]
+        if not events:
+            return
         records = [_record(event) for event in events]
         async with self.lock:
             result = await self.processor.handle(records)
@@ -203,6 +212,12 @@ class StageAgent:
                 "%s: a batch failed for good (%r); stopping the worker, nothing after it is acked", self.name, exc
             )
             self.on_failure(exc)
+
+    def _fresh(self, event: Event) -> bool:
+        """Whether ``event`` was fetched in the current assignment's generation (Faust's stream
+        skips older ones at its entry, but not those already in ``noack_take``'s buffer)."""
+        fetched_in = getattr(event.message, "generation_id", None)
+        return fetched_in is None or self.rebalances.generation is None or fetched_in == self.rebalances.generation
 
     def reset_done(self, epoch: int) -> bool:
         """Whether the stage's reset hook ran for ``epoch``."""

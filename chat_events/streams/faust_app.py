@@ -134,10 +134,16 @@ class FaustWorker:
         await self.drain()
 
     def after_revoke(self) -> None:
+        """The partitions are gone; ``revoking`` stays set until the next assignment."""
         self.rebalances.epoch += 1
         for agent in self.agents:
             agent.forget()
+
+    def on_assigned(self) -> None:
+        self.rebalances.generation = self.app.consumer_generation_id
+        self.rebalances.epoch += 1
         self.rebalances.revoking = False
+        self.assigned.set()
 
     async def stop_sending(self) -> None:
         """Before stopping: nothing new is sent; what is in flight finishes and is committed."""
@@ -244,8 +250,7 @@ def build_faust_worker(
     async def on_assigned(sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
         """A new epoch; the sessions stage resets now (not at its next batch: the edges' clocks
         must restart even when no heartbeat arrives)."""
-        rebalances.epoch += 1
-        worker.assigned.set()
+        worker.on_assigned()
         mine = {name: sorted(worker.owned(name)) for name in _topics(app)}
         log.info("assigned partitions %s", mine)
         task = asyncio.ensure_future(_reset_sessions(sessions_agent, rebalances.epoch, worker))

@@ -38,7 +38,10 @@ async def test_worker_stopped_mid_run_loses_and_duplicates_nothing(
     kafka_target: KafkaTarget, worker_engine: str, tmp_path: Path, how: str
 ) -> None:
     """Killed hard, or asked to stop (which must end the process on its own, exit code 0), on
-    either engine."""
+    either engine. The Faust engine's SIGTERM and SIGINT take the same path (both set the stop
+    event): to keep CI time modest it runs SIGTERM on the embedded stack and SIGINT on Kafka."""
+    if worker_engine == "faust" and how == ("SIGINT" if kafka_target.embedded else "SIGTERM"):
+        pytest.skip("the Faust engine runs one stop signal per stack (the other one on the other stack)")
     settings = make_settings(
         kafka_target,
         tmp_path,
