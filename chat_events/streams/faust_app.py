@@ -265,7 +265,7 @@ def build_faust_worker(
         now = asyncio.get_running_loop().time()
         expiry.credit(now - last_check[0])  # the heartbeats sent while it was stopped are unread
         last_check[0] = now
-        if worker.assigned.is_set() and sessions_agent.reset_done(rebalances.epoch):
+        if worker.assigned.is_set() and not rebalances.revoking and sessions_agent.reset_done(rebalances.epoch):
             async with sessions_agent.lock:
                 await expiry.expire()
 
