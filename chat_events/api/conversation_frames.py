@@ -69,6 +69,7 @@ def changed_view(event: ConversationChanged) -> dict[str, Any]:
         "hidden": event.hidden,
         "last_activity_ms": event.last_activity_ms,
         "version": event.version,
+        "unread_mentions": event.unread_mentions,
     }
 
 

@@ -58,4 +58,5 @@ def conversation_view(state: ConversationState) -> dict[str, Any]:
         "muted": state.muted,
         "hidden": state.hidden,
         "version": state.version,
+        "unread_mentions": state.unread_mentions,
     }

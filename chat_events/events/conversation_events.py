@@ -95,6 +95,7 @@ class ConversationChanged:
     hidden: bool
     last_activity_ms: int
     version: int
+    unread_mentions: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

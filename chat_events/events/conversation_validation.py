@@ -66,7 +66,7 @@ def check_conversation_event(path: str, event: ConversationEvent) -> None:
         check_id(f"{path}.recipient_id", event.recipient_id)
         check_edge_id(f"{path}.edge_id", event.edge_id)
         check_conversation_id(f"{path}.conversation_id", event.conversation_id)
-        for name in ("last_seq", "read_seq", "unread", "last_activity_ms", "version"):
+        for name in ("last_seq", "read_seq", "unread", "last_activity_ms", "version", "unread_mentions"):
             check_int(f"{path}.{name}", getattr(event, name), bounds=INT64, minimum=0)
         for name in ("pinned", "muted", "hidden"):
             check_bool(f"{path}.{name}", getattr(event, name))

@@ -352,10 +352,11 @@ class CassandraStore(SocialTables, SyncTables, SettingsTables, MessageStore):
             self._db.rows("inbox_by_conv_after", user_id, conversation_id, read_seq), self.max_user_seqs([user_id])
         )
         top = tops[user_id]  # left-over entries above the committed maximum are not in the inbox
-        unread = sum(1 for r in after if r["sender_id"] != user_id and r["user_seq"] <= top)
+        counted = [r for r in after if r["sender_id"] != user_id and r["user_seq"] <= top]
+        unread, mentions = len(counted), sum(1 for r in counted if r.get("mentioned"))
         new_version = row.version if version is None else max(row.version, version)
-        await self._db.rows("conv_read", read_seq, unread, new_version, user_id, conversation_id)
-        return replace(row, read_seq=read_seq, unread=unread, version=new_version)
+        await self._db.rows("conv_read", read_seq, unread, new_version, mentions, user_id, conversation_id)
+        return replace(row, read_seq=read_seq, unread=unread, version=new_version, unread_mentions=mentions)
 
     async def set_conversation_flags(
         self,

@@ -233,4 +233,5 @@ def merge_conversation(stored: ConversationState | None, incoming: ConversationS
         muted=stored.muted,
         hidden=incoming.hidden,
         version=max(stored.version, incoming.version),
+        unread_mentions=incoming.unread_mentions,
     )

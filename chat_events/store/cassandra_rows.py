@@ -39,12 +39,16 @@ MESSAGE_COLS = (
 )
 MESSAGE_ROW_COLS = f"{MESSAGE_COLS}, origin_envelope_id"
 """A ``messages`` row as written: the message and its origin (``""``: none recorded)."""
-INBOX_COLS = "user_id, bucket, user_seq, message_id, conversation_id, conversation_seq, sender_id, created_at_ms"
-INBOX_BY_MESSAGE_COLS = "user_id, message_id, user_seq, conversation_id, conversation_seq, sender_id, created_at_ms"
-INBOX_BY_CONVERSATION_COLS = "user_id, conversation_id, conversation_seq, message_id, sender_id, user_seq"
+INBOX_COLS = (
+    "user_id, bucket, user_seq, message_id, conversation_id, conversation_seq, sender_id, created_at_ms, mentioned"
+)
+INBOX_BY_MESSAGE_COLS = (
+    "user_id, message_id, user_seq, conversation_id, conversation_seq, sender_id, created_at_ms, mentioned"
+)
+INBOX_BY_CONVERSATION_COLS = "user_id, conversation_id, conversation_seq, message_id, sender_id, user_seq, mentioned"
 CONVERSATION_COLS = (
     "user_id, conversation_id, last_message_id, last_seq, last_user_seq, last_activity_ms, read_seq, unread, "
-    "pinned, muted, hidden, version"
+    "pinned, muted, hidden, version, unread_mentions"
 )
 SESSION_COLS = "user_id, session_id, edge_id, device_id, since_ms, active, ended_at_ms"
 EDGE_SESSION_COLS = "edge_id, user_id, session_id, device_id, since_ms, active"
@@ -75,7 +79,7 @@ STATEMENTS: dict[str, str] = {
     "inbox_by_msg_in": f"SELECT {INBOX_BY_MESSAGE_COLS} FROM inbox_by_message WHERE user_id IN ? AND message_id IN ?",
     "inbox_by_msg_insert": _insert("inbox_by_message", INBOX_BY_MESSAGE_COLS),
     "inbox_by_conv_insert": _insert("inbox_by_conversation", INBOX_BY_CONVERSATION_COLS),
-    "inbox_by_conv_after": "SELECT sender_id, user_seq FROM inbox_by_conversation "
+    "inbox_by_conv_after": "SELECT sender_id, user_seq, mentioned FROM inbox_by_conversation "
     "WHERE user_id = ? AND conversation_id = ? AND conversation_seq > ?",
     "user_seq_in": "SELECT user_id, max_seq FROM user_seqs WHERE user_id IN ?",
     "user_seq_set": _insert("user_seqs", "user_id, max_seq"),
@@ -83,8 +87,9 @@ STATEMENTS: dict[str, str] = {
     "conv_list": f"SELECT {CONVERSATION_COLS} FROM conversations_by_user WHERE user_id = ?",
     "conv_insert": _insert("conversations_by_user", CONVERSATION_COLS),
     "conv_activity": "UPDATE conversations_by_user SET last_message_id = ?, last_seq = ?, last_user_seq = ?, "
-    "last_activity_ms = ?, read_seq = ?, unread = ?, hidden = ?, version = ? WHERE user_id = ? AND conversation_id = ?",
-    "conv_read": "UPDATE conversations_by_user SET read_seq = ?, unread = ?, version = ? "
+    "last_activity_ms = ?, read_seq = ?, unread = ?, hidden = ?, version = ?, unread_mentions = ? "
+    "WHERE user_id = ? AND conversation_id = ?",
+    "conv_read": "UPDATE conversations_by_user SET read_seq = ?, unread = ?, version = ?, unread_mentions = ? "
     "WHERE user_id = ? AND conversation_id = ?",
     "conv_flags": "UPDATE conversations_by_user SET pinned = ?, muted = ?, hidden = ?, version = ? "
     "WHERE user_id = ? AND conversation_id = ?",
@@ -172,15 +177,25 @@ def inbox_writes(e: InboxEntry) -> list[tuple[str, tuple[Any, ...]]]:
                 e.conversation_seq,
                 e.sender_id,
                 e.created_at_ms,
+                e.mentioned,
             ),
         ),
         (
             "inbox_by_msg_insert",
-            (e.user_id, e.message_id, e.user_seq, e.conversation_id, e.conversation_seq, e.sender_id, e.created_at_ms),
+            (
+                e.user_id,
+                e.message_id,
+                e.user_seq,
+                e.conversation_id,
+                e.conversation_seq,
+                e.sender_id,
+                e.created_at_ms,
+                e.mentioned,
+            ),
         ),
         (
             "inbox_by_conv_insert",
-            (e.user_id, e.conversation_id, e.conversation_seq, e.message_id, e.sender_id, e.user_seq),
+            (e.user_id, e.conversation_id, e.conversation_seq, e.message_id, e.sender_id, e.user_seq, e.mentioned),
         ),
     ]
 
@@ -194,6 +209,7 @@ def inbox_from_row(r: Row) -> InboxEntry:
         conversation_seq=r["conversation_seq"],
         sender_id=r["sender_id"],
         created_at_ms=r["created_at_ms"],
+        mentioned=bool(r.get("mentioned")),
     )
 
 
@@ -213,6 +229,7 @@ def conversation_insert(c: ConversationState) -> tuple[str, tuple[Any, ...]]:
             c.muted,
             c.hidden,
             c.version,
+            c.unread_mentions,
         ),
     )
 
@@ -231,6 +248,7 @@ def conversation_activity(c: ConversationState) -> tuple[str, tuple[Any, ...]]:
             c.unread,
             c.hidden,
             c.version,
+            c.unread_mentions,
             c.user_id,
             c.conversation_id,
         ),
@@ -251,6 +269,7 @@ def conversation_from_row(r: Row) -> ConversationState:
         muted=bool(r["muted"]),
         hidden=bool(r.get("hidden")),
         version=r.get("version") or 0,
+        unread_mentions=r.get("unread_mentions") or 0,
     )
 
 

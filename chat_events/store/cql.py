@@ -78,6 +78,10 @@ ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("messages", "origin_envelope_id", "text"),
     ("conversations_by_user", "hidden", "boolean"),
     ("conversations_by_user", "version", "bigint"),
+    ("conversations_by_user", "unread_mentions", "bigint"),
+    ("inbox", "mentioned", "boolean"),
+    ("inbox_by_message", "mentioned", "boolean"),
+    ("inbox_by_conversation", "mentioned", "boolean"),
 )
 """(table, column, type) of every column added to a table of the schema file after the table's
 first version. The file's ``CREATE TABLE`` has them (new keyspaces); :func:`init_schema_sync`

@@ -302,9 +302,9 @@ class EmbeddedStore(EmbeddedSyncRows, EmbeddedSettingsRows, MessageStore):
                 (seq, version, user_id, conversation_id),
             )
             db.execute(
-                """UPDATE conversations SET unread = (
-                       SELECT COUNT(*) FROM inbox i WHERE i.user_id = conversations.user_id
-                       AND i.conversation_id = conversations.conversation_id
+                """UPDATE conversations SET (unread, unread_mentions) = (
+                       SELECT COUNT(*), COALESCE(SUM(i.mentioned), 0) FROM inbox i
+                       WHERE i.user_id = conversations.user_id AND i.conversation_id = conversations.conversation_id
                        AND i.conversation_seq > conversations.read_seq AND i.sender_id != conversations.user_id)
                    WHERE user_id = ? AND conversation_id = ?""",
                 (user_id, conversation_id),

@@ -23,6 +23,8 @@ class InboxEntry:
     conversation_seq: int
     sender_id: str
     created_at_ms: int
+    mentioned: bool = False
+    """The message mentions this user (an ``@`` of them): counted in ``unread_mentions``."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -52,6 +54,8 @@ class ConversationState:
     muted: bool = False
     hidden: bool = False
     version: int = 0
+    unread_mentions: int = 0
+    """The unread messages (as ``unread`` counts them) that mention the user: the "@ me" badge."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -54,12 +54,21 @@ def message_from_row(r: tuple[Any, ...]) -> ChatMessage:
     )
 
 
-INBOX_COLS = "user_id, user_seq, message_id, conversation_id, conversation_seq, sender_id, created_at_ms"
-INSERT_INBOX = f"INSERT INTO inbox ({INBOX_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?)"
+INBOX_COLS = "user_id, user_seq, message_id, conversation_id, conversation_seq, sender_id, created_at_ms, mentioned"
+INSERT_INBOX = f"INSERT INTO inbox ({INBOX_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 
 
 def inbox_to_row(e: InboxEntry) -> tuple[Any, ...]:
-    return (e.user_id, e.user_seq, e.message_id, e.conversation_id, e.conversation_seq, e.sender_id, e.created_at_ms)
+    return (
+        e.user_id,
+        e.user_seq,
+        e.message_id,
+        e.conversation_id,
+        e.conversation_seq,
+        e.sender_id,
+        e.created_at_ms,
+        e.mentioned,
+    )
 
 
 def inbox_from_row(r: tuple[Any, ...]) -> InboxEntry:
@@ -71,19 +80,20 @@ def inbox_from_row(r: tuple[Any, ...]) -> InboxEntry:
         conversation_seq=r[4],
         sender_id=r[5],
         created_at_ms=r[6],
+        mentioned=bool(r[7]),
     )
 
 
 CONVERSATION_COLS = (
     "user_id, conversation_id, last_message_id, last_seq, last_user_seq, last_activity_ms, read_seq, unread, "
-    "pinned, muted, hidden, version"
+    "pinned, muted, hidden, version, unread_mentions"
 )
-UPSERT_CONVERSATION = f"""INSERT INTO conversations ({CONVERSATION_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+UPSERT_CONVERSATION = f"""INSERT INTO conversations ({CONVERSATION_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (user_id, conversation_id) DO UPDATE SET
     last_message_id = excluded.last_message_id, last_seq = excluded.last_seq,
     last_user_seq = excluded.last_user_seq, last_activity_ms = excluded.last_activity_ms,
     read_seq = MAX(read_seq, excluded.read_seq), unread = excluded.unread, hidden = excluded.hidden,
-    version = MAX(version, excluded.version)"""
+    version = MAX(version, excluded.version), unread_mentions = excluded.unread_mentions"""
 """Pinned/muted are the user's own settings: an inbox write never overwrites them (it does
 show a hidden conversation again: a new message brings it back)."""
 
@@ -102,6 +112,7 @@ def conversation_to_row(c: ConversationState) -> tuple[Any, ...]:
         c.muted,
         c.hidden,
         c.version,
+        c.unread_mentions,
     )
 
 
@@ -119,6 +130,7 @@ def conversation_from_row(r: tuple[Any, ...]) -> ConversationState:
         muted=bool(r[9]),
         hidden=bool(r[10]),
         version=r[11] or 0,
+        unread_mentions=r[12] or 0,
     )
 
 

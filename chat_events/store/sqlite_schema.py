@@ -10,13 +10,15 @@ import sqlite3
 
 SCHEMA_VERSION = 3
 """v2: ``messages.origin_envelope_id`` (the envelope id of the input that stored the message);
-v3: ``conversations.hidden`` and ``conversations.version``, the ``device_progress`` and
+v3: ``conversations.hidden``, ``.version`` and ``.unread_mentions``, ``inbox.mentioned``, the ``device_progress`` and
 ``user_settings`` tables."""
 
 ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("messages", "origin_envelope_id", "TEXT"),
     ("conversations", "hidden", "INTEGER NOT NULL DEFAULT 0"),
     ("conversations", "version", "INTEGER NOT NULL DEFAULT 0"),
+    ("conversations", "unread_mentions", "INTEGER NOT NULL DEFAULT 0"),
+    ("inbox", "mentioned", "INTEGER NOT NULL DEFAULT 0"),
 )
 """(table, column, type) of every column added to a table after its first version. ``SCHEMA``
 has them for new files; :func:`upgrade` adds them to an older file's tables."""
@@ -50,6 +52,7 @@ CREATE TABLE IF NOT EXISTS inbox (
     conversation_seq INTEGER NOT NULL,
     sender_id        TEXT NOT NULL,
     created_at_ms    INTEGER NOT NULL,
+    mentioned INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (user_id, user_seq),
     UNIQUE (user_id, message_id)
 ) WITHOUT ROWID;
@@ -68,6 +71,7 @@ CREATE TABLE IF NOT EXISTS conversations (
     muted            INTEGER NOT NULL,
     hidden INTEGER NOT NULL DEFAULT 0,
     version INTEGER NOT NULL DEFAULT 0,
+    unread_mentions INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (user_id, conversation_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS conversations_by_activity ON conversations (user_id, last_activity_ms);

@@ -159,6 +159,7 @@ class ConversationChanges:
                     hidden=row.hidden,
                     last_activity_ms=row.last_activity_ms,
                     version=row.version,
+                    unread_mentions=row.unread_mentions,
                 )
                 part = f"conv/{edge_id}/{row.conversation_id}"
                 outputs.append(self._output(item, edge_id, row.user_id, event, part))

@@ -233,4 +233,5 @@ def _entry(event: _Fanned, user_seq: int, now_ms: int) -> InboxEntry:
         conversation_seq=message.seq,
         sender_id=message.sender_id,
         created_at_ms=now_ms,
+        mentioned=event.recipient_id in message.mentions and event.recipient_id != message.sender_id,
     )

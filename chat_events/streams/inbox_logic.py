@@ -14,7 +14,8 @@ def fold_conversation(state: ConversationState | None, entry: InboxEntry, *, ver
     """The conversation row after ``entry`` (a *new* inbox entry; replays never reach here).
 
     A message from someone else raises ``unread`` when it is past ``read_seq``; the user's own
-    message marks the conversation read up to it (you have read what you sent). Any new message
+    message marks the conversation read up to it (you have read what you sent). A message that
+    mentions the user also raises ``unread_mentions`` (the "@ me" badge). Any new message
     shows a removed (hidden) conversation again. ``version``: the row's new version (see
     :func:`chat_events.streams.conversation_logic.next_version`).
     """
@@ -29,9 +30,12 @@ def fold_conversation(state: ConversationState | None, entry: InboxEntry, *, ver
             last_activity_ms=entry.created_at_ms,
         )
     read_seq = max(state.read_seq, entry.conversation_seq) if own else state.read_seq
-    unread = 0 if own and read_seq >= state.last_seq else state.unread
+    caught_up = own and read_seq >= state.last_seq
+    unread = 0 if caught_up else state.unread
+    mentions = 0 if caught_up else state.unread_mentions
     if not own and entry.conversation_seq > read_seq:
         unread += 1
+        mentions += entry.mentioned
     newer = entry.conversation_seq >= state.last_seq
     return replace(
         state,
@@ -43,6 +47,7 @@ def fold_conversation(state: ConversationState | None, entry: InboxEntry, *, ver
         unread=unread,
         hidden=False,
         version=max(state.version, version),
+        unread_mentions=mentions,
     )
 
 

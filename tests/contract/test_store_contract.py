@@ -249,6 +249,25 @@ async def test_remove_is_a_flag_a_new_message_undoes_and_versions_only_rise(stor
     assert await store.get_conversations([("bob", "dm:no:such")]) == {}
 
 
+async def test_unread_mentions_count_and_recount_with_the_read_position(store: MessageStore) -> None:
+    row = None
+    entries = []
+    for seq in (1, 2, 3):
+        e = replace(entry("bob", seq, message(seq)), mentioned=seq != 2)
+        row = fold_conversation(row, e, version=seq)
+        entries.append(e)
+    await store.save_inbox(entries, [row])  # type: ignore[list-item]
+    [stored] = await store.list_conversations("bob")
+    assert (stored.unread, stored.unread_mentions) == (3, 2)
+    assert (await store.find_inbox_entries([("bob", entries[0].message_id)]))[
+        ("bob", entries[0].message_id)
+    ] == entries[0]
+    read = await store.mark_read("bob", CONV, 1)
+    assert read is not None and (read.unread, read.unread_mentions) == (2, 1)
+    read = await store.mark_read("bob", CONV, 3)
+    assert read is not None and (read.unread, read.unread_mentions) == (0, 0)
+
+
 async def test_read_receipts_setting_is_a_status_last_writer_wins(store: MessageStore) -> None:
     assert await store.read_receipts_enabled(["bob", "carol"]) == {"bob": True, "carol": True}  # the default
     await store.set_read_receipts("bob", False, at_ms=200)

@@ -175,7 +175,7 @@ async def test_unread_totals_leave_muted_out_and_read_all_clears_everything(syst
     b, c = await system.client(system.a, bob), await system.client(system.b, carol)
     try:
         await c.send("user", bob, "1:1")
-        await c.send("group", group.group_id, "g1")
+        await c.send("group", group.group_id, "g1 @bob", mentions=[bob])
         await c.send("group", group.group_id, "g2")
         await receive_n(b, 3)
         await b.set_conversation(direct_conversation_id(bob, carol), muted=True)
@@ -184,11 +184,13 @@ async def test_unread_totals_leave_muted_out_and_read_all_clears_everything(syst
             counts = await http.unread()
             assert counts["total"] == 2 and counts["groups"] == 2  # the muted 1:1 is left out
             assert counts["conversations"] == {direct_conversation_id(bob, carol): 1, group.group_id: 2}
+            assert (await http.conversation(group.group_id))["unread_mentions"] == 1  # the "@ me" badge
             await b.read_all()
             await changes_of(b, {group.group_id, direct_conversation_id(bob, carol)})
             assert await http.unread() == {"total": 0, "groups": 0, "conversations": {}}
             detail = await http.conversation_details([group.group_id, direct_conversation_id(bob, carol)])
             assert [d["read_seq"] for d in detail] == [2, 1] and detail[0]["name"] == "team"
+            assert detail[0]["unread_mentions"] == 0
     finally:
         await b.close()
         await c.close()

@@ -194,6 +194,10 @@ def test_added_columns_are_in_the_schema_file_and_added_by_alter() -> None:
         "ALTER TABLE messages ADD origin_envelope_id text",
         "ALTER TABLE conversations_by_user ADD hidden boolean",
         "ALTER TABLE conversations_by_user ADD version bigint",
+        "ALTER TABLE conversations_by_user ADD unread_mentions bigint",
+        "ALTER TABLE inbox ADD mentioned boolean",
+        "ALTER TABLE inbox_by_message ADD mentioned boolean",
+        "ALTER TABLE inbox_by_conversation ADD mentioned boolean",
     ]
     assert cql.column_exists_error(InvalidRequest("Column with name 'origin_envelope_id' already exists"))
     assert cql.column_exists_error(InvalidRequest("Invalid column name x because it conflicts with an existing column"))

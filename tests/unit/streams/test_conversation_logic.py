@@ -3,6 +3,8 @@ inbox fold's part (a new message shows a removed conversation again)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from chat_events.events.conversation_events import ConversationFlagsSet
 from chat_events.store.models import ConversationState, InboxEntry
 from chat_events.streams.conversation_logic import (
@@ -82,6 +84,11 @@ def test_a_new_message_shows_a_removed_conversation_again_with_a_new_version() -
     )
     folded = fold_conversation(row(hidden=True, pinned=True), entry, version=200)
     assert not folded.hidden and folded.pinned and folded.version == 200 and folded.unread == 3
+    assert folded.unread_mentions == 0
+    mentioned = fold_conversation(row(), replace(entry, mentioned=True), version=200)
+    assert (mentioned.unread, mentioned.unread_mentions) == (3, 1)
+    own = replace(entry, sender_id="bob", conversation_seq=5, mentioned=False)
+    assert fold_conversation(mentioned, own, version=201).unread_mentions == 0  # caught up by writing
     assert fold_conversation(row(version=300), entry, version=200).version == 300  # never backwards
 
 
