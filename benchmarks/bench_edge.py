@@ -132,6 +132,7 @@ from benchmarks.workload import (
     user_names,
 )
 from chat_events.api.tokens import issue_token
+from chat_events.cli.read_marker import READ_INTERVAL_S
 from chat_events.client import HttpApi
 from chat_events.kafka.admin import ensure_topics
 from chat_events.kafka.connection import KafkaTarget
@@ -389,6 +390,28 @@ async def run_w1_latency(ctx: Context) -> dict[str, Any]:
     return finished(result, system, problems, users=args.w1_users, connect_s=connect_s)
 
 
+async def run_w1_reads(ctx: Context) -> dict[str, Any]:
+    """W1 at its first offered rate twice on one stack, in one run: recipients only receive, then
+    every delivery is also read (an app in the foreground: one ``read`` per conversation per
+    ``READ_INTERVAL_S`` at most), each on a fresh system (issue 15)."""
+    args = ctx.args
+    out: dict[str, Any] = {}
+    for mode, interval in (("reads_off", None), ("reads_on", READ_INTERVAL_S)):
+        system = await start_system(ctx, f"w1-{mode.replace('_', '-')}")
+        pool = new_pool(system)
+        pool.read_interval_s = interval
+        try:
+            users = user_names(args.w1_users)
+            await pool.connect(users)
+            say(f"  {mode}:")
+            result = await latency(ctx, system, pool, pair_routes(pool, users), args.w1_rates[:1], 1)
+        finally:
+            await pool.close()
+            problems = stop_system(system)
+        out[mode] = finished(result, system, problems, users=args.w1_users)
+    return out
+
+
 async def make_group(system: System, pool: ClientPool, members: list[str]) -> str:
     async with HttpApi(system.http, token=pool.token(members[0])) as api:
         group = await api.create_group("bench", members[1:])
@@ -572,6 +595,9 @@ async def measure(ctx: Context) -> dict[str, Any]:
         results["w1_saturation"] = await run_w1_saturation(ctx)
         say("W1 idle and latency ...")
         results["w1_latency"] = await run_w1_latency(ctx)
+    if "reads" in args.only:
+        say("W1 with reads off and on ...")
+        results["w1_reads"] = await run_w1_reads(ctx)
     if "w2" in args.only:
         say("W2 saturation ...")
         results["w2_saturation"] = await run_w2(ctx, "saturation")
@@ -636,7 +662,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_edge", description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="smoke run: 2 s warm-up, 5 s windows, 3 s idle")
     parser.add_argument(
-        "--only", default="w1,w2", help="comma-separated subset of w1,w2,idle (idle = idle connections; default w1,w2)"
+        "--only",
+        default="w1,w2",
+        help="comma-separated subset of w1,w2,reads,idle (reads = W1 latency with every delivery read vs not; "
+        "idle = idle connections; default w1,w2)",
     )
     parser.add_argument("--seconds", type=float, help=f"measured window of every phase (default {WINDOW_S:g}; quick 5)")
     parser.add_argument("--warmup", type=float, help=f"warm-up before every window (default {WARMUP_S:g}; quick 2)")
@@ -701,8 +730,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if quick:
         args.drain_timeout = min(args.drain_timeout, 30.0)
     args.only = {part.strip() for part in args.only.split(",") if part.strip()}
-    if not args.only <= {"w1", "w2", "idle"}:
-        parser.error("--only takes w1, w2, idle")
+    if not args.only <= {"w1", "w2", "reads", "idle"}:
+        parser.error("--only takes w1, w2, reads, idle")
     if args.w1_users < 2 or args.w1_users % 2 or args.w2_senders > args.w2_members or args.w2_members < 2:
         parser.error("--w1-users must be even and ≥ 2; --w2-members ≥ 2 and ≥ --w2-senders")
     if min(args.w1_window, args.w2_window, args.ack_window) < 1:

@@ -31,6 +31,7 @@ import orjson
 from websockets.asyncio.client import ClientConnection, connect
 
 from chat_events.api.tokens import issue_token
+from chat_events.cli.read_marker import ReadMarker
 from chat_events.client import ChatClient, ChatClientError, ConnectionLost, GapNotRecoverable
 from chat_events.client.models import TargetType
 
@@ -369,6 +370,10 @@ class ClientPool:
         self.events = ClientEvents()
         self.on_delivery: Callable[[int], None] | None = None
         """Called with the message key of every delivery to a recipient (delivery-gated load)."""
+        self.read_interval_s: float | None = None
+        """Set: every delivery is also read (an app in the foreground), coalesced per conversation
+        to one ``read`` at most per this interval (the terminal chat's :class:`ReadMarker`)."""
+        self._readers: dict[tuple[str, str], ReadMarker] = {}
         self._loops: list[asyncio.Task[None]] = []
 
     def token(self, user: str) -> str:
@@ -425,8 +430,16 @@ class ClientPool:
             recorder.add(now, parsed[0], parsed[1], index)
             if self.on_delivery is not None:
                 self.on_delivery(parsed[0])
+            if self.read_interval_s is not None:
+                key = (user, str(message["conversation_id"]))
+                reader = self._readers.get(key)
+                if reader is None:
+                    reader = self._readers[key] = ReadMarker(client, key[1], self.read_interval_s)
+                reader.shown(message)
 
     async def close(self) -> None:
+        for reader in self._readers.values():
+            await reader.close()
         for task in self._loops:
             task.cancel()
         with contextlib.suppress(Exception):

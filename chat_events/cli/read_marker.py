@@ -1,6 +1,7 @@
 """The terminal chat reads what it shows: the open conversation is marked read up to the
 highest seq printed (as a messenger in the foreground does), at most once per interval, so the
-user's other devices clear their badge and the sender gets a read receipt."""
+user's other devices clear their badge and the sender gets a read receipt. The benchmark's
+clients read the same way (``benchmarks/edge_load.py``, ``--only reads``)."""
 
 from __future__ import annotations
 
@@ -35,15 +36,16 @@ class ReadMarker:
             self._task = asyncio.ensure_future(self._flush())
 
     async def _flush(self) -> None:
-        await asyncio.sleep(self._interval_s)
-        seq = self._shown
-        if seq <= self._read:
-            return
-        try:
-            await self._chat.read(self._conversation, seq)
+        """Read up to what was shown, again while more was shown during the request."""
+        while self._shown > self._read:
+            await asyncio.sleep(self._interval_s)
+            seq = self._shown
+            try:
+                await self._chat.read(self._conversation, seq)
+            except Exception as exc:  # a lost connection, a refusal: the next message reads again
+                log.debug("marking %s read up to %d failed: %s", self._conversation, seq, exc)
+                return
             self._read = seq
-        except Exception as exc:  # a lost connection, a refusal: the next message reads again
-            log.debug("marking %s read up to %d failed: %s", self._conversation, seq, exc)
 
     async def close(self) -> None:
         if self._task is not None:
