@@ -50,6 +50,7 @@ from dataclasses import dataclass
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 
+from chat_events.kafka.idle_pacer import note_progress
 from chat_events.streams.records import SourceRecord, StageResult
 from chat_events.streams.stage import BatchProcessor, is_retriable
 
@@ -159,6 +160,7 @@ class StageRunner:
             SourceRecord(r.topic, r.partition, r.offset, r.key, r.value) for batch in fetched.values() for r in batch
         ]
         result = await self._processor.handle(records)
+        note_progress(self.consumer)  # a long batch is not the consumer going idle
         self._collect()
         while len(self._in_flight) >= self._timings.max_in_flight and self._current(epoch):
             await asyncio.wait([self._in_flight[0].task])  # never cancels it, never raises
