@@ -49,19 +49,23 @@ def check_conversation_ids(conversation_ids: Sequence[str], field: str) -> None:
             raise ActionRefused(422, Code.INVALID_FIELD, f"{name}: {problem}", name)
 
 
-async def check_member(edge: EdgeNode, user_id: str, conversation_id: str) -> None:
-    """Raise :class:`ActionRefused` (403, code 8) unless ``user_id`` is in the conversation; the
-    same answer whether or not it exists (outsiders cannot probe groups)."""
+async def check_member(edge: EdgeNode, user_id: str, conversation_id: str, *, or_listed: bool = False) -> None:
+    """Raise :class:`ActionRefused` (403, code 8) unless ``user_id`` is in the conversation (or,
+    with ``or_listed``, has it in their list: someone who left a group may still read or remove
+    it); the same answer whether or not it exists (outsiders cannot probe groups)."""
     members = None if direct_participants(conversation_id) else await edge.memberships.members(conversation_id)
-    if not may_read(user_id, conversation_id, members):
-        raise ActionRefused(403, Code.FORBIDDEN, f"not a member of {conversation_id}")
+    if may_read(user_id, conversation_id, members):
+        return
+    if or_listed and (user_id, conversation_id) in await edge.store.get_conversations([(user_id, conversation_id)]):
+        return
+    raise ActionRefused(403, Code.FORBIDDEN, f"not a member of {conversation_id}")
 
 
 async def read(edge: EdgeNode, user_id: str, conversation_id: str, seq: int, device_id: str | None) -> int:
     """Mark ``conversation_id`` read up to ``seq`` (clamped to its last stored seq); returns the
     read seq published. Never backwards: the worker ignores a read at or below the current one."""
     check_conversation_ids([conversation_id], "conversation_id")
-    await check_member(edge, user_id, conversation_id)
+    await check_member(edge, user_id, conversation_id, or_listed=True)
     last = (await edge.store.max_conversation_seqs([conversation_id])).get(conversation_id, 0)
     read_seq = min(seq, last)
     event = ConversationRead(
@@ -86,18 +90,26 @@ async def set_flags(
         raise ActionRefused(422, Code.INVALID_FIELD, "give at least one of pinned, muted, hidden", "pinned")
     check_conversation_ids(conversation_ids, "conversation_ids")
     for conversation_id in conversation_ids:
-        await check_member(edge, user_id, conversation_id)
+        await check_member(edge, user_id, conversation_id, or_listed=True)
     now = _now_ms()
+    up_to = (await edge.store.max_user_seqs([user_id])).get(user_id, 0) if hidden else 0
     for conversation_id in dict.fromkeys(conversation_ids):
         event = ConversationFlagsSet(
-            conversation_id=conversation_id, set_at_ms=now, pinned=pinned, muted=muted, hidden=hidden
+            conversation_id=conversation_id,
+            set_at_ms=now,
+            pinned=pinned,
+            muted=muted,
+            hidden=hidden,
+            up_to_user_seq=up_to,
         )
         await _publish(edge, new_envelope(event, user_id=user_id))
 
 
 async def read_all(edge: EdgeNode, user_id: str) -> None:
     """Mark every conversation of ``user_id`` read (bilibili ``UpdateUnflwRead``)."""
-    await _publish(edge, new_envelope(AllConversationsRead(read_at_ms=_now_ms()), user_id=user_id))
+    up_to = (await edge.store.max_user_seqs([user_id])).get(user_id, 0)
+    event = AllConversationsRead(read_at_ms=_now_ms(), up_to_user_seq=up_to)
+    await _publish(edge, new_envelope(event, user_id=user_id))
 
 
 async def set_read_receipts(edge: EdgeNode, user_id: str, enabled: bool) -> None:

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictBool, StrictInt
 
 from chat_events.api.authz import direct_participants
 from chat_events.api.conversation_actions import (
@@ -37,17 +37,19 @@ LIST_READ_MAX = 100_000
 
 
 class ReadBody(BaseModel):
-    seq: int = Field(ge=0, le=2**63 - 1, description="Read up to this conversation seq (clamped to the last one).")
+    seq: StrictInt = Field(
+        ge=0, le=2**63 - 1, description="Read up to this conversation seq (clamped to the last one)."
+    )
 
 
 class FlagsBody(BaseModel):
-    pinned: bool | None = None
-    muted: bool | None = None
-    hidden: bool | None = None
+    pinned: StrictBool | None = None
+    muted: StrictBool | None = None
+    hidden: StrictBool | None = None
 
 
 class SettingsBody(BaseModel):
-    read_receipts: bool = Field(description="Send read receipts to the other members.")
+    read_receipts: StrictBool = Field(description="Send read receipts to the other members.")
 
 
 class IdsBody(BaseModel):
@@ -152,7 +154,8 @@ async def read_by(
     conversation_id: str, user: CurrentUser, edge: Edge, seq: Annotated[int, Query(ge=1)]
 ) -> JSONResponse:
     """Who of the other members has read up to ``seq``: the peer of a 1:1 conversation, the
-    members of a group up to ``CHAT_READ_RECEIPTS_MAX_GROUP`` members (422, code 5, above)."""
+    members of a group up to ``CHAT_READ_RECEIPTS_MAX_GROUP`` members (422, code 5, above);
+    never a member who turned read receipts off."""
     await _act(_check(edge, user, conversation_id))
     pair = direct_participants(conversation_id)
     members = set(pair) if pair else set(await edge.memberships.members(conversation_id) or ())
@@ -163,8 +166,12 @@ async def read_by(
             f"conversation_id: read-by is kept for groups up to {edge.settings.read_receipts_max_group} members",
         )
     others = sorted(members - {user})
-    rows = await edge.store.get_conversations((m, conversation_id) for m in others)
-    readers = [m for m in others if (row := rows.get((m, conversation_id))) is not None and row.read_seq >= seq]
+    rows, sharing = await asyncio.gather(
+        edge.store.get_conversations((m, conversation_id) for m in others), edge.store.read_receipts_enabled(others)
+    )
+    readers = [  # a member who turned read receipts off is never listed
+        m for m in others if sharing[m] and (row := rows.get((m, conversation_id))) is not None and row.read_seq >= seq
+    ]
     return JSONResponse({"conversation_id": conversation_id, "seq": seq, "read_by": readers})
 
 

@@ -47,8 +47,11 @@ class ReadMarker:
                 return
             self._read = seq
 
-    async def close(self) -> None:
-        if self._task is not None:
+    async def close(self, timeout_s: float = 2.0) -> None:
+        """Read what was shown last (bounded by ``timeout_s``), then stop."""
+        if self._task is not None and not self._task.done():
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(self._task), timeout_s)
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task

@@ -46,17 +46,23 @@ class ConversationFlagsSet:
     pinned: bool | None = None
     muted: bool | None = None
     hidden: bool | None = None
+    up_to_user_seq: int = 0
+    """The user's highest inbox seq when the edge accepted it: ``hidden=true`` does not hide a
+    conversation that has a message past it (that message shows it again, replays included)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AllConversationsRead:
-    """The user ``userId`` marked every conversation read (bilibili ``UpdateUnflwRead``): each is
-    read up to its last seq as the worker applies the event; messages after it stay unread."""
+    """The user ``userId`` marked every conversation read (bilibili ``UpdateUnflwRead``): everything
+    up to ``up_to_user_seq`` of the user's inbox; messages after it stay unread."""
 
     EVENT_NAME: ClassVar[str] = "allConversationsRead"
     NAMESPACE: ClassVar[str] = "chat.user"
 
     read_at_ms: int
+    up_to_user_seq: int = 0
+    """The user's highest inbox seq when the edge accepted it: messages past it stay unread (a
+    replay too)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -55,6 +55,7 @@ def check_conversation_event(path: str, event: ConversationEvent) -> None:
         check_int(f"{path}.set_at_ms", event.set_at_ms, bounds=INT64, minimum=0)
         for name in ("pinned", "muted", "hidden"):
             _check_optional_bool(f"{path}.{name}", getattr(event, name))
+        check_int(f"{path}.up_to_user_seq", event.up_to_user_seq, bounds=INT64, minimum=0)
         if event.pinned is None and event.muted is None and event.hidden is None:
             raise EventValidationError(path, "sets no flag (give pinned, muted or hidden)")
     elif isinstance(event, ReadReceiptsSet):
@@ -62,6 +63,7 @@ def check_conversation_event(path: str, event: ConversationEvent) -> None:
         check_int(f"{path}.set_at_ms", event.set_at_ms, bounds=INT64, minimum=0)
     elif isinstance(event, AllConversationsRead):
         check_int(f"{path}.read_at_ms", event.read_at_ms, bounds=INT64, minimum=0)
+        check_int(f"{path}.up_to_user_seq", event.up_to_user_seq, bounds=INT64, minimum=0)
     elif isinstance(event, ConversationChanged):
         check_id(f"{path}.recipient_id", event.recipient_id)
         check_edge_id(f"{path}.edge_id", event.edge_id)

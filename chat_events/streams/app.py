@@ -131,6 +131,7 @@ def build_stages(settings: Settings, store: MessageStore) -> Stages:
             edge_topic=lambda edge: catalog.edge_topic(edge).name,
             rate_limit_window_ms=settings.rate_limit_window_ms,
             edge_timeout_ms=settings.edge_heartbeat_timeout_ms,
+            receipts_max_group=settings.read_receipts_max_group,
         ),
         groups=GroupsStage(store),
     )

@@ -9,8 +9,12 @@ their order among the user's messages. Each change of a row gets a new version
 learn it; a read also sends a ``readReceiptDispatched`` to the edges of the other members
 (:func:`~chat_events.streams.conversation_logic.receipt_recipients`).
 
-Idempotent: a replayed or older read, and flags as they already are, change nothing and push
-nothing (decided against the stored row, which this stage alone writes).
+Idempotent: a replayed or older read, and flags as they already are, change nothing (decided
+against the stored row, which this stage alone writes); the row as it is is pushed again, so a
+push lost to a crash after the store write is sent by the replay (clients keep the highest
+version). Read receipts are not sent again. A replayed remove or "mark everything read" is
+bounded by the user's inbox seq when the edge accepted it (``up_to_user_seq``): messages that
+arrived after it stay shown and unread.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from chat_events.events.conversation_events import (
 )
 from chat_events.events.conversations import DIRECT_PREFIX
 from chat_events.events.factory import new_envelope
-from chat_events.store.models import ConversationState, Session
+from chat_events.store.models import ConversationState, InboxEntry, Session
 from chat_events.store.port import MessageStore
 from chat_events.streams.conversation_logic import (
     flags_after,
@@ -49,7 +53,9 @@ CONVERSATION_EVENTS = frozenset(
     }
 )
 READ_ALL_MAX_ROWS = 100_000
-""""Mark everything read" looks at this many of the user's conversations at most."""
+""""Mark everything read" looks at this many of the user's conversations (and later entries) at most."""
+READ_ALL_CONCURRENCY = 32
+"""Rows "mark everything read" recounts at once."""
 
 
 class ConversationChanges:
@@ -85,13 +91,15 @@ class ConversationChanges:
             await self._store.set_read_receipts(user_id, event.enabled, at_ms=event.set_at_ms)
             return []
         assert isinstance(event, AllConversationsRead)
-        return await self._read_all(item, user_id)
+        return await self._read_all(item, user_id, event.up_to_user_seq)
 
     async def _read(self, item: Incoming, user_id: str, event: ConversationRead) -> list[Output]:
         key = (user_id, event.conversation_id)
         row = (await self._store.get_conversations([key])).get(key)
-        if row is None or not read_changes(row, event.read_seq):
+        if row is None:
             return []
+        if not read_changes(row, event.read_seq):  # a replay or an older read: the row as it is
+            return self._changed(item, [row], (await self._store.sessions_of([user_id])).get(user_id, ()))
         members = None
         if not event.conversation_id.startswith(DIRECT_PREFIX):
             members = (await self._store.group_members([event.conversation_id]))[event.conversation_id]
@@ -112,9 +120,11 @@ class ConversationChanges:
     async def _flags(self, item: Incoming, user_id: str, event: ConversationFlagsSet) -> list[Output]:
         key = (user_id, event.conversation_id)
         row = (await self._store.get_conversations([key])).get(key)
-        new = flags_after(row, event) if row is not None else None
-        if new is None:
+        if row is None:
             return []
+        new = flags_after(row, event)
+        if new is None:  # as they are (a replay): the row as it is
+            return self._changed(item, [row], (await self._store.sessions_of([user_id])).get(user_id, ()))
         changed, sessions = await asyncio.gather(
             self._store.set_conversation_flags(
                 user_id,
@@ -128,18 +138,38 @@ class ConversationChanges:
         )
         return self._changed(item, [changed] if changed else [], sessions.get(user_id, ()))
 
-    async def _read_all(self, item: Incoming, user_id: str) -> list[Output]:
-        rows = read_all_targets(await self._store.list_conversations(user_id, READ_ALL_MAX_ROWS))
+    async def _read_all(self, item: Incoming, user_id: str, up_to_user_seq: int) -> list[Output]:
+        rows, later = await asyncio.gather(
+            self._store.list_conversations(user_id, READ_ALL_MAX_ROWS), self._later_entries(user_id, up_to_user_seq)
+        )
+        targets = read_all_targets(rows, up_to_user_seq, later)
         changed: list[ConversationState] = []
-        for row in rows:
-            version = self.version_for(user_id, [row.version])
-            read = await self._store.mark_read(user_id, row.conversation_id, row.last_seq, version=version)
-            if read is not None:
-                changed.append(read)
+        for start in range(0, len(targets), READ_ALL_CONCURRENCY):  # independent rows: a few at once
+            chunk = targets[start : start + READ_ALL_CONCURRENCY]
+            reads = await asyncio.gather(
+                *(
+                    self._store.mark_read(
+                        user_id, row.conversation_id, seq, version=self.version_for(user_id, [row.version])
+                    )
+                    for row, seq in chunk
+                )
+            )
+            changed += [read for read in reads if read is not None]
         if not changed:
             return []
         sessions = await self._store.sessions_of([user_id])
         return self._changed(item, changed, sessions.get(user_id, ()))
+
+    async def _later_entries(self, user_id: str, after: int) -> list[InboxEntry]:
+        """The user's inbox entries after seq ``after`` (at most :data:`READ_ALL_MAX_ROWS`)."""
+        found: list[InboxEntry] = []
+        while len(found) < READ_ALL_MAX_ROWS:
+            page = await self._store.inbox_after(user_id, after, 500)
+            found += page.items
+            if not page.has_more or not page.items:
+                break
+            after = page.items[-1].user_seq
+        return found
 
     def _changed(self, item: Incoming, rows: Sequence[ConversationState], sessions: Sequence[Session]) -> list[Output]:
         """A ``conversationChanged`` per changed row to every edge holding a session of its user."""

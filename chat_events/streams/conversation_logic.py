@@ -30,19 +30,44 @@ def read_changes(row: ConversationState | None, read_seq: int) -> bool:
     return row is not None and read_seq > row.read_seq
 
 
-def read_all_targets(rows: list[ConversationState]) -> list[ConversationState]:
-    """The rows "mark everything read" changes: those not read up to their last seq, by id."""
-    return sorted((r for r in rows if r.read_seq < r.last_seq or r.unread > 0), key=lambda r: r.conversation_id)
+def read_all_targets(
+    rows: Sequence[ConversationState], up_to_user_seq: int, later: Sequence[InboxEntry]
+) -> list[tuple[ConversationState, int]]:
+    """What "mark everything read" up to the user's inbox seq ``up_to_user_seq`` reads: per row,
+    the conversation seq to read up to, by conversation id; rows with nothing to read left out.
+
+    ``later``: the user's inbox entries after ``up_to_user_seq`` (the messages that arrived after
+    the edge accepted it, or, on a replay, everything since). A row with none of them is read to
+    its last seq; one with some is read to just before the first of them (a conversation's
+    messages reach an inbox in conversation order), so they stay unread."""
+    first_later: dict[str, int] = {}
+    for entry in later:
+        if entry.user_seq > up_to_user_seq:
+            seq = first_later.get(entry.conversation_id)
+            first_later[entry.conversation_id] = (
+                entry.conversation_seq if seq is None else min(seq, entry.conversation_seq)
+            )
+    out = []
+    for row in sorted(rows, key=lambda r: r.conversation_id):
+        target = row.last_seq if row.conversation_id not in first_later else first_later[row.conversation_id] - 1
+        if target > row.read_seq:
+            out.append((row, target))
+    return out
 
 
 def flags_after(row: ConversationState, event: ConversationFlagsSet) -> ConversationState | None:
     """The row after ``event``'s flags, or ``None`` when it changes nothing (a replay, or the
-    flags as they are)."""
+    flags as they are). ``hidden=true`` does not hide a row with a message past the event's
+    ``up_to_user_seq``: that message arrived after the remove and shows the conversation again
+    (a replayed remove after it must not hide it once more)."""
+    hide = event.hidden
+    if hide and row.last_user_seq > event.up_to_user_seq:
+        hide = None
     new = replace(
         row,
         pinned=row.pinned if event.pinned is None else event.pinned,
         muted=row.muted if event.muted is None else event.muted,
-        hidden=row.hidden if event.hidden is None else event.hidden,
+        hidden=row.hidden if hide is None else hide,
     )
     return None if (new.pinned, new.muted, new.hidden) == (row.pinned, row.muted, row.hidden) else new
 

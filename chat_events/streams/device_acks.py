@@ -17,7 +17,8 @@ make a later resume skip seqs the server has not assigned yet.
 devices is kept as the progress of the pseudo-device ``*``
 (:data:`~chat_events.streams.conversation_logic.DELIVERED_MARK`). When an ack raises it from
 ``a`` to ``b``, the inbox entries ``a+1..b`` are newly delivered: per conversation the senders of
-those messages learn the highest conversation seq delivered. A replay finds the mark raised
+those messages learn the highest conversation seq delivered (1:1 conversations and groups up to
+``CHAT_READ_RECEIPTS_MAX_GROUP`` members, as for read receipts). A replay finds the mark raised
 already and sends nothing again: receipts are pushes (like typing), the stored progress is the
 record.
 """
@@ -28,6 +29,7 @@ import asyncio
 from collections.abc import Callable
 
 from chat_events.events.conversation_events import DeliveryReceiptDispatched
+from chat_events.events.conversations import DIRECT_PREFIX
 from chat_events.events.factory import new_envelope
 from chat_events.events.types import DeviceAcked
 from chat_events.store.models import InboxEntry
@@ -43,12 +45,15 @@ DELIVERED_SCAN_MAX = 5_000
 class PendingAcks:
     """The acks of one batch not yet written; :meth:`flush` writes them and returns the receipts."""
 
-    __slots__ = ("_acks", "_edge_topic", "_last", "_stage", "_store")
+    __slots__ = ("_acks", "_edge_topic", "_last", "_max_group", "_stage", "_store")
 
-    def __init__(self, store: MessageStore, *, edge_topic: Callable[[str], str], stage: str) -> None:
+    def __init__(
+        self, store: MessageStore, *, edge_topic: Callable[[str], str], stage: str, receipts_max_group: int = 100
+    ) -> None:
         self._store = store
         self._edge_topic = edge_topic
         self._stage = stage
+        self._max_group = receipts_max_group
         self._acks: list[DeviceProgress] = []
         self._last: Incoming | None = None
 
@@ -94,6 +99,12 @@ class PendingAcks:
             entries = await self._entries(user_id, before[user_id], top)
             for conversation_id, (seq, senders) in delivered_watermarks(entries, user_id).items():
                 delivered.append((user_id, conversation_id, seq, senders))
+        groups = sorted({conv for _, conv, _, _ in delivered if not conv.startswith(DIRECT_PREFIX)})
+        if groups:  # as for read receipts: none for groups above CHAT_READ_RECEIPTS_MAX_GROUP
+            sizes = {g: len(m) for g, m in (await self._store.group_members(groups)).items()}
+            delivered = [
+                d for d in delivered if d[1].startswith(DIRECT_PREFIX) or sizes.get(d[1], 0) <= self._max_group
+            ]
         if not delivered:
             return []
         sessions = await self._store.sessions_of({s for *_, senders in delivered for s in senders})

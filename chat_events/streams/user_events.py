@@ -83,8 +83,10 @@ class UserEventsStage:
         rate_limit_window_ms: int,
         edge_timeout_ms: int,
         clock: Callable[[], float] = time.monotonic,
+        receipts_max_group: int = 100,
     ) -> None:
         self._store = store
+        self._receipts_max_group = receipts_max_group
         self._presence_topic = presence_topic
         self._user_events_topic = user_events_topic
         self._edge_topic = edge_topic
@@ -106,7 +108,9 @@ class UserEventsStage:
             if i.envelope.user_id and i.envelope.name in (UserConnected.EVENT_NAME, UserDisconnected.EVENT_NAME)
         }
         sessions = dict(await self._store.sessions_of(session_users)) if session_users else {}
-        acks = PendingAcks(self._store, edge_topic=self._edge_topic, stage=self.name)
+        acks = PendingAcks(
+            self._store, edge_topic=self._edge_topic, stage=self.name, receipts_max_group=self._receipts_max_group
+        )
         for item in batch:
             envelope, event = item.envelope, item.envelope.payload
             if isinstance(event, DeviceAcked) and envelope.user_id:

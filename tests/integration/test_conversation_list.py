@@ -81,6 +81,8 @@ async def test_read_on_one_device_clears_the_other_and_the_sender_gets_a_receipt
             delivered = [r["seq"] for r in receipts if r["kind"] == "delivered"]
             assert delivered == sorted(delivered) and delivered[-1] == 3
             assert await phone.read(conv, 1) == 1  # an older read after a newer one...
+            again = await next_change(laptop, conv)  # (the row as it is, pushed again: replays heal lost pushes)
+            assert (again["read_seq"], again["unread"], again["version"]) == (3, 0, on_laptop["version"])
             await phone.set_conversation(conv, pinned=True)  # (applied after it, in order)
             pinned = await next_change(laptop, conv)
             assert (pinned["read_seq"], pinned["unread"], pinned["pinned"]) == (3, 0, True)  # ...changed nothing

@@ -52,14 +52,45 @@ def test_flags_change_only_what_differs() -> None:
     new = flags_after(row(), event)
     assert new is not None and new.pinned and not new.muted
     assert flags_after(row(pinned=True), event) is None  # a replay
-    hide = ConversationFlagsSet(conversation_id="dm:alice:bob", set_at_ms=1, hidden=True, muted=False)
+    hide = ConversationFlagsSet(conversation_id="dm:alice:bob", set_at_ms=1, hidden=True, muted=False, up_to_user_seq=3)
     new = flags_after(row(), hide)
     assert new is not None and new.hidden and not new.muted
 
 
 def test_read_all_targets_only_rows_with_something_unread() -> None:
     rows = [row(conversation_id="g2"), row(conversation_id="g1", read_seq=3, unread=0), row(conversation_id="g0")]
-    assert [r.conversation_id for r in read_all_targets(rows)] == ["g0", "g2"]
+    assert [(r.conversation_id, seq) for r, seq in read_all_targets(rows, 10, [])] == [("g0", 3), ("g2", 3)]
+
+
+def test_read_all_leaves_what_came_after_it_unread_also_when_replayed() -> None:
+    """A replayed "mark everything read" (the worker killed after the later messages were
+    stored) must not read what arrived after the edge accepted it (a CI model test found it)."""
+
+    def later(user_seq: int, conversation: str, seq: int) -> InboxEntry:
+        return InboxEntry(
+            user_id="bob",
+            user_seq=user_seq,
+            message_id=f"m{user_seq}",
+            conversation_id=conversation,
+            conversation_seq=seq,
+            sender_id="alice",
+            created_at_ms=0,
+        )
+
+    rows = [row(conversation_id="g1", last_seq=5, read_seq=1), row(conversation_id="g2", last_seq=9, read_seq=2)]
+    entries = [later(11, "g2", 8), later(12, "g2", 9), later(9, "g1", 4)]  # g1's is before the bound
+    assert [(r.conversation_id, seq) for r, seq in read_all_targets(rows, 10, entries)] == [("g1", 5), ("g2", 7)]
+    assert read_all_targets([row(conversation_id="g2", last_seq=9, read_seq=7)], 10, entries) == []
+
+
+def test_a_replayed_remove_does_not_hide_what_a_newer_message_showed() -> None:
+    remove = ConversationFlagsSet(conversation_id="dm:alice:bob", set_at_ms=1, hidden=True, up_to_user_seq=3)
+    hidden = flags_after(row(last_user_seq=3), remove)
+    assert hidden is not None and hidden.hidden
+    assert flags_after(row(last_user_seq=4), remove) is None  # a message past the remove: stays shown
+    both = ConversationFlagsSet(conversation_id="dm:alice:bob", set_at_ms=1, hidden=True, pinned=True)
+    new = flags_after(row(last_user_seq=4), both)
+    assert new is not None and new.pinned and not new.hidden  # the other flags still apply
 
 
 def test_receipts_go_to_the_peer_and_to_small_groups_only() -> None:
