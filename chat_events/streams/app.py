@@ -205,7 +205,10 @@ class Worker:
         def owned() -> set[int]:
             return {tp.partition for tp in self._runner("sessions").partitions()}
 
-        return EdgeExpiry(self.settings, self.target, self.stages.sessions, self.sink, owned)
+        runner = self._runner("sessions")
+        return EdgeExpiry(
+            self.settings, self.target, self.stages.sessions, self.sink, owned, caught_up=lambda: read_to_end(runner)
+        )
 
     async def _expire_edges_forever(self) -> None:
         expiry = self._expiry()
@@ -334,3 +337,21 @@ def _producer_pool(
         make_transactions=transactions,
         start_timeout_s=settings.kafka_connect_timeout_s,
     )
+
+
+async def read_to_end(runner: StageRunner) -> bool:
+    """Whether ``runner`` has taken every record of its partitions up to what the broker last
+    reported as their end (the last stable offset for a read_committed consumer, else the high
+    watermark). Unknown (no fetch answered since the assignment) counts as behind."""
+    for tp in runner.partitions():
+        end = runner.consumer.last_stable_offset(tp)
+        if end is None or end < 0:
+            end = runner.consumer.highwater(tp)
+        if end is None:
+            return False
+        try:
+            if await runner.consumer.position(tp) < end:
+                return False
+        except Exception:  # revoked meanwhile: not this worker's to judge
+            return False
+    return True

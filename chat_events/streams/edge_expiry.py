@@ -4,7 +4,7 @@ engine's timer): credit the worker's own stalls, then end the sessions of silent
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection
+from collections.abc import Awaitable, Callable, Collection
 
 from chat_events.kafka.admin import delete_topics
 from chat_events.kafka.connection import KafkaTarget
@@ -30,7 +30,11 @@ class EdgeExpiry:
         sessions: UserEventsStage,
         sink: OutputSink,
         owned: Callable[[], Collection[int]],
+        caught_up: Callable[[], Awaitable[bool]] | None = None,
     ) -> None:
+        self._caught_up = caught_up
+        """Whether the sessions stage has read its partitions of chat.user-events to their end;
+        while it is behind, the heartbeats it has not read are not an edge's silence."""
         self._settings = settings
         self._target = target
         self._sessions = sessions
@@ -49,11 +53,16 @@ class EdgeExpiry:
         if paused_ms > interval_s * 1000:
             log.info("worker was not running for %.1fs: no edge's silence counts it", paused_ms / 1000)
 
-    async def expire(self) -> None:
-        """Never raises: a failed round is logged and the edges are checked again next tick."""
+    async def expire(self, interval_s: float = EDGE_CHECK_INTERVAL_S) -> None:
+        """Never raises: a failed round is logged and the edges are checked again next tick. A
+        round while the sessions stage is behind on its input ends nothing and credits its
+        interval to every edge (a lagging stage sees heartbeats late, not edges dying)."""
         sessions = self._sessions
         dead: list[str] = []
         try:
+            if self._caught_up is not None and not await self._caught_up():
+                sessions.monitor.credit(interval_s * 1000)
+                return
             outputs, dead = await sessions.expire_silent_edges(self.owns_user)
             if outputs:
                 await self._sink.send_outputs(outputs)
