@@ -61,6 +61,12 @@ class Code(enum.IntEnum):
     PAYLOAD_TOO_LARGE = 14
     ALREADY_SIGNED_IN = 15
     INTERNAL = 16
+    TOO_LATE = 17
+    """An edit or recall after its window (``CHAT_EDIT_WINDOW_S`` / ``CHAT_RECALL_WINDOW_S``)."""
+    BLOCKED = 18
+    """The other user does not accept your messages (a block); nothing was sent."""
+    MUTED = 19
+    """A group admin muted you in this group: you cannot post there until unmuted."""
 
 
 class Close(enum.IntEnum):
