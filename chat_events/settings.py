@@ -239,7 +239,10 @@ class Settings(BaseSettings):
     send_burst: int = Field(default=40, ge=1, description="Per-user send burst (token bucket size).")
     max_connections_per_user: int = Field(default=10, ge=1, description="Open sockets per user on one edge.")
     membership_cache_s: float = Field(
-        default=1.0, ge=0, description="How long an edge trusts a group's member list read from the store."
+        default=1.0,
+        ge=0,
+        description="How long an edge trusts a group's member list read from the store to let a member in "
+        "(a refusal is always read afresh).",
     )
 
     @field_validator("kafka_bootstrap_servers")

@@ -53,7 +53,8 @@ async def check_member(edge: EdgeNode, user_id: str, conversation_id: str, *, or
     """Raise :class:`ActionRefused` (403, code 8) unless ``user_id`` is in the conversation (or,
     with ``or_listed``, has it in their list: someone who left a group may still read or remove
     it); the same answer whether or not it exists (outsiders cannot probe groups)."""
-    members = None if direct_participants(conversation_id) else await edge.memberships.members(conversation_id)
+    direct = direct_participants(conversation_id) is not None
+    members = None if direct else await edge.memberships.members(conversation_id, including=user_id)
     if may_read(user_id, conversation_id, members):
         return
     if or_listed and (user_id, conversation_id) in await edge.store.get_conversations([(user_id, conversation_id)]):

@@ -125,7 +125,8 @@ class FrameHandlers:
                 frame_type="send",
                 request_id=rid,
             )
-        members = await edge.memberships.members(send.target_id) if send.target_type == "group" else None
+        in_group = send.target_type == "group"
+        members = await edge.memberships.members(send.target_id, including=conn.user_id) if in_group else None
         refusal = send_refusal(conn.user_id, send.target_type, send.target_id, members)
         if refusal is not None:  # a missing group and one you are not in alike: FORBIDDEN
             raise ProtocolError(Code.FORBIDDEN, refusal, frame_type="send", request_id=rid)
@@ -241,7 +242,8 @@ class FrameHandlers:
                 frame_type="typing",
                 request_id=rid,
             )
-        members = await edge.memberships.members(typing.target_id) if typing.target_type == "group" else None
+        in_group = typing.target_type == "group"
+        members = await edge.memberships.members(typing.target_id, including=conn.user_id) if in_group else None
         refusal = send_refusal(conn.user_id, typing.target_type, typing.target_id, members)
         if refusal is not None:
             raise ProtocolError(Code.FORBIDDEN, refusal, frame_type="typing", request_id=rid)
@@ -253,7 +255,7 @@ class FrameHandlers:
         if request.room_id is None:
             edge.registry.leave_room(conn)
             return output_frame("subscribe_room", request_id=rid, data={"room_id": None})
-        members = await edge.memberships.members(request.room_id)
+        members = await edge.memberships.members(request.room_id, including=conn.user_id)
         if members is None or group_outsider(conn.user_id, members):  # one answer, whether the group exists or not
             raise ProtocolError(Code.FORBIDDEN, HIDDEN_GROUP, frame_type="subscribe_room", request_id=rid)
         if len(members) <= self.settings.fanout_write_max_members:

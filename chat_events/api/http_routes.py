@@ -216,7 +216,7 @@ async def history(
     if problem is not None:
         raise ApiError(422, Code.INVALID_FIELD, f"conversation_id: {problem}")
     direct = direct_participants(conversation_id) is not None
-    members = None if direct else await edge.memberships.members(conversation_id)
+    members = None if direct else await edge.memberships.members(conversation_id, including=user)
     if not may_read(user, conversation_id, members):
         raise ApiError(403, Code.FORBIDDEN, f"not a member of {conversation_id}")
     if isinstance(selection, Range):
