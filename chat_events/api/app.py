@@ -20,6 +20,7 @@ from typing import Any
 from fastapi import FastAPI, WebSocket
 from starlette.types import Receive, Scope, Send
 
+from chat_events.api.block_routes import router as block_router
 from chat_events.api.conversation_routes import router as conversation_router
 from chat_events.api.edge import EdgeNode
 from chat_events.api.http_errors import install_error_handlers
@@ -84,6 +85,7 @@ def create_app(settings: Settings, *, edge: EdgeNode | None = None) -> EdgeApp:
     app.state.edge = node
     app.include_router(router)
     app.include_router(conversation_router)
+    app.include_router(block_router)
     app.add_exception_handler(ApiError, api_error_response)
     install_error_handlers(app)  # routing, parsing and validation errors: {"code", "message"} too
 

@@ -26,6 +26,8 @@ from aiokafka.errors import KafkaError
 
 from chat_events.api.authz import conversation_of
 from chat_events.api.backpressure import AdmissionGate
+from chat_events.api.block_cache import BlockerCache
+from chat_events.api.block_rules import without_blockers
 from chat_events.api.connection import Connection
 from chat_events.api.idle import IdleSweep
 from chat_events.api.membership import MembershipCache
@@ -96,6 +98,7 @@ class EdgeNode:
         self._store: MessageStore | None = None
         self._publisher: EventPublisher | None = None
         self._memberships: MembershipCache | None = None
+        self._blocker_cache: BlockerCache | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._consumer: AIOKafkaConsumer | None = None
 
@@ -117,6 +120,11 @@ class EdgeNode:
         return self._memberships
 
     @property
+    def blocker_cache(self) -> BlockerCache:
+        assert self._blocker_cache is not None, "edge not started"
+        return self._blocker_cache
+
+    @property
     def codec(self) -> AvroEnvelopeCodec:
         assert self._codec is not None, "edge not started"
         return self._codec
@@ -134,6 +142,7 @@ class EdgeNode:
         self._store_cm = open_store(settings)
         self._store = await self._store_cm.__aenter__()
         self._memberships = MembershipCache(self._store, settings.membership_cache_s)
+        self._blocker_cache = BlockerCache(self._store, settings.membership_cache_s)
         self._publisher = EventPublisher(settings, self._target, self._codec)
         await self._publisher.start()
         await self._heartbeat()  # the workers know this edge before its first session arrives
@@ -280,7 +289,11 @@ class EdgeNode:
             delay = min(0.05, delay * 2)
 
     async def relay_typing(self, user_id: str, typing: Typing, recipients: set[str]) -> None:
-        """One userTyping per edge holding a session of a recipient (ephemeral; best effort)."""
+        """One userTyping per edge holding a session of a recipient who does not block the
+        typist (ephemeral; best effort)."""
+        if not recipients:
+            return
+        recipients = without_blockers(recipients, (await self.store.blockers_of([user_id])).get(user_id, ()))
         if not recipients:
             return
         conversation_id = conversation_of(user_id, typing.target_type, typing.target_id)
@@ -339,7 +352,10 @@ class EdgeNode:
             for records in batches.values():
                 for record in records:
                     try:
-                        self.deliver(self.codec.decode(record.value))
+                        envelope = self.codec.decode(record.value)
+                        if isinstance(envelope.payload, MessageStored):  # room pushes skip blockers
+                            await self.blocker_cache.load(envelope.payload.message.sender_id)
+                        self.deliver(envelope)
                     except Exception:
                         log.exception(
                             "undeliverable record at %s[%d]@%d", record.topic, record.partition, record.offset
@@ -359,7 +375,12 @@ class EdgeNode:
             pushed = self._deliver_batch(event)
         elif isinstance(event, MessageStored):
             message = event.message
-            subscribers = [c for c in self.registry.in_room(message.conversation_id) if message.seq > c.room_seq]
+            blockers = self._blocker_cache.blockers(message.sender_id) if self._blocker_cache else frozenset()
+            subscribers = [
+                c
+                for c in self.registry.in_room(message.conversation_id)
+                if message.seq > c.room_seq and c.user_id not in blockers
+            ]
             if subscribers:
                 text = output_frame("room_message", data=room_delivery_view(message))
                 for conn in subscribers:

@@ -14,6 +14,9 @@ from collections import OrderedDict
 from typing import Any
 
 from chat_events.api.authz import HIDDEN_GROUP, conversation_of, group_outsider, message_id_for, send_refusal
+from chat_events.api.block_actions import block_frame
+from chat_events.api.block_frames import Block, Unblock
+from chat_events.api.block_rules import BLOCKED_MESSAGE, direct_send_blocked
 from chat_events.api.connection import Connection
 from chat_events.api.conversation_frames import conversation_frame
 from chat_events.api.edge import EdgeNode
@@ -85,6 +88,9 @@ class FrameHandlers:
             return await self._subscribe(request, rid)
         if isinstance(request, Read | ConversationSet | ReadAll | SetSettings):
             return await conversation_frame(self.edge, self.conn, frame)
+        if isinstance(request, Block | Unblock):  # answered by the task once the store shows it
+            self._spawn(block_frame(self.edge, self.conn, frame))
+            return None
         if isinstance(request, SignIn):
             raise ProtocolError(
                 Code.ALREADY_SIGNED_IN, "this socket is already signed in", frame_type="sign_in", request_id=rid
@@ -130,6 +136,10 @@ class FrameHandlers:
         refusal = send_refusal(conn.user_id, send.target_type, send.target_id, members)
         if refusal is not None:  # a missing group and one you are not in alike: FORBIDDEN
             raise ProtocolError(Code.FORBIDDEN, refusal, frame_type="send", request_id=rid)
+        if send.target_type == "user":  # the recipient blocks the sender: told, not dropped (block_rules.py)
+            blockers = (await edge.store.blockers_of([conn.user_id])).get(conn.user_id, ())
+            if direct_send_blocked(send.target_type, send.target_id, blockers):
+                raise ProtocolError(Code.BLOCKED, BLOCKED_MESSAGE, frame_type="send", request_id=rid)
         message_id = message_id_for(conn.user_id, send.client_msg_id)
         conversation_id = conversation_of(conn.user_id, send.target_type, send.target_id)
         if self._recent is not None and send.client_msg_id in self._recent:
@@ -267,7 +277,8 @@ class FrameHandlers:
                 frame_type="subscribe_room",
                 request_id=rid,
             )
-        data = await room_page(edge.store, request.room_id, request.seq, request.limit)
+        blocks = await edge.store.blocks_by(conn.user_id)
+        data = await room_page(edge.store, request.room_id, request.seq, request.limit, blocks=blocks)
         edge.registry.join_room(conn, request.room_id, int(data["last_seq"]))
         return output_frame("subscribe_room", request_id=rid, data=data)
 

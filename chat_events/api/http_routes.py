@@ -26,6 +26,7 @@ from chat_events.api.authz import (
     group_outsider,
     may_read,
 )
+from chat_events.api.block_rules import hide_blocked
 from chat_events.api.edge import EdgeNode
 from chat_events.api.history import NEWEST, After, Problem, Range, range_body, select_page
 from chat_events.api.protocol import Code
@@ -219,12 +220,13 @@ async def history(
     members = None if direct else await edge.memberships.members(conversation_id, including=user)
     if not may_read(user, conversation_id, members):
         raise ApiError(403, Code.FORBIDDEN, f"not a member of {conversation_id}")
+    blocks = await edge.store.blocks_by(user)  # messages of users I block, since the block: hidden
     if isinstance(selection, Range):
         ranged = await edge.store.conversation_range(conversation_id, selection.from_seq, selection.to_seq, limit)
-        return range_body([message_view(m) for m in ranged.items], ranged.has_more)
+        return hide_blocked(range_body([message_view(m) for m in ranged.items], ranged.has_more), blocks)
     after, before = (selection.seq, None) if isinstance(selection, After) else (None, selection.seq)
     page = await edge.store.conversation_messages(conversation_id, after_seq=after, before_seq=before, limit=limit)
-    return {"messages": [message_view(m) for m in page.items], "has_more": page.has_more}
+    return hide_blocked({"messages": [message_view(m) for m in page.items], "has_more": page.has_more}, blocks)
 
 
 # --- helpers -------------------------------------------------------------------------------

@@ -480,6 +480,8 @@ def _settings(data: dict[str, Any], _: int) -> SetSettings:
     return SetSettings(enabled)
 
 
+from chat_events.api import block_frames as _block_frames  # noqa: E402 - it uses the field parsers above
+
 _PARSERS: dict[str, Any] = {
     "sign_in": _sign_in,
     "send": _send,
@@ -492,6 +494,8 @@ _PARSERS: dict[str, Any] = {
     "conversation_set": _conversation_set,
     "read_all": lambda _data, _max: ReadAll(),
     "settings": _settings,
+    "block": lambda data, limit: _block_frames.parse_block(data, limit),
+    "unblock": lambda data, limit: _block_frames.parse_unblock(data, limit),
 }
 INPUT_TYPES = frozenset(_PARSERS)
 OUTPUT_ONLY_TYPES = frozenset({"message", "room_message", "typing", "kicked", "error", "conversation", "receipt"})

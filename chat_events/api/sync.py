@@ -9,9 +9,11 @@ missing range and where to resume; a hole after some good entries ends the page 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from chat_events.api.block_rules import visible_views
 from chat_events.api.protocol import Code, ProtocolError
 from chat_events.api.views import delivery_view, message_view
 from chat_events.store.models import InboxEntry
@@ -66,13 +68,18 @@ async def sync_page(
     return {"messages": items, "has_more": has_more, "last_seq": last_seq}
 
 
-async def room_page(store: MessageStore, room_id: str, after_seq: int, limit: int) -> dict[str, Any]:
+async def room_page(
+    store: MessageStore, room_id: str, after_seq: int, limit: int, *, blocks: Mapping[str, int] | None = None
+) -> dict[str, Any]:
     """A read-fan-out room's messages after a conversation seq (gaps are the client's to see:
-    conversation seqs are dense too, but a room has no per-user inbox to vouch for them)."""
+    conversation seqs are dense too, but a room has no per-user inbox to vouch for them).
+    ``blocks``: the reader's blocks; their messages since the block are left out, ``last_seq``
+    still counts them."""
     page = await store.conversation_messages(room_id, after_seq=after_seq, limit=limit)
     items = [message_view(m) for m in page.items]
     last_seq = items[-1]["seq"] if items else after_seq
-    return {"room_id": room_id, "messages": items, "has_more": page.has_more, "last_seq": last_seq}
+    shown = visible_views(items, blocks) if blocks else items
+    return {"room_id": room_id, "messages": shown, "has_more": page.has_more, "last_seq": last_seq}
 
 
 def _not_recoverable(gap: Gap, frame_type: str, request_id: Any) -> ProtocolError:

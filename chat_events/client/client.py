@@ -341,6 +341,18 @@ class ChatClient:
         """This user's settings: whether the other members get read receipts."""
         await self._call("settings", {"read_receipts": read_receipts})
 
+    async def block(self, user_id: str) -> dict[str, Any]:
+        """Block ``user_id``: answered once the block is stored (``{"user_id", "blocked": true,
+        "since_ms"}``, with ``"status": "pending"`` if the workers were slow). From then on no
+        message, typing or room push of theirs reaches this user, and their direct sends are
+        refused with code 18 (docs/protocol.md#blocks)."""
+        return await self._call("block", {"user_id": user_id})
+
+    async def unblock(self, user_id: str) -> dict[str, Any]:
+        """Lift the block on ``user_id``: their new messages arrive again (those sent meanwhile were
+        never delivered; history shows them again, docs/protocol.md#blocks)."""
+        return await self._call("unblock", {"user_id": user_id})
+
     async def _call(self, frame_type: str, data: dict[str, Any]) -> dict[str, Any]:
         reply = await (await self._connection()).request(frame_type, data, timeout_s=self._request_timeout)
         if not reply.ok:

@@ -64,6 +64,9 @@ class HistoryPage:
     has_more: bool
     next_from_seq: int | None = None
     """For a range (:meth:`HttpApi.history_range`): where it goes on when ``has_more``."""
+    page_end_seq: int | None = None
+    """The seq of the page's last message read, shown or hidden by a block: the next page's
+    ``before_seq`` (newest first) or ``after_seq`` (ascending)."""
 
 
 class HttpApi:
@@ -131,7 +134,12 @@ class HttpApi:
             params["before_seq"] = before_seq
         data = await self._call("GET", f"/v1/conversations/{_seg(conversation_id)}/messages", params=params)
         messages = data.get("messages", [])
-        return HistoryPage(tuple(m for m in messages if isinstance(m, dict)), bool(data.get("has_more", False)))
+        end = data.get("page_end_seq")
+        return HistoryPage(
+            tuple(m for m in messages if isinstance(m, dict)),
+            bool(data.get("has_more", False)),
+            page_end_seq=end if isinstance(end, int) else None,
+        )
 
     async def history_range(self, conversation_id: str, from_seq: int, to_seq: int, limit: int = 50) -> HistoryPage:
         """The messages with ``from_seq <= seq <= to_seq``, ascending, at most ``limit``; with
@@ -179,6 +187,19 @@ class HttpApi:
     async def read_by(self, conversation_id: str, seq: int) -> list[str]:
         data = await self._call("GET", f"/v1/conversations/{_seg(conversation_id)}/read-by", params={"seq": seq})
         return list(data["read_by"])
+
+    async def block(self, user_id: str) -> dict[str, Any]:
+        """``POST /v1/blocks``: ``{"user_id", "blocked": true, "since_ms"}`` once stored (with
+        ``"status": "pending"`` when answered 202)."""
+        return await self._call("POST", "/v1/blocks", json={"user_id": user_id})
+
+    async def unblock(self, user_id: str) -> dict[str, Any]:
+        """``DELETE /v1/blocks/{user_id}``."""
+        return await self._call("DELETE", f"/v1/blocks/{_seg(user_id)}")
+
+    async def blocks(self) -> list[dict[str, Any]]:
+        """Whom this user blocks, newest first: ``[{"user_id", "since_ms"}]``."""
+        return list((await self._call("GET", "/v1/blocks"))["blocks"])
 
     async def health(self) -> dict[str, Any]:
         return await self._call("GET", "/healthz", auth=False)

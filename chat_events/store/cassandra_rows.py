@@ -103,6 +103,7 @@ STATEMENTS: dict[str, str] = {
     "block_set": _insert("blocks", "blocker_id, blocked_id, active, updated_at_ms"),
     "blocked_by_set": _insert("blocks_by_blocked", "blocked_id, blocker_id, active, updated_at_ms"),
     "blockers_in": "SELECT blocked_id, blocker_id, active FROM blocks_by_blocked WHERE blocked_id IN ?",
+    "blocks_by": "SELECT blocked_id, active, updated_at_ms FROM blocks WHERE blocker_id = ?",
     # sessions and rate limits
     "session_get": f"SELECT {SESSION_COLS} FROM sessions_by_user WHERE user_id = ? AND session_id = ?",
     "sessions_of_users": f"SELECT {SESSION_COLS} FROM sessions_by_user WHERE user_id IN ?",

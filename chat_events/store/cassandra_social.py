@@ -83,6 +83,10 @@ class SocialTables:
                 blockers[r["blocked_id"]].add(r["blocker_id"])
         return {i: frozenset(b) for i, b in blockers.items()}
 
+    async def blocks_by(self, blocker_id: str) -> dict[str, int]:
+        found = await self._db.rows("blocks_by", blocker_id)
+        return {r["blocked_id"]: r["updated_at_ms"] for r in found if r["active"]}
+
     async def _is_newer(self, statement: str, key: tuple[str, str], at_ms: int) -> bool:
         found = await self._db.rows(statement, *key)
         stored = found[0]["updated_at_ms"] if found else None

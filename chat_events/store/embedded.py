@@ -394,6 +394,10 @@ class EmbeddedStore(EmbeddedSyncRows, EmbeddedSettingsRows, MessageStore):
             blockers[blocked].add(blocker)
         return {uid: frozenset(users) for uid, users in blockers.items()}
 
+    async def blocks_by(self, blocker_id: str) -> dict[str, int]:
+        sql = "SELECT blocked_id, updated_at_ms FROM blocks WHERE active = 1 AND blocker_id IN ({})"
+        return {blocked: int(at_ms) for blocked, at_ms in await self._run(lambda: self._select(sql, [blocker_id]))}
+
     # --- sessions -------------------------------------------------------------------------
 
     async def save_session(self, session: Session) -> None:

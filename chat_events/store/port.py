@@ -190,6 +190,11 @@ class MessageStore(ABC):
     async def blockers_of(self, user_ids: Iterable[str]) -> dict[str, frozenset[str]]:
         """Per user, the users who currently block them."""
 
+    @abstractmethod
+    async def blocks_by(self, blocker_id: str) -> dict[str, int]:
+        """Whom ``blocker_id`` currently blocks, each with the ``at_ms`` of the stored block
+        (when it took effect: what arrived from them at or after it is hidden from the blocker)."""
+
     # --- sessions -------------------------------------------------------------------------
 
     @abstractmethod
