@@ -45,6 +45,8 @@ from typing import Literal
 
 from chat_events.edges import EDGE_ID_PATTERN, validate_edge_id
 from chat_events.events.conversation_events import ConversationChanged, DeliveryReceiptDispatched, ReadReceiptDispatched
+from chat_events.events.group_events import GROUP_ADMIN_EVENTS
+from chat_events.events.message_events import MESSAGE_CHANGE_EVENTS
 from chat_events.events.conversations import conversation_id_of
 from chat_events.events.types import (
     EdgeHeartbeat,
@@ -97,8 +99,9 @@ class TopicSpec:
 PERSONAL_CHAT = TopicSpec(
     name="chat.personal-chat",
     key="conversation_id",
-    events=("personalChatSent",),
-    description="Messages sent by users, as accepted by an edge. One conversation per partition.",
+    events=("personalChatSent", "messageEdited", "messageRecalled", "messageDeleted", "messageReacted"),
+    description="Messages sent by users, and their changes (edits, recalls, deletes, reactions), as accepted by an "
+    "edge. One conversation per partition.",
 )
 USER_EVENTS = TopicSpec(
     name="chat.user-events",
@@ -111,9 +114,10 @@ USER_EVENTS = TopicSpec(
         "userBlocked",
         "userUnblocked",
         "deviceAcked",
+        "presenceSettingsSet",
     ),
     description=(
-        "Session, rate-limit, block and device-ack events of users, in order per user; "
+        "Session, rate-limit, block, device-ack and presence-setting events of users, in order per user; "
         "edge heartbeats on every partition."
     ),
 )
@@ -178,8 +182,16 @@ PRESENCE = TopicSpec(
 GROUP_EVENTS = TopicSpec(
     name="chat.group-events",
     key="group_id",
-    events=("groupCreated", "groupMemberJoined", "groupMemberLeft"),
-    description="Group creation and membership changes, in order per group.",
+    events=(
+        "groupCreated",
+        "groupMemberJoined",
+        "groupMemberLeft",
+        "groupUpdated",
+        "groupMemberRoleSet",
+        "groupMemberMuted",
+        "groupDissolved",
+    ),
+    description="Group creation, membership, roles, settings and dissolution, in order per group.",
 )
 DEAD_LETTER = TopicSpec(
     name="chat.dead-letter",
@@ -241,7 +253,9 @@ def key_of(envelope: Envelope) -> bytes:
         event, (MessageFannedOutBatch, MessageDispatchedBatch, ReadReceiptDispatched, DeliveryReceiptDispatched)
     ):
         return event.recipient_ids[0].encode()  # every recipient maps to the same partition
-    if isinstance(event, (GroupCreated, GroupMemberJoined, GroupMemberLeft)):
+    if isinstance(event, MESSAGE_CHANGE_EVENTS):
+        return event.conversation_id.encode()  # the partition of the conversation's sends
+    if isinstance(event, (GroupCreated, GroupMemberJoined, GroupMemberLeft, *GROUP_ADMIN_EVENTS)):
         return event.group_id.encode()
     if isinstance(event, EdgeHeartbeat):
         return event.edge_id.encode()

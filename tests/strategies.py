@@ -47,7 +47,22 @@ from chat_events.events.conversation_events import (
     ReadReceiptsSet,
 )
 from chat_events.events.factory import CONTRACT_VERSION
-from chat_events.events.types import PARENT_NAMESPACE, USER_EVENTS, Event
+from chat_events.events.group_events import (
+    GROUP_ROLES,
+    GroupDissolved,
+    GroupMemberMuted,
+    GroupMemberRoleSet,
+    GroupUpdated,
+)
+from chat_events.events.message_events import (
+    DELETE_SCOPES,
+    MessageDeleted,
+    MessageEdited,
+    MessageReacted,
+    MessageRecalled,
+)
+from chat_events.events.presence_events import PresenceSettingsSet
+from chat_events.events.types import CHANGE_KINDS, MESSAGE_KINDS, PARENT_NAMESPACE, USER_EVENTS, Event
 
 ids = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,40}", fullmatch=True)
 uuids = st.uuids().map(str)
@@ -77,6 +92,8 @@ def personal_chat_sent(draw: st.DrawFn) -> PersonalChatSent:
         message_type=draw(st.sampled_from(sorted(MESSAGE_TYPES))),
         client_msg_id=draw(st.none() | st.text(min_size=1, max_size=40)),
         mentions=tuple(draw(st.lists(ids, max_size=3))),
+        reply_to=draw(st.none() | uuids),
+        kind=draw(st.sampled_from(["message", "system"])),
     )
     if draw(st.booleans()):
         from dataclasses import replace
@@ -108,9 +125,11 @@ def chat_messages(draw: st.DrawFn) -> ChatMessage:
     target_type = draw(st.sampled_from(["user", "group"]))
     sender_id, target_id = draw(ids), draw(ids)
     status = draw(st.sampled_from(sorted(MESSAGE_STATUSES)))
-    removed = status in ("recalled", "deleted")
+    kind = draw(st.sampled_from(sorted(MESSAGE_KINDS)))
+    removed = status in ("recalled", "deleted") or kind in ("edit", "recall", "delete", "delete_for_me")
+    message_id = draw(uuids)
     return ChatMessage(
-        message_id=draw(uuids),
+        message_id=message_id,
         conversation_id=direct_conversation_id(sender_id, target_id) if target_type == "user" else target_id,
         seq=draw(positive_int64),
         sender_id=sender_id,
@@ -123,6 +142,11 @@ def chat_messages(draw: st.DrawFn) -> ChatMessage:
         sent_at_ms=draw(non_negative_int64),
         stored_at_ms=draw(non_negative_int64),
         status=status,
+        kind=kind,
+        relates_to=draw(uuids.filter(lambda u: u != message_id)) if kind in CHANGE_KINDS else None,
+        reply_to=draw(st.none() | uuids.filter(lambda u: u != message_id)),
+        edited_at_ms=draw(non_negative_int64),
+        changed_seq=draw(non_negative_int64),
     )
 
 
@@ -166,6 +190,7 @@ def presence_changed(draw: st.DrawFn) -> UserPresenceChanged:
         status="online" if online else "offline",
         sessions=draw(st.integers(min_value=1, max_value=2**31 - 1)) if online else 0,
         changed_at_ms=draw(non_negative_int64),
+        show_last_seen=draw(st.booleans()),
     )
 
 
@@ -185,6 +210,8 @@ group_created = st.builds(
     name=st.text(min_size=1, max_size=200),
     owner_id=ids,
     member_ids=st.lists(ids, max_size=5).map(tuple),
+    avatar_url=st.just("") | st.just("https://example.com/g.png"),
+    description=st.text(max_size=100),
 )
 group_member_joined = st.builds(GroupMemberJoined, group_id=ids, member_id=ids, added_by=st.none() | ids)
 group_member_left = st.builds(GroupMemberLeft, group_id=ids, member_id=ids, removed_by=st.none() | ids)
@@ -274,6 +301,51 @@ delivery_receipt_dispatched = st.builds(
 )
 read_receipts_set = st.builds(ReadReceiptsSet, enabled=st.booleans(), set_at_ms=non_negative_int64)
 
+emojis = st.sampled_from(["\U0001f44d", "\u2764\ufe0f", "\U0001f602", "\U0001f44d\U0001f3fd", ":party:"])
+client_msg_ids = st.text(min_size=1, max_size=40)
+
+
+@st.composite
+def message_changes(draw: st.DrawFn) -> MessageEdited | MessageRecalled | MessageDeleted | MessageReacted:
+    """One of the v7 change events, on a conversation, with distinct change and message ids."""
+    change_id, message_id = draw(st.lists(uuids, min_size=2, max_size=2, unique=True))
+    common = {
+        "change_id": change_id,
+        "actor_id": draw(ids),
+        "conversation_id": draw(conversation_ids),
+        "message_id": message_id,
+        "client_msg_id": draw(client_msg_ids),
+    }
+    kind = draw(st.sampled_from(["edit", "recall", "delete", "react"]))
+    if kind == "edit":
+        return MessageEdited(
+            **common, payload=draw(st.text(min_size=1, max_size=100)), mentions=tuple(draw(st.lists(ids, max_size=3)))
+        )
+    if kind == "recall":
+        return MessageRecalled(**common)
+    if kind == "delete":
+        return MessageDeleted(**common, scope=draw(st.sampled_from(sorted(DELETE_SCOPES))))
+    return MessageReacted(**common, emoji=draw(emojis), added=draw(st.booleans()))
+
+
+optional_names = st.none() | st.text(min_size=1, max_size=60)
+group_updated = st.builds(
+    GroupUpdated,
+    group_id=ids,
+    updated_by=ids,
+    name=st.just("new name") | optional_names,
+    avatar_url=st.none() | st.just("") | st.just("https://example.com/a.png"),
+    description=st.none() | st.text(max_size=100),
+)
+group_member_role_set = st.builds(
+    GroupMemberRoleSet, group_id=ids, member_id=ids, role=st.sampled_from(sorted(GROUP_ROLES)), set_by=ids
+)
+group_member_muted = st.builds(
+    GroupMemberMuted, group_id=ids, member_id=ids, muted=st.booleans(), set_by=ids, until_ms=non_negative_int64
+)
+group_dissolved = st.builds(GroupDissolved, group_id=ids, dissolved_by=ids)
+presence_settings_set = st.builds(PresenceSettingsSet, show_last_seen=st.booleans(), set_at_ms=non_negative_int64)
+
 events: st.SearchStrategy[Event] = st.one_of(
     personal_chat_sent(),
     user_connected,
@@ -302,6 +374,12 @@ events: st.SearchStrategy[Event] = st.one_of(
     read_receipt_dispatched,
     delivery_receipt_dispatched,
     read_receipts_set,
+    message_changes(),
+    group_updated,
+    group_member_role_set,
+    group_member_muted,
+    group_dissolved,
+    presence_settings_set,
 )
 
 

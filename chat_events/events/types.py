@@ -20,11 +20,25 @@ from chat_events.events.conversation_events import (
     ReadReceiptDispatched,
     ReadReceiptsSet,
 )
+from chat_events.events.group_events import GroupDissolved, GroupMemberMuted, GroupMemberRoleSet, GroupUpdated
+from chat_events.events.message_events import MessageDeleted, MessageEdited, MessageReacted, MessageRecalled
+from chat_events.events.presence_events import PresenceSettingsSet
 
 MESSAGE_TYPES = frozenset({"text", "face", "voice", "image", "file", "location", "command", "custom"})
 """Message types of the gim protocol: face = emoji/sticker, command = a client/bot command."""
 
 TARGET_TYPES = frozenset({"user", "group"})
+
+MESSAGE_KINDS = frozenset(
+    {"message", "system", "edit", "recall", "delete", "delete_for_me", "reaction_add", "reaction_remove"}
+)
+"""What a conversation entry is (:attr:`ChatMessage.kind`): a user's ``message``; a ``system``
+message (gim's sender type "system": "alice added bob", written by the workers); or a *change
+entry* relating to an earlier message (``relates_to``), see
+:mod:`chat_events.events.message_events`. ``delete_for_me`` entries reach only their sender."""
+
+CHANGE_KINDS = MESSAGE_KINDS - {"message", "system"}
+"""Kinds of change entries: they never count as unread and never become a list's last message."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -48,6 +62,10 @@ class PersonalChatSent:
     message_type: str = "text"
     client_msg_id: str | None = None
     mentions: tuple[str, ...] = ()
+    reply_to: str | None = None
+    """The message (of the same conversation) this one answers."""
+    kind: str = "message"
+    """``message``, or ``system`` for a system message the workers publish (group changes)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -123,6 +141,17 @@ class ChatMessage:
     sent_at_ms: int = 0
     stored_at_ms: int = 0
     status: str = "normal"
+    kind: str = "message"
+    """See :data:`MESSAGE_KINDS`."""
+    relates_to: str | None = None
+    """For a change entry: the message it changes (same conversation)."""
+    reply_to: str | None = None
+    """The message (same conversation) this one answers."""
+    edited_at_ms: int = 0
+    """When the content was last edited (0: never)."""
+    changed_seq: int = 0
+    """The seq of the last change entry applied to this message (0: none): its version, so a
+    client keeps the newest state of a message it received several times."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -216,6 +245,9 @@ class UserPresenceChanged:
     status: str
     sessions: int
     changed_at_ms: int
+    show_last_seen: bool = True
+    """False when the user hides their last seen: ``changed_at_ms`` of an ``offline`` change
+    must not be shown to others."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -263,6 +295,8 @@ class GroupCreated:
     name: str
     owner_id: str
     member_ids: tuple[str, ...]
+    avatar_url: str = ""
+    description: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -370,6 +404,15 @@ Event = (
     | ReadReceiptDispatched
     | DeliveryReceiptDispatched
     | ReadReceiptsSet
+    | MessageEdited
+    | MessageRecalled
+    | MessageDeleted
+    | MessageReacted
+    | GroupUpdated
+    | GroupMemberRoleSet
+    | GroupMemberMuted
+    | GroupDissolved
+    | PresenceSettingsSet
 )
 
 EVENT_TYPES: dict[str, type[Event]] = {
@@ -402,6 +445,15 @@ EVENT_TYPES: dict[str, type[Event]] = {
         ReadReceiptDispatched,
         DeliveryReceiptDispatched,
         ReadReceiptsSet,
+        MessageEdited,
+        MessageRecalled,
+        MessageDeleted,
+        MessageReacted,
+        GroupUpdated,
+        GroupMemberRoleSet,
+        GroupMemberMuted,
+        GroupDissolved,
+        PresenceSettingsSet,
     )
 }
 """Event name -> event class. The names are the Avro union branch names (in union order)."""
@@ -423,6 +475,7 @@ USER_EVENTS = frozenset(
         "conversationFlagsSet",
         "allConversationsRead",
         "readReceiptsSet",
+        "presenceSettingsSet",
     }
 )
 """Events about one user; their envelope must carry ``userId`` (it is their key, except for

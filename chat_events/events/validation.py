@@ -13,6 +13,9 @@ from typing import Any
 
 from chat_events.edges import EDGE_ID_PATTERN
 from chat_events.errors import EventValidationError
+from chat_events.events.group_events import GroupDissolved, GroupMemberMuted, GroupMemberRoleSet, GroupUpdated
+from chat_events.events.message_events import MessageDeleted, MessageEdited, MessageReacted, MessageRecalled
+from chat_events.events.presence_events import PresenceSettingsSet
 from chat_events.events.conversation_events import (
     AllConversationsRead,
     ConversationChanged,
@@ -92,6 +95,19 @@ CONVERSATION_EVENTS = (
     ReadReceiptsSet,
 )
 """Checked by :mod:`chat_events.events.conversation_validation`."""
+
+V7_EVENT_TYPES = (
+    MessageEdited,
+    MessageRecalled,
+    MessageDeleted,
+    MessageReacted,
+    GroupUpdated,
+    GroupMemberRoleSet,
+    GroupMemberMuted,
+    GroupDissolved,
+    PresenceSettingsSet,
+)
+"""Checked by :mod:`chat_events.events.change_validation`."""
 
 
 def _fail(path: str, reason: str) -> None:
@@ -231,6 +247,13 @@ def _check_personal_chat_sent(path: str, event: PersonalChatSent, max_payload_by
     if event.client_msg_id is not None:
         check_str(f"{path}.client_msg_id", event.client_msg_id, max_len=MAX_CLIENT_MSG_ID)
     check_id_list(f"{path}.mentions", event.mentions, max_items=MAX_MENTIONS)
+    if event.reply_to is not None:
+        check_uuid(f"{path}.reply_to", event.reply_to)
+    check_enum(f"{path}.kind", event.kind, PUBLISHED_KINDS)
+
+
+PUBLISHED_KINDS = frozenset({"message", "system"})
+"""Kinds a ``personalChatSent`` may carry; change entries come from the v7 change events."""
 
 
 def check_chat_message(path: str, message: Any, max_payload_bytes: int) -> None:
@@ -247,13 +270,20 @@ def check_chat_message(path: str, message: Any, max_payload_bytes: int) -> None:
         _fail(f"{path}.conversation_id", f"does not match the target (expected {conversation_id_of(message)!r})")
     check_enum(f"{path}.message_type", message.message_type, MESSAGE_TYPES)
     check_enum(f"{path}.status", message.status, MESSAGE_STATUSES)
-    removed = message.status in ("recalled", "deleted")
+    removed = message.status in ("recalled", "deleted") or message.kind in EMPTY_KINDS
     check_payload_text(f"{path}.payload", message.payload, max_payload_bytes, allow_empty=removed)
     if message.client_msg_id is not None:
         check_str(f"{path}.client_msg_id", message.client_msg_id, max_len=MAX_CLIENT_MSG_ID)
     check_id_list(f"{path}.mentions", message.mentions, max_items=MAX_MENTIONS)
     check_int(f"{path}.sent_at_ms", message.sent_at_ms, bounds=INT64, minimum=0)
     check_int(f"{path}.stored_at_ms", message.stored_at_ms, bounds=INT64, minimum=0)
+    from chat_events.events.change_validation import check_v7_message_fields  # imports this module
+
+    check_v7_message_fields(path, message)
+
+
+EMPTY_KINDS = frozenset({"edit", "recall", "delete", "delete_for_me"})
+"""Change entries whose stored payload is empty: the changed message's row holds its content."""
 
 
 def _check_offline_push(path: str, event: OfflinePushRequested) -> None:
@@ -273,6 +303,7 @@ def _check_presence(path: str, event: UserPresenceChanged) -> None:
     if (event.status == "online") != (event.sessions > 0):
         _fail(f"{path}.sessions", f"must be {'at least 1' if event.status == 'online' else '0'} when {event.status}")
     check_int(f"{path}.changed_at_ms", event.changed_at_ms, bounds=INT64, minimum=0)
+    check_bool(f"{path}.show_last_seen", event.show_last_seen)
 
 
 def _check_heartbeat(path: str, event: EdgeHeartbeat) -> None:
@@ -286,6 +317,8 @@ def _check_heartbeat(path: str, event: EdgeHeartbeat) -> None:
 def _check_group_created(path: str, event: GroupCreated) -> None:
     check_id(f"{path}.group_id", event.group_id)
     check_str(f"{path}.name", event.name, max_len=MAX_GROUP_NAME)
+    check_str(f"{path}.avatar_url", event.avatar_url, max_len=2048, allow_empty=True)
+    check_str(f"{path}.description", event.description, max_len=2000, allow_empty=True)
     check_id(f"{path}.owner_id", event.owner_id)
     check_id_list(f"{path}.member_ids", event.member_ids, max_items=MAX_MEMBERS)
 
@@ -403,6 +436,10 @@ def validate_event(event: Event, *, max_payload_bytes: int) -> None:
         from chat_events.events.conversation_validation import check_conversation_event  # imports this module
 
         check_conversation_event(path, event)
+    elif isinstance(event, V7_EVENT_TYPES):
+        from chat_events.events.change_validation import check_v7_event  # imports this module
+
+        check_v7_event(path, event, max_payload_bytes)
     if isinstance(event, (UserConnected, UserDisconnected)):
         if event.edge_id is not None:
             check_edge_id(f"{path}.edge_id", event.edge_id)

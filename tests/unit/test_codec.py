@@ -50,8 +50,11 @@ PINNED_BODY_HEX = (
     "2d3439623766313938373861320a616c69636506626f6204686908757365720206626f62000218646d3a616c6963653a"
     "626f6208746578740000"
 )
-"""The Avro binary of PINNED: unchanged since schema v2 (new union branches are appended)."""
-PINNED_HEX = "00" + "00000006" + PINNED_BODY_HEX
+"""The Avro binary of PINNED as v2..v6 wrote it (new union branches are appended)."""
+PINNED_BODY_V7_HEX = PINNED_BODY_HEX + "00" + "0e6d657373616765"
+"""v7 appended ``reply_to`` (null: union branch 0) and ``kind`` ("message") to personalChatSent."""
+PINNED_HEX = "00" + "00000007" + PINNED_BODY_V7_HEX
+V6_PINNED_HEX = "00" + "00000006" + PINNED_BODY_HEX
 V5_PINNED_HEX = "00" + "00000005" + PINNED_BODY_HEX
 """As written now: Confluent frame with schema id 5 (v5 added the two fan-out batch events)."""
 V4_PINNED_HEX = "00" + "00000004" + PINNED_BODY_HEX
@@ -98,8 +101,12 @@ PINNED_DISPATCH_BODY_HEX = (
     "6c696365087573657206626f620874657874046869020463310206626f6200a0b2dabf985baab2dabf985b0c6e6f726d"
     "616c"
 )
-"""A v3 event with the nested ChatMessage record (union branch 6): its Avro binary, unchanged by v4."""
-PINNED_DISPATCH_HEX = "00" + "00000006" + PINNED_DISPATCH_BODY_HEX
+"""A v3 event with the nested ChatMessage record (union branch 6): its Avro binary, unchanged by v4..v6."""
+PINNED_DISPATCH_BODY_V7_HEX = PINNED_DISPATCH_BODY_HEX + "0e6d657373616765" + "00" + "00" + "00" + "00"
+"""v7 appended to ChatMessage ``kind`` ("message"), ``relates_to`` and ``reply_to`` (null), ``edited_at_ms``
+and ``changed_seq`` (0)."""
+PINNED_DISPATCH_HEX = "00" + "00000007" + PINNED_DISPATCH_BODY_V7_HEX
+V6_PINNED_DISPATCH_HEX = "00" + "00000006" + PINNED_DISPATCH_BODY_HEX
 V5_PINNED_DISPATCH_HEX = "00" + "00000005" + PINNED_DISPATCH_BODY_HEX
 V4_PINNED_DISPATCH_HEX = "00" + "00000004" + PINNED_DISPATCH_BODY_HEX
 V3_PINNED_DISPATCH_HEX = "00" + "00000003" + PINNED_DISPATCH_BODY_HEX
@@ -126,7 +133,8 @@ V4_PINNED_TYPING_HEX = (
     "6f6200"
 )
 """A v4 event (union branch 16, zigzag 0x20) with an array field, as written under schema id 4."""
-PINNED_TYPING_HEX = "00" + "00000006" + V4_PINNED_TYPING_HEX[10:]
+PINNED_TYPING_HEX = "00" + "00000007" + V4_PINNED_TYPING_HEX[10:]
+V6_PINNED_TYPING_HEX = "00" + "00000006" + V4_PINNED_TYPING_HEX[10:]
 V5_PINNED_TYPING_HEX = "00" + "00000005" + V4_PINNED_TYPING_HEX[10:]
 """The same event as written now (schema id 5: the body is unchanged, branches are appended)."""
 
@@ -156,7 +164,7 @@ def test_frame_is_confluent_magic_byte_and_schema_id() -> None:
     data = CODEC.encode(PINNED)
     magic, schema_id = struct.unpack(">bI", data[:5])
     assert magic == 0
-    assert schema_id == CODEC.writer_id == 6
+    assert schema_id == CODEC.writer_id == 7
 
 
 def test_pinned_bytes() -> None:
@@ -174,6 +182,14 @@ def test_pinned_bytes_of_a_nested_record_event() -> None:
 def test_pinned_bytes_of_a_v4_event() -> None:
     assert CODEC.encode(PINNED_TYPING).hex() == PINNED_TYPING_HEX
     assert CODEC.decode(bytes.fromhex(PINNED_TYPING_HEX)) == PINNED_TYPING
+
+
+def test_v6_written_pinned_bytes_still_decode() -> None:
+    """Records written under schema id 6 (before v7 appended fields) decode with the current reader,
+    the new fields taking their defaults."""
+    assert CODEC.decode(bytes.fromhex(V6_PINNED_HEX)) == PINNED
+    assert CODEC.decode(bytes.fromhex(V6_PINNED_DISPATCH_HEX)) == PINNED_DISPATCH
+    assert CODEC.decode(bytes.fromhex(V6_PINNED_TYPING_HEX)) == PINNED_TYPING
 
 
 def test_v5_written_pinned_bytes_still_decode() -> None:
