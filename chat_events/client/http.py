@@ -188,6 +188,31 @@ class HttpApi:
         data = await self._call("GET", f"/v1/conversations/{_seg(conversation_id)}/read-by", params={"seq": seq})
         return list(data["read_by"])
 
+    async def read(self, conversation_id: str, seq: int) -> int:
+        """``POST /v1/conversations/{id}/read``, as the ``read`` frame: returns the read seq the
+        edge accepted (clamped to the last message); every device then gets a ``conversation`` push."""
+        data = await self._call("POST", f"/v1/conversations/{_seg(conversation_id)}/read", json={"seq": seq})
+        return int(data["read_seq"])
+
+    async def set_conversation(
+        self, conversation_id: str, *, pinned: bool | None = None, muted: bool | None = None, hidden: bool | None = None
+    ) -> None:
+        """``PATCH /v1/conversations/{id}``: pin, mute or remove (``hidden=True``) one conversation."""
+        body = {"pinned": pinned, "muted": muted, "hidden": hidden}
+        await self._call("PATCH", f"/v1/conversations/{_seg(conversation_id)}", json=body)
+
+    async def remove_conversations(self, conversation_ids: list[str]) -> None:
+        """``POST /v1/conversations/remove``: take several conversations off the list (until a new message)."""
+        await self._call("POST", "/v1/conversations/remove", json={"conversation_ids": list(conversation_ids)})
+
+    async def read_all(self) -> None:
+        """``POST /v1/conversations/read-all``: mark every conversation read."""
+        await self._call("POST", "/v1/conversations/read-all")
+
+    async def set_settings(self, *, read_receipts: bool) -> None:
+        """``PUT /v1/settings`` (applied shortly after: :meth:`settings` reads the stored value)."""
+        await self._call("PUT", "/v1/settings", json={"read_receipts": read_receipts})
+
     async def block(self, user_id: str) -> dict[str, Any]:
         """``POST /v1/blocks``: ``{"user_id", "blocked": true, "since_ms"}`` once stored (with
         ``"status": "pending"`` when answered 202)."""

@@ -25,6 +25,7 @@ from websockets.asyncio.client import connect
 from chat_events.client import ChatClient, ChatError, HttpApi
 from chat_events.client.models import RoomMessage, TypingEvent
 from chat_events.events.conversations import direct_conversation_id
+from tests.integration.test_conversation_list import next_change, receipts_until
 from tests.integration.test_edge_e2e import System, receive_n, system, uid
 from tests.integration.worker_harness import wait_until
 
@@ -391,3 +392,64 @@ async def test_a_removed_member_and_one_who_left_get_nothing_more_and_are_refuse
         assert "still here?" not in contents and contents[-2:] == ["after they went", "marker"]
     finally:
         await closing(*everyone)
+
+
+# --- the conversation list's HTTP routes ----------------------------------------------------
+
+
+async def test_the_conversation_routes_over_http_change_the_list_and_every_device_hears_of_it(system: System) -> None:
+    """The list with data, changed through HTTP (the frames' twins, which test_conversation_list.py
+    drives over the socket): read, pin, remove, read-all, the receipts setting."""
+    alice, bob, carol = uid("alice"), uid("bob"), uid("carol")
+    with_alice, with_carol = direct_conversation_id(alice, bob), direct_conversation_id(bob, carol)
+    a, c = await system.client(system.a, alice), await system.client(system.b, carol)
+    phone, laptop = await system.client(system.a, bob, "phone"), await system.client(system.b, bob, "laptop")
+    try:
+        for i in range(3):
+            await a.send("user", bob, f"a{i + 1}")
+        await c.send("user", bob, "c1")
+        for device in (phone, laptop):
+            await receive_n(device, 4)
+        async with await api(system, bob, "b") as http:
+            assert (await http.unread())["conversations"] == {with_alice: 3, with_carol: 1}
+            assert await http.read(with_alice, 2) == 2
+            for device in (phone, laptop):
+                row = await next_change(device, with_alice)
+                assert (row["read_seq"], row["unread"], row["last_seq"]) == (2, 1, 3)
+            assert {"conversation_id": with_alice, "user_id": bob, "kind": "read", "seq": 2} in await receipts_until(
+                a, {"read": 2}
+            )
+
+            await http.set_conversation(with_carol, pinned=True)
+            for device in (phone, laptop):
+                assert (await next_change(device, with_carol))["pinned"] is True
+            rows = await http.conversations()
+            assert [r["conversation_id"] for r in rows] == [with_carol, with_alice]
+            assert (rows[0]["peer_id"], rows[0]["last_seq"], rows[0]["unread"]) == (carol, 1, 1)
+
+            await http.remove_conversations([with_carol])
+            for device in (phone, laptop):
+                assert (await next_change(device, with_carol))["hidden"] is True
+            assert [r["conversation_id"] for r in await http.conversations()] == [with_alice]
+
+            await http.read_all()
+            for device in (phone, laptop):
+                assert (await next_change(device, with_alice))["unread"] == 0
+            assert (await http.unread())["total"] == 0
+
+            await http.set_settings(read_receipts=False)
+
+            async def receipts_off() -> bool:
+                return (await http.settings())["read_receipts"] is False
+
+            await wait_until(receipts_off, timeout=30, what="bob's read receipts off")
+
+            for call, code, status in (
+                (http.read(direct_conversation_id(alice, carol), 1), 8, 403),  # not bob's
+                (http.set_conversation(with_alice), 5, 422),  # no flag
+            ):
+                with pytest.raises(ChatError) as refused:
+                    await call
+                assert (refused.value.code, refused.value.data["http_status"]) == (code, status)
+    finally:
+        await closing(a, c, phone, laptop)

@@ -79,3 +79,29 @@ async def test_unreachable_server_is_unavailable() -> None:
         with pytest.raises(ChatError) as caught:
             await http.health()
     assert caught.value.code == Code.UNAVAILABLE
+
+
+async def test_conversation_actions_send_the_routes_bodies() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if request.url.path.endswith("/read"):
+            return httpx.Response(202, json={"conversation_id": "g1", "read_seq": 3, "status": "accepted"})
+        return httpx.Response(202, json={"status": "accepted"})
+
+    async with api(handler) as http:
+        assert await http.read("dm:alice:bob", 99) == 3
+        await http.set_conversation("g1", pinned=True)
+        await http.remove_conversations(["g1", "dm:alice:bob"])
+        await http.read_all()
+        await http.set_settings(read_receipts=False)
+    calls = [(r.method, r.url.path, json.loads(r.content) if r.content else None) for r in seen]
+    assert calls == [
+        ("POST", "/v1/conversations/dm:alice:bob/read", {"seq": 99}),
+        ("PATCH", "/v1/conversations/g1", {"pinned": True, "muted": None, "hidden": None}),
+        ("POST", "/v1/conversations/remove", {"conversation_ids": ["g1", "dm:alice:bob"]}),
+        ("POST", "/v1/conversations/read-all", None),
+        ("PUT", "/v1/settings", {"read_receipts": False}),
+    ]
+    assert all(r.headers["authorization"] == "Bearer tok" for r in seen)
