@@ -46,6 +46,7 @@ from chat_events.events.types import ChatMessage
 from chat_events.settings import Settings
 from chat_events.store import cassandra_rows as rows
 from chat_events.store.cassandra_async import Row
+from chat_events.store.cassandra_changes import CHANGES_STATEMENTS, ChangeTables
 from chat_events.store.cassandra_driver import CqlSession
 from chat_events.store.cassandra_plan import (
     BUCKET_SIZE,
@@ -70,13 +71,14 @@ from chat_events.store.port import MessageStore
 __all__ = ["BUCKET_SIZE", "SESSION_TTL_S", "CassandraStore", "bucket"]
 
 
-class CassandraStore(SocialTables, SyncTables, SettingsTables, MessageStore):
+class CassandraStore(ChangeTables, SocialTables, SyncTables, SettingsTables, MessageStore):
     """:class:`MessageStore` on Apache Cassandra (or any CQL-compatible cluster). Groups,
     blocks, sessions and rate limits come from :class:`SocialTables`; seq ranges and device
     progress from :class:`SyncTables`."""
 
     def __init__(self, settings: Settings) -> None:
-        self._db = CqlSession(settings, {**rows.STATEMENTS, **SYNC_STATEMENTS, **SETTINGS_STATEMENTS})
+        statements = {**rows.STATEMENTS, **SYNC_STATEMENTS, **SETTINGS_STATEMENTS, **CHANGES_STATEMENTS}
+        self._db = CqlSession(settings, statements)
         self._edges_registered = {}
 
     async def open(self) -> None:
@@ -352,7 +354,9 @@ class CassandraStore(SocialTables, SyncTables, SettingsTables, MessageStore):
             self._db.rows("inbox_by_conv_after", user_id, conversation_id, read_seq), self.max_user_seqs([user_id])
         )
         top = tops[user_id]  # left-over entries above the committed maximum are not in the inbox
-        counted = [r for r in after if r["sender_id"] != user_id and r["user_seq"] <= top]
+        counted = [  # a change entry or system message (counted false) is never unread; absent: counted
+            r for r in after if r["sender_id"] != user_id and r["user_seq"] <= top and r.get("counted") is not False
+        ]
         unread, mentions = len(counted), sum(1 for r in counted if r.get("mentioned"))
         new_version = row.version if version is None else max(row.version, version)
         await self._db.rows("conv_read", read_seq, unread, new_version, mentions, user_id, conversation_id)

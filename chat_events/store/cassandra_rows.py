@@ -35,17 +35,20 @@ def _insert(table: str, columns: str, suffix: str = "") -> str:
 
 MESSAGE_COLS = (
     "conversation_id, bucket, seq, message_id, sender_id, target_type, target_id, message_type, payload, "
-    "client_msg_id, mentions, sent_at_ms, stored_at_ms, status"
+    "client_msg_id, mentions, sent_at_ms, stored_at_ms, status, kind, relates_to, reply_to, edited_at_ms, changed_seq"
 )
 MESSAGE_ROW_COLS = f"{MESSAGE_COLS}, origin_envelope_id"
 """A ``messages`` row as written: the message and its origin (``""``: none recorded)."""
 INBOX_COLS = (
-    "user_id, bucket, user_seq, message_id, conversation_id, conversation_seq, sender_id, created_at_ms, mentioned"
+    "user_id, bucket, user_seq, message_id, conversation_id, conversation_seq, sender_id, created_at_ms, mentioned, "
+    "counted"
 )
 INBOX_BY_MESSAGE_COLS = (
-    "user_id, message_id, user_seq, conversation_id, conversation_seq, sender_id, created_at_ms, mentioned"
+    "user_id, message_id, user_seq, conversation_id, conversation_seq, sender_id, created_at_ms, mentioned, counted"
 )
-INBOX_BY_CONVERSATION_COLS = "user_id, conversation_id, conversation_seq, message_id, sender_id, user_seq, mentioned"
+INBOX_BY_CONVERSATION_COLS = (
+    "user_id, conversation_id, conversation_seq, message_id, sender_id, user_seq, mentioned, counted"
+)
 CONVERSATION_COLS = (
     "user_id, conversation_id, last_message_id, last_seq, last_user_seq, last_activity_ms, read_seq, unread, "
     "pinned, muted, hidden, version, unread_mentions"
@@ -79,7 +82,7 @@ STATEMENTS: dict[str, str] = {
     "inbox_by_msg_in": f"SELECT {INBOX_BY_MESSAGE_COLS} FROM inbox_by_message WHERE user_id IN ? AND message_id IN ?",
     "inbox_by_msg_insert": _insert("inbox_by_message", INBOX_BY_MESSAGE_COLS),
     "inbox_by_conv_insert": _insert("inbox_by_conversation", INBOX_BY_CONVERSATION_COLS),
-    "inbox_by_conv_after": "SELECT sender_id, user_seq, mentioned FROM inbox_by_conversation "
+    "inbox_by_conv_after": "SELECT sender_id, user_seq, mentioned, counted FROM inbox_by_conversation "
     "WHERE user_id = ? AND conversation_id = ? AND conversation_seq > ?",
     "user_seq_in": "SELECT user_id, max_seq FROM user_seqs WHERE user_id IN ?",
     "user_seq_set": _insert("user_seqs", "user_id, max_seq"),
@@ -137,6 +140,11 @@ def message_values(m: ChatMessage, origin: str | None = None) -> tuple[Any, ...]
         m.sent_at_ms,
         m.stored_at_ms,
         m.status,
+        m.kind,
+        m.relates_to or "",
+        m.reply_to or "",
+        m.edited_at_ms,
+        m.changed_seq,
         origin or "",
     )
 
@@ -161,6 +169,11 @@ def message_from_row(r: Row) -> ChatMessage:
         sent_at_ms=r["sent_at_ms"] or 0,
         stored_at_ms=r["stored_at_ms"] or 0,
         status=r["status"] or "normal",
+        kind=r.get("kind") or "message",
+        relates_to=r.get("relates_to") or None,
+        reply_to=r.get("reply_to") or None,
+        edited_at_ms=r.get("edited_at_ms") or 0,
+        changed_seq=r.get("changed_seq") or 0,
     )
 
 
@@ -179,6 +192,7 @@ def inbox_writes(e: InboxEntry) -> list[tuple[str, tuple[Any, ...]]]:
                 e.sender_id,
                 e.created_at_ms,
                 e.mentioned,
+                e.counted,
             ),
         ),
         (
@@ -192,11 +206,21 @@ def inbox_writes(e: InboxEntry) -> list[tuple[str, tuple[Any, ...]]]:
                 e.sender_id,
                 e.created_at_ms,
                 e.mentioned,
+                e.counted,
             ),
         ),
         (
             "inbox_by_conv_insert",
-            (e.user_id, e.conversation_id, e.conversation_seq, e.message_id, e.sender_id, e.user_seq, e.mentioned),
+            (
+                e.user_id,
+                e.conversation_id,
+                e.conversation_seq,
+                e.message_id,
+                e.sender_id,
+                e.user_seq,
+                e.mentioned,
+                e.counted,
+            ),
         ),
     ]
 
@@ -211,6 +235,7 @@ def inbox_from_row(r: Row) -> InboxEntry:
         sender_id=r["sender_id"],
         created_at_ms=r["created_at_ms"],
         mentioned=bool(r.get("mentioned")),
+        counted=r.get("counted") is not False,  # absent or null (written before the column): counted
     )
 
 

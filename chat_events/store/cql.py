@@ -82,6 +82,14 @@ ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("inbox", "mentioned", "boolean"),
     ("inbox_by_message", "mentioned", "boolean"),
     ("inbox_by_conversation", "mentioned", "boolean"),
+    ("messages", "kind", "text"),
+    ("messages", "relates_to", "text"),
+    ("messages", "reply_to", "text"),
+    ("messages", "edited_at_ms", "bigint"),
+    ("messages", "changed_seq", "bigint"),
+    ("inbox", "counted", "boolean"),
+    ("inbox_by_message", "counted", "boolean"),
+    ("inbox_by_conversation", "counted", "boolean"),
 )
 """(table, column, type) of every column added to a table of the schema file after the table's
 first version. The file's ``CREATE TABLE`` has them (new keyspaces); :func:`init_schema_sync`

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 from chat_events.errors import ConfigurationError, SeqConflictError, StoreUnavailableError
 from chat_events.events.types import ChatMessage
 from chat_events.store import sqlite_rows as rows
+from chat_events.store.embedded_changes import EmbeddedChangeRows
 from chat_events.store.embedded_settings import EmbeddedSettingsRows
 from chat_events.store.embedded_sync import EmbeddedSyncRows
 from chat_events.store.models import ConversationState, Group, InboxEntry, Page, Session, WriterReads
@@ -39,7 +40,7 @@ def _marks(n: int) -> str:
     return ",".join("?" * n)
 
 
-class EmbeddedStore(EmbeddedSyncRows, EmbeddedSettingsRows, MessageStore):
+class EmbeddedStore(EmbeddedChangeRows, EmbeddedSyncRows, EmbeddedSettingsRows, MessageStore):
     """:class:`MessageStore` on SQLite. ``path`` is created (with parents) on open."""
 
     def __init__(self, path: Path, *, sync: str = "normal") -> None:
@@ -305,7 +306,8 @@ class EmbeddedStore(EmbeddedSyncRows, EmbeddedSettingsRows, MessageStore):
                 """UPDATE conversations SET (unread, unread_mentions) = (
                        SELECT COUNT(*), COALESCE(SUM(i.mentioned), 0) FROM inbox i
                        WHERE i.user_id = conversations.user_id AND i.conversation_id = conversations.conversation_id
-                       AND i.conversation_seq > conversations.read_seq AND i.sender_id != conversations.user_id)
+                       AND i.conversation_seq > conversations.read_seq AND i.sender_id != conversations.user_id
+                       AND i.counted = 1)
                    WHERE user_id = ? AND conversation_id = ?""",
                 (user_id, conversation_id),
             )

@@ -25,6 +25,10 @@ class InboxEntry:
     created_at_ms: int
     mentioned: bool = False
     """The message mentions this user (an ``@`` of them): counted in ``unread_mentions``."""
+    counted: bool = True
+    """The entry counts as a message (``unread``, the list's last message): false for change
+    entries (edits, recalls, deletes, reactions) and system messages, which are synced in order
+    but never raise a badge."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -75,6 +79,18 @@ class Group:
     name: str
     owner_id: str
     created_at_ms: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Reaction:
+    """One user's reaction ``emoji`` on one message: ``active`` until removed (a status, never a
+    delete); the latest ``at_ms`` wins, so a replay or an older write changes nothing."""
+
+    message_id: str
+    user_id: str
+    emoji: str
+    active: bool
+    at_ms: int
 
 
 @dataclass(frozen=True, slots=True)

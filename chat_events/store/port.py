@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
 
 from chat_events.events.types import ChatMessage
-from chat_events.store.models import ConversationState, Group, InboxEntry, Page, Session, WriterReads
+from chat_events.store.models import ConversationState, Group, InboxEntry, Page, Reaction, Session, WriterReads
 from chat_events.store.progress import DeviceProgress
 
 
@@ -101,6 +101,35 @@ class MessageStore(ABC):
     @abstractmethod
     async def set_message_status(self, message_id: str, status: str) -> ChatMessage | None:
         """Recall/delete/edit marker as a status update; returns the updated message."""
+
+    # --- changes to messages: edit, recall, delete, reactions (issue 16) ------------------
+
+    @abstractmethod
+    async def update_messages(self, messages: Sequence[ChatMessage]) -> None:
+        """Overwrite the changeable state of stored messages, by ``message_id``: ``payload``,
+        ``mentions``, ``status``, ``edited_at_ms`` and ``changed_seq`` (an edit, a recall, a
+        delete for everyone). Everything else of the row (seq, sender, lookups, origin) stays.
+        The caller is the single writer of the messages' conversations; writing the same state
+        twice is a no-op; a message that is not stored is ignored (nothing is created)."""
+
+    @abstractmethod
+    async def save_reactions(self, reactions: Sequence[Reaction]) -> None:
+        """Upsert reactions by ``(message_id, user_id, emoji)``; a row whose stored ``at_ms`` is
+        newer than the one given is left as it is (last writer wins, replays change nothing)."""
+
+    @abstractmethod
+    async def reactions_of(self, message_ids: Iterable[str]) -> dict[str, dict[str, tuple[str, ...]]]:
+        """Active reactions per message: emoji -> the users who reacted with it, in the order they
+        did (by ``at_ms``). Messages without any active reaction are absent."""
+
+    @abstractmethod
+    async def hide_messages(self, user_id: str, message_ids: Iterable[str], *, at_ms: int) -> None:
+        """Delete for me: hide messages from one user's history and sync (a row per user and
+        message, never deleted; hiding again is a no-op)."""
+
+    @abstractmethod
+    async def hidden_messages(self, user_id: str, message_ids: Iterable[str]) -> frozenset[str]:
+        """Which of ``message_ids`` the user has hidden (deleted for themselves)."""
 
     # --- per-user inbox (ordered by user seq) ---------------------------------------------
 

@@ -11,9 +11,10 @@ from chat_events.store.models import ConversationState, InboxEntry, Session
 
 MESSAGE_COLS = (
     "message_id, conversation_id, seq, sender_id, target_type, target_id, message_type, payload, "
-    "client_msg_id, mentions, sent_at_ms, stored_at_ms, status"
+    "client_msg_id, mentions, sent_at_ms, stored_at_ms, status, kind, relates_to, reply_to, edited_at_ms, changed_seq"
 )
-INSERT_MESSAGE = f"INSERT INTO messages ({MESSAGE_COLS}, origin_envelope_id) VALUES ({','.join('?' * 14)})"
+_MESSAGE_MARKS = ",".join("?" * (MESSAGE_COLS.count(",") + 2))
+INSERT_MESSAGE = f"INSERT INTO messages ({MESSAGE_COLS}, origin_envelope_id) VALUES ({_MESSAGE_MARKS})"
 """A new message row with its origin (read only by ``message_origins``, not with the message)."""
 
 
@@ -32,6 +33,11 @@ def message_to_row(m: ChatMessage, origin: str | None = None) -> tuple[Any, ...]
         m.sent_at_ms,
         m.stored_at_ms,
         m.status,
+        m.kind,
+        m.relates_to,
+        m.reply_to,
+        m.edited_at_ms,
+        m.changed_seq,
         origin,
     )
 
@@ -51,11 +57,28 @@ def message_from_row(r: tuple[Any, ...]) -> ChatMessage:
         sent_at_ms=r[10],
         stored_at_ms=r[11],
         status=r[12],
+        kind=r[13],
+        relates_to=r[14],
+        reply_to=r[15],
+        edited_at_ms=r[16],
+        changed_seq=r[17],
     )
 
 
-INBOX_COLS = "user_id, user_seq, message_id, conversation_id, conversation_seq, sender_id, created_at_ms, mentioned"
-INSERT_INBOX = f"INSERT INTO inbox ({INBOX_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+UPDATE_MESSAGE = (
+    "UPDATE messages SET payload = ?, mentions = ?, status = ?, edited_at_ms = ?, changed_seq = ? WHERE message_id = ?"
+)
+"""The changeable state of a stored message (``update_messages``); a message not stored is no row."""
+
+
+def message_update_row(m: ChatMessage) -> tuple[Any, ...]:
+    return (m.payload, orjson.dumps(list(m.mentions)).decode(), m.status, m.edited_at_ms, m.changed_seq, m.message_id)
+
+
+INBOX_COLS = (
+    "user_id, user_seq, message_id, conversation_id, conversation_seq, sender_id, created_at_ms, mentioned, counted"
+)
+INSERT_INBOX = f"INSERT INTO inbox ({INBOX_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 
 
 def inbox_to_row(e: InboxEntry) -> tuple[Any, ...]:
@@ -68,6 +91,7 @@ def inbox_to_row(e: InboxEntry) -> tuple[Any, ...]:
         e.sender_id,
         e.created_at_ms,
         e.mentioned,
+        e.counted,
     )
 
 
@@ -81,6 +105,7 @@ def inbox_from_row(r: tuple[Any, ...]) -> InboxEntry:
         sender_id=r[5],
         created_at_ms=r[6],
         mentioned=bool(r[7]),
+        counted=bool(r[8]),
     )
 
 

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import sqlite3
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """v2: ``messages.origin_envelope_id`` (the envelope id of the input that stored the message);
 v3: ``conversations.hidden``, ``.version`` and ``.unread_mentions``, ``inbox.mentioned``, the ``device_progress`` and
-``user_settings`` tables."""
+``user_settings`` tables; v4: ``messages.kind``, ``.relates_to``, ``.reply_to``,
+``.edited_at_ms`` and ``.changed_seq``, ``inbox.counted``, the ``reactions`` and ``hidden_messages`` tables."""
 
 ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("messages", "origin_envelope_id", "TEXT"),
@@ -19,6 +20,12 @@ ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("conversations", "version", "INTEGER NOT NULL DEFAULT 0"),
     ("conversations", "unread_mentions", "INTEGER NOT NULL DEFAULT 0"),
     ("inbox", "mentioned", "INTEGER NOT NULL DEFAULT 0"),
+    ("messages", "kind", "TEXT NOT NULL DEFAULT 'message'"),
+    ("messages", "relates_to", "TEXT"),
+    ("messages", "reply_to", "TEXT"),
+    ("messages", "edited_at_ms", "INTEGER NOT NULL DEFAULT 0"),
+    ("messages", "changed_seq", "INTEGER NOT NULL DEFAULT 0"),
+    ("inbox", "counted", "INTEGER NOT NULL DEFAULT 1"),
 )
 """(table, column, type) of every column added to a table after its first version. ``SCHEMA``
 has them for new files; :func:`upgrade` adds them to an older file's tables."""
@@ -39,6 +46,11 @@ CREATE TABLE IF NOT EXISTS messages (
     stored_at_ms    INTEGER NOT NULL,
     status          TEXT NOT NULL,
     origin_envelope_id TEXT,                -- NULL: stored before v2 (no origin recorded)
+    kind TEXT NOT NULL DEFAULT 'message',
+    relates_to TEXT,
+    reply_to TEXT,
+    edited_at_ms INTEGER NOT NULL DEFAULT 0,
+    changed_seq INTEGER NOT NULL DEFAULT 0,
     UNIQUE (conversation_id, seq)
 );
 CREATE UNIQUE INDEX IF NOT EXISTS messages_by_client_id
@@ -53,6 +65,7 @@ CREATE TABLE IF NOT EXISTS inbox (
     sender_id        TEXT NOT NULL,
     created_at_ms    INTEGER NOT NULL,
     mentioned INTEGER NOT NULL DEFAULT 0,
+    counted INTEGER NOT NULL DEFAULT 1,     -- 0: a change entry or system message (never unread)
     PRIMARY KEY (user_id, user_seq),
     UNIQUE (user_id, message_id)
 ) WITHOUT ROWID;
@@ -133,6 +146,22 @@ CREATE TABLE IF NOT EXISTS user_settings (     -- one row per user; last writer 
     user_id       TEXT PRIMARY KEY,
     read_receipts INTEGER NOT NULL,
     updated_at_ms INTEGER NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS reactions (         -- one row per (message, user, emoji); latest at_ms wins
+    message_id TEXT NOT NULL,
+    user_id    TEXT NOT NULL,
+    emoji      TEXT NOT NULL,
+    active     INTEGER NOT NULL,
+    at_ms      INTEGER NOT NULL,
+    PRIMARY KEY (message_id, user_id, emoji)
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS hidden_messages (   -- delete for me: one row per (user, message), never deleted
+    user_id    TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    at_ms      INTEGER NOT NULL,
+    PRIMARY KEY (user_id, message_id)
 ) WITHOUT ROWID;
 
 CREATE TABLE IF NOT EXISTS device_progress (   -- how far each device has acked (SyncAck)

@@ -35,6 +35,13 @@ async def _check_upgraded(store: MessageStore, legacy_id: str) -> None:
 # --- the embedded store ------------------------------------------------------------------
 
 
+SQLITE_V1_MESSAGE_COLS = (
+    "message_id, conversation_id, seq, sender_id, target_type, target_id, message_type, payload, "
+    "client_msg_id, mentions, sent_at_ms, stored_at_ms, status"
+)
+"""The ``messages`` columns of v1 (``sqlite_rows.MESSAGE_COLS`` starts with them)."""
+
+
 def sqlite_v1_schema() -> str:
     """``SCHEMA`` as of v1: without the columns added since."""
     schema = sqlite_schema.SCHEMA
@@ -51,9 +58,15 @@ async def test_an_embedded_store_of_schema_v1_gets_the_origin_column_on_open(tmp
     legacy = contract.message(1)
     db = sqlite3.connect(path)
     db.executescript(f"{sqlite_v1_schema()}; PRAGMA user_version=1;")
-    marks = ",".join("?" * len(sqlite_rows.MESSAGE_COLS.split(",")))
+    v1_count = len(SQLITE_V1_MESSAGE_COLS.split(","))
+    assert sqlite_rows.MESSAGE_COLS.startswith(SQLITE_V1_MESSAGE_COLS)
+    marks = ",".join("?" * v1_count)
     db.execute(
-        f"INSERT INTO messages ({sqlite_rows.MESSAGE_COLS}) VALUES ({marks})", sqlite_rows.message_to_row(legacy)[:-1]
+        f"INSERT INTO messages ({SQLITE_V1_MESSAGE_COLS}) VALUES ({marks})",
+        sqlite_rows.message_to_row(legacy)[:v1_count],
+    )
+    db.execute(  # an inbox entry from before mentioned and counted
+        "INSERT INTO inbox VALUES ('bob', 1, ?, ?, 1, 'alice', 5)", (legacy.message_id, contract.CONV)
     )
     db.execute(  # a conversation row from before hidden and version
         "INSERT INTO conversations VALUES ('bob', ?, ?, 1, 1, 5, 0, 1, 0, 0)", (contract.CONV, legacy.message_id)
@@ -65,12 +78,16 @@ async def test_an_embedded_store_of_schema_v1_gets_the_origin_column_on_open(tmp
         await _check_upgraded(store, legacy.message_id)
         row = (await store.get_conversations([("bob", contract.CONV)]))[("bob", contract.CONV)]
         assert (row.unread, row.hidden, row.version) == (1, False, 0)
+        [old_entry] = (await store.inbox_after("bob", 0)).items
+        assert (old_entry.mentioned, old_entry.counted) == (False, True)
+        read = await store.mark_read("bob", contract.CONV, 0)
+        assert read is not None and read.unread == 1  # an old entry still counts
     async with EmbeddedStore(path) as store:  # v2 now: opened as it is
         assert await store.get_message(legacy.message_id) == legacy
         assert len(await store.message_origins([legacy.message_id, str(uuid.uuid4())])) == 0
     db = sqlite3.connect(path)
     try:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == sqlite_schema.SCHEMA_VERSION == 3
+        assert db.execute("PRAGMA user_version").fetchone()[0] == sqlite_schema.SCHEMA_VERSION == 4
         assert "origin_envelope_id" in {row[1] for row in db.execute("PRAGMA table_info(messages)")}
         assert {"hidden", "version"} <= {row[1] for row in db.execute("PRAGMA table_info(conversations)")}
     finally:
@@ -78,6 +95,13 @@ async def test_an_embedded_store_of_schema_v1_gets_the_origin_column_on_open(tmp
 
 
 # --- Cassandra ---------------------------------------------------------------------------
+
+
+CASSANDRA_V1_MESSAGE_COLS = (
+    "conversation_id, bucket, seq, message_id, sender_id, target_type, target_id, message_type, payload, "
+    "client_msg_id, mentions, sent_at_ms, stored_at_ms, status"
+)
+"""The ``messages`` columns of the first version (``cassandra_rows.MESSAGE_COLS`` starts with them)."""
 
 
 def cassandra_v1_statements() -> list[str]:
@@ -107,8 +131,8 @@ def _create_v1_keyspace(settings: Settings, legacy_values: dict[str, tuple[Any, 
             not in cluster.metadata.keyspaces[settings.cassandra_keyspace].tables["messages"].columns
         )
         inserts = {
-            "msg_insert_v1": f"INSERT INTO messages ({cassandra_rows.MESSAGE_COLS}) VALUES "
-            f"({', '.join('?' * len(cassandra_rows.MESSAGE_COLS.split(',')))})",
+            "msg_insert_v1": f"INSERT INTO messages ({CASSANDRA_V1_MESSAGE_COLS}) VALUES "
+            f"({', '.join('?' * len(CASSANDRA_V1_MESSAGE_COLS.split(',')))})",
             "by_id_insert": cassandra_rows.STATEMENTS["by_id_insert"],
             "conv_seq_set": cassandra_rows.STATEMENTS["conv_seq_set"],
         }
@@ -130,8 +154,9 @@ async def test_store_init_adds_the_origin_column_to_an_existing_cassandra_keyspa
         engines = request.getfixturevalue("engines")
         settings = Settings(cassandra_contact_points=engines.cassandra_contact_point(), cassandra_keyspace=keyspace)
     legacy = contract.message(1)
+    assert cassandra_rows.MESSAGE_COLS.startswith(CASSANDRA_V1_MESSAGE_COLS)
     values = {
-        "msg_insert_v1": cassandra_rows.message_values(legacy)[:-1],
+        "msg_insert_v1": cassandra_rows.message_values(legacy)[: len(CASSANDRA_V1_MESSAGE_COLS.split(","))],
         "by_id_insert": (legacy.message_id, legacy.conversation_id, legacy.seq),
         "conv_seq_set": (legacy.conversation_id, legacy.seq),
     }
@@ -142,3 +167,4 @@ async def test_store_init_adds_the_origin_column_to_an_existing_cassandra_keyspa
     assert await cql.init_schema(settings) == tables  # again: "already exists" counts as done
     async with CassandraStore(settings) as store:
         await _check_upgraded(store, legacy.message_id)
+        assert await store.get_message(legacy.message_id) == legacy  # the v7 columns absent: their defaults

@@ -31,11 +31,13 @@ from chat_events.settings import Settings
 from chat_events.store import cassandra_rows, cql
 from chat_events.store.cassandra import BUCKET_SIZE, CassandraStore, bucket
 from chat_events.store.cassandra_async import Requests, map_error, result_of
+from chat_events.store.cassandra_changes import CHANGES_STATEMENTS
 from chat_events.store.cassandra_driver import build_cluster
 from chat_events.store.cassandra_plan import buckets_down, buckets_up
 from chat_events.store.cassandra_settings import SETTINGS_STATEMENTS
 from chat_events.store.cassandra_sync import SYNC_STATEMENTS
 from chat_events.store.factory import open_store
+from chat_events.store.models import InboxEntry
 from tests.unit.fake_cql import Statement, check_type, parse
 
 DESIGN_TABLES = {
@@ -159,6 +161,7 @@ def _check_select(stmt: Statement, partition: tuple[str, ...], clustering: tuple
 
 def test_every_table_but_the_reserved_ones_is_used() -> None:
     statements = [*cassandra_rows.STATEMENTS.values(), *SYNC_STATEMENTS.values(), *SETTINGS_STATEMENTS.values()]
+    statements += CHANGES_STATEMENTS.values()
     used = {parse(text).table for text in statements}
     assert set(cql.tables()) - used == {"device_tokens", "calls"}
 
@@ -184,6 +187,32 @@ def test_row_values_bind_without_nulls_and_map_back() -> None:
         assert cassandra_rows.message_from_row(row) == message
         assert cassandra_rows.origin_from_row(row) == origin  # none recorded: "" (no null), read as None
     assert cassandra_rows.origin_from_row({"origin_envelope_id": None}) is None  # a row older than the column
+    change = dataclasses.replace(
+        message, kind="edit", relates_to="m0", reply_to="m0", edited_at_ms=7, changed_seq=1235, mentions=("b",)
+    )
+    values = cassandra_rows.message_values(change)
+    assert all(check_type(types[c], v) for c, v in zip(columns, values, strict=True))
+    assert cassandra_rows.message_from_row(dict(zip(columns, values, strict=True))) == change
+    old_row = dict(zip(columns, cassandra_rows.message_values(message), strict=True))
+    old_row.update(kind=None, relates_to=None, reply_to=None, edited_at_ms=None, changed_seq=None)
+    assert cassandra_rows.message_from_row(old_row) == message  # a row older than the v7 columns
+    entry = InboxEntry(
+        user_id="b",
+        user_seq=1,
+        message_id="m1",
+        conversation_id="c",
+        conversation_seq=1,
+        sender_id="a",
+        created_at_ms=1,
+    )
+    inbox_rows = []
+    for name, values in cassandra_rows.inbox_writes(entry):  # the three tables of an entry
+        stmt = parse(cassandra_rows.STATEMENTS[name])
+        inbox_rows.append(dict(zip(stmt.columns, values, strict=True)))
+        assert inbox_rows[-1]["counted"] is True and check_type(cql.tables()[stmt.table].columns["counted"], True)
+    assert cassandra_rows.inbox_from_row(inbox_rows[0]) == entry
+    assert cassandra_rows.inbox_from_row({**inbox_rows[0], "counted": None}).counted  # older than the column
+    assert not cassandra_rows.inbox_from_row({**inbox_rows[0], "counted": False}).counted
 
 
 def test_added_columns_are_in_the_schema_file_and_added_by_alter() -> None:
@@ -198,6 +227,14 @@ def test_added_columns_are_in_the_schema_file_and_added_by_alter() -> None:
         "ALTER TABLE inbox ADD mentioned boolean",
         "ALTER TABLE inbox_by_message ADD mentioned boolean",
         "ALTER TABLE inbox_by_conversation ADD mentioned boolean",
+        "ALTER TABLE messages ADD kind text",
+        "ALTER TABLE messages ADD relates_to text",
+        "ALTER TABLE messages ADD reply_to text",
+        "ALTER TABLE messages ADD edited_at_ms bigint",
+        "ALTER TABLE messages ADD changed_seq bigint",
+        "ALTER TABLE inbox ADD counted boolean",
+        "ALTER TABLE inbox_by_message ADD counted boolean",
+        "ALTER TABLE inbox_by_conversation ADD counted boolean",
     ]
     assert cql.column_exists_error(InvalidRequest("Column with name 'origin_envelope_id' already exists"))
     assert cql.column_exists_error(InvalidRequest("Invalid column name x because it conflicts with an existing column"))
