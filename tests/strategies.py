@@ -79,17 +79,37 @@ edge_ids = st.from_regex(r"[a-z0-9][a-z0-9._-]{0,63}", fullmatch=True)
 topic_names = st.from_regex(r"[A-Za-z0-9._-]{1,60}", fullmatch=True)
 
 
+TYPED_PAYLOADS = {
+    "face": ['{"face_id":"thumbs_up"}', '{"face_id":7,"url":"https://cdn.example/f/7.png"}'],
+    "voice": ['{"url":"https://cdn.example/v.ogg","duration":3.5}'],
+    "image": ['{"url":"https://cdn.example/i.jpg","width":640,"height":480,"size":51200}'],
+    "file": ['{"url":"https://cdn.example/r.pdf","name":"report.pdf","size":0}'],
+    "location": ['{"lat":52.52,"lon":13.405,"name":"Berlin"}', '{"lat":-90,"lon":180}'],
+    "command": ['{"code":1001}', '{"code":1002,"data":{"x":[1,2]}}'],
+}
+"""Valid payloads of the object message types (chat_events/events/content.py)."""
+
+
+@st.composite
+def typed_payloads(draw: st.DrawFn, message_type: str) -> str:
+    """A payload valid for ``message_type``: text (and custom) not blank, the others their JSON."""
+    if message_type in TYPED_PAYLOADS:
+        return draw(st.sampled_from(TYPED_PAYLOADS[message_type]))
+    return draw(st.text(min_size=1, max_size=300).filter(str.strip))
+
+
 @st.composite
 def personal_chat_sent(draw: st.DrawFn) -> PersonalChatSent:
     target_type = draw(st.sampled_from(["user", "group"]))
+    message_type = draw(st.sampled_from(sorted(MESSAGE_TYPES)))
     event = PersonalChatSent(
         message_id=draw(uuids),
         sender_id=draw(ids),
         target_id=draw(ids),
-        payload=draw(st.text(min_size=1, max_size=300)),
+        payload=draw(typed_payloads(message_type)),
         target_type=target_type,
         target_members=tuple(draw(st.lists(ids, max_size=5))),
-        message_type=draw(st.sampled_from(sorted(MESSAGE_TYPES))),
+        message_type=message_type,
         client_msg_id=draw(st.none() | st.text(min_size=1, max_size=40)),
         mentions=tuple(draw(st.lists(ids, max_size=3))),
         reply_to=draw(st.none() | uuids),

@@ -26,8 +26,10 @@ from typing import Any, Literal
 
 import orjson
 
+from chat_events.events.content import ContentError, canonical_content
+from chat_events.events.content import nested_deeper as nested_deeper
 from chat_events.events.types import MESSAGE_TYPES
-from chat_events.events.validation import ID_PATTERN, MAX_CLIENT_MSG_ID, MAX_MENTIONS
+from chat_events.events.validation import ID_PATTERN, MAX_CLIENT_MSG_ID, MAX_MENTIONS, UUID_PATTERN
 
 PROTOCOL_VERSION = 1
 
@@ -129,6 +131,8 @@ class Send:
     """The message body as text: a string as given, an object as compact JSON."""
     client_msg_id: str
     mentions: tuple[str, ...] = ()
+    reply_to: str | None = None
+    """The message (of the same conversation) this one answers."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,9 +220,6 @@ MAX_TOKEN = 4096
 DEFAULT_DEVICE_ID = "default"
 """The device of a header sign-in without ``X-Device-Id``."""
 ID_RULE = "must be 1-128 characters of letters, digits, '.', '_', '@', '-' (starting with a letter or digit)"
-MAX_CONTENT_DEPTH = 32
-"""Deepest nesting of an object ``content`` (the object itself is level 1): deeper structures
-are refused before they are serialised (orjson.dumps stops at 254 levels, with an error)."""
 
 
 def parse_frame(text: str | bytes, *, max_payload_bytes: int) -> Frame:
@@ -334,21 +335,6 @@ def _choice(data: dict[str, Any], field: str, allowed: frozenset[str], *, defaul
     return value
 
 
-def nested_deeper(value: Any, limit: int) -> bool:
-    """Whether JSON ``value`` nests objects/arrays more than ``limit`` levels deep (a scalar is
-    level 0, ``{}`` level 1). Iterative, so any depth is measured without recursing."""
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
-        if children is None:
-            continue
-        if depth > limit:
-            return True
-        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
-    return False
-
-
 def _type_name(value: Any) -> str:
     return {dict: "object", list: "array", str: "string", bool: "boolean", int: "integer", float: "number"}.get(
         type(value), type(value).__name__
@@ -395,18 +381,10 @@ def _send(data: dict[str, Any], max_payload_bytes: int) -> Send:
     target_type = _choice(data, "target_type", _TARGETS)
     target_id = _id(data, "target_id")
     message_type = _choice(data, "message_type", MESSAGE_TYPES, default="text")
-    content = data.get("content")
-    if isinstance(content, str):
-        text = content
-    elif isinstance(content, dict) and message_type != "text":
-        if nested_deeper(content, MAX_CONTENT_DEPTH):
-            raise _Invalid("content", f"nested deeper than {MAX_CONTENT_DEPTH} levels")
-        text = orjson.dumps(content).decode()
-    else:
-        wanted = "a string" if message_type == "text" else "a string or an object"
-        raise _Invalid("content", f"must be {wanted}, got {_type_name(content)}")
-    if not text.strip():
-        raise _Invalid("content", "must not be empty")
+    try:  # typed per message_type: chat_events/events/content.py
+        text = canonical_content(message_type, data.get("content"))
+    except ContentError as exc:
+        raise _Invalid(exc.field, exc.reason) from None
     if len(text.encode()) > max_payload_bytes:
         raise _Invalid("content", f"larger than {max_payload_bytes} bytes", too_large=True)
     client_msg_id = _str(data, "client_msg_id", max_len=MAX_CLIENT_MSG_ID)
@@ -417,7 +395,10 @@ def _send(data: dict[str, Any], max_payload_bytes: int) -> Send:
     if len(mentions_raw) > MAX_MENTIONS:
         raise _Invalid("mentions", f"more than {MAX_MENTIONS} user ids")
     mentions = tuple(_id({"mentions": m}, "mentions") for m in mentions_raw)
-    return Send(target_type, target_id, message_type, text, client_msg_id, mentions)  # type: ignore[arg-type]
+    reply_to = _str(data, "reply_to", max_len=36, required=False)
+    if reply_to is not None and not UUID_PATTERN.fullmatch(reply_to):
+        raise _Invalid("reply_to", "must be a message id (a UUID as in the message push)")
+    return Send(target_type, target_id, message_type, text, client_msg_id, mentions, reply_to)  # type: ignore[arg-type]
 
 
 def _ack(data: dict[str, Any], _: int) -> Ack:
@@ -481,6 +462,7 @@ def _settings(data: dict[str, Any], _: int) -> SetSettings:
 
 
 from chat_events.api import block_frames as _block_frames  # noqa: E402 - it uses the field parsers above
+from chat_events.api import message_change_frames as _change_frames  # noqa: E402 - the same
 
 _PARSERS: dict[str, Any] = {
     "sign_in": _sign_in,
@@ -496,6 +478,10 @@ _PARSERS: dict[str, Any] = {
     "settings": _settings,
     "block": lambda data, limit: _block_frames.parse_block(data, limit),
     "unblock": lambda data, limit: _block_frames.parse_unblock(data, limit),
+    "edit": lambda data, limit: _change_frames.parse_edit(data, limit),
+    "recall": lambda data, limit: _change_frames.parse_recall(data, limit),
+    "delete": lambda data, limit: _change_frames.parse_delete(data, limit),
+    "react": lambda data, limit: _change_frames.parse_react(data, limit),
 }
 INPUT_TYPES = frozenset(_PARSERS)
 OUTPUT_ONLY_TYPES = frozenset({"message", "room_message", "typing", "kicked", "error", "conversation", "receipt"})

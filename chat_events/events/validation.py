@@ -13,6 +13,7 @@ from typing import Any
 
 from chat_events.edges import EDGE_ID_PATTERN
 from chat_events.errors import EventValidationError
+from chat_events.events.content import ContentError, check_payload
 from chat_events.events.group_events import GroupDissolved, GroupMemberMuted, GroupMemberRoleSet, GroupUpdated
 from chat_events.events.message_events import MessageDeleted, MessageEdited, MessageReacted, MessageRecalled
 from chat_events.events.presence_events import PresenceSettingsSet
@@ -244,6 +245,10 @@ def _check_personal_chat_sent(path: str, event: PersonalChatSent, max_payload_by
             _fail(f"{path}.conversation_id", f"does not match the target (expected {conversation_id_of(event)!r})")
     if event.message_type not in MESSAGE_TYPES:
         _fail(f"{path}.message_type", f"must be one of {sorted(MESSAGE_TYPES)}, got {event.message_type!r}")
+    try:  # the payload is typed content, as the edge checks it
+        check_payload(event.message_type, event.payload)
+    except ContentError as exc:
+        _fail(f"{path}.payload{exc.field.removeprefix('content')}", exc.reason)
     if event.client_msg_id is not None:
         check_str(f"{path}.client_msg_id", event.client_msg_id, max_len=MAX_CLIENT_MSG_ID)
     check_id_list(f"{path}.mentions", event.mentions, max_items=MAX_MENTIONS)

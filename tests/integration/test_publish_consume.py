@@ -55,7 +55,7 @@ async def test_each_event_round_trips_through_the_broker(
                 sender_id="alice",
                 target_id="g-42",
                 target_type="group",
-                payload="hi all",
+                payload='{"url":"https://cdn.example/all.png","width":64,"height":64}',
                 target_members=["bob", "carol"],
                 message_type="image",
             ),

@@ -52,12 +52,13 @@ def test_structured_content_is_compact_json_for_non_text_types() -> None:
                 "target_type": "group",
                 "target_id": "g1",
                 "message_type": "image",
-                "content": {"url": "u", "width": 2},
+                "content": {"height": 1, "url": "https://cdn.example/u.png", "width": 2, "size": None},
                 "client_msg_id": "n",
             },
         }
     )
-    assert isinstance(send, Send) and send.content == '{"url":"u","width":2}'
+    assert isinstance(send, Send)  # the fields in their documented order, null optionals dropped
+    assert send.content == '{"url":"https://cdn.example/u.png","width":2,"height":1}'
 
 
 @pytest.mark.parametrize(
