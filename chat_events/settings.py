@@ -96,6 +96,16 @@ class Settings(BaseSettings):
     max_payload_bytes: int = Field(
         default=32 * 1024, ge=1, description="Largest message body (personalChatSent.payload)."
     )
+    edit_window_s: int = Field(
+        default=48 * 3600,
+        ge=0,
+        description="How long after sending its sender may edit a text message (Telegram's 48 hours).",
+    )
+    recall_window_s: int = Field(
+        default=48 * 3600,
+        ge=0,
+        description="How long after sending its sender may recall a message for everyone (about WhatsApp's 2 days).",
+    )
 
     # --- Local state ------------------------------------------------------------------------
     data_dir: Path = Field(default=Path(".chat-events"), description="Embedded store and broker state.")

@@ -45,9 +45,9 @@ from typing import Literal
 
 from chat_events.edges import EDGE_ID_PATTERN, validate_edge_id
 from chat_events.events.conversation_events import ConversationChanged, DeliveryReceiptDispatched, ReadReceiptDispatched
+from chat_events.events.conversations import conversation_id_of
 from chat_events.events.group_events import GROUP_ADMIN_EVENTS
 from chat_events.events.message_events import MESSAGE_CHANGE_EVENTS
-from chat_events.events.conversations import conversation_id_of
 from chat_events.events.types import (
     EdgeHeartbeat,
     Envelope,

@@ -326,8 +326,11 @@ client_msg_ids = st.text(min_size=1, max_size=40)
 
 
 @st.composite
-def message_changes(draw: st.DrawFn) -> MessageEdited | MessageRecalled | MessageDeleted | MessageReacted:
-    """One of the v7 change events, on a conversation, with distinct change and message ids."""
+def message_changes(
+    draw: st.DrawFn, kind: str | None = None
+) -> MessageEdited | MessageRecalled | MessageDeleted | MessageReacted:
+    """One of the v7 change events (``kind``: edit, recall, delete, react; any when None), on a
+    conversation, with distinct change and message ids."""
     change_id, message_id = draw(st.lists(uuids, min_size=2, max_size=2, unique=True))
     common = {
         "change_id": change_id,
@@ -336,7 +339,7 @@ def message_changes(draw: st.DrawFn) -> MessageEdited | MessageRecalled | Messag
         "message_id": message_id,
         "client_msg_id": draw(client_msg_ids),
     }
-    kind = draw(st.sampled_from(["edit", "recall", "delete", "react"]))
+    kind = kind or draw(st.sampled_from(["edit", "recall", "delete", "react"]))
     if kind == "edit":
         return MessageEdited(
             **common, payload=draw(st.text(min_size=1, max_size=100)), mentions=tuple(draw(st.lists(ids, max_size=3)))
@@ -394,7 +397,10 @@ events: st.SearchStrategy[Event] = st.one_of(
     read_receipt_dispatched,
     delivery_receipt_dispatched,
     read_receipts_set,
-    message_changes(),
+    message_changes("edit"),
+    message_changes("recall"),
+    message_changes("delete"),
+    message_changes("react"),
     group_updated,
     group_member_role_set,
     group_member_muted,

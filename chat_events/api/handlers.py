@@ -20,6 +20,8 @@ from chat_events.api.block_rules import BLOCKED_MESSAGE, direct_send_blocked
 from chat_events.api.connection import Connection
 from chat_events.api.conversation_frames import conversation_frame
 from chat_events.api.edge import EdgeNode
+from chat_events.api.message_change_frames import DeleteMessage, EditMessage, ReactToMessage, RecallMessage
+from chat_events.api.message_changes import change_frame
 from chat_events.api.protocol import (
     Ack,
     Code,
@@ -88,6 +90,9 @@ class FrameHandlers:
             return await self._subscribe(request, rid)
         if isinstance(request, Read | ConversationSet | ReadAll | SetSettings):
             return await conversation_frame(self.edge, self.conn, frame)
+        if isinstance(request, EditMessage | RecallMessage | DeleteMessage | ReactToMessage):
+            self._spawn(await change_frame(self.edge, self.conn, frame))  # checked and enqueued in frame order
+            return None
         if isinstance(request, Block | Unblock):  # answered by the task once the store shows it
             self._spawn(block_frame(self.edge, self.conn, frame))
             return None
@@ -145,6 +150,16 @@ class FrameHandlers:
         if self._recent is not None and send.client_msg_id in self._recent:
             self._spawn(self._answer_duplicate(message_id, conversation_id, send, rid))
             return
+        if send.reply_to is not None:  # answers a stored message of this conversation, or is refused
+            answered = await edge.store.get_message(send.reply_to)
+            if answered is None or answered.conversation_id != conversation_id:
+                raise ProtocolError(
+                    Code.INVALID_FIELD,
+                    "reply_to: no such message in this conversation",
+                    data={"field": "reply_to"},
+                    frame_type="send",
+                    request_id=rid,
+                )
         event = PersonalChatSent(
             message_id=message_id,
             sender_id=conn.user_id,
@@ -155,6 +170,7 @@ class FrameHandlers:
             message_type=send.message_type,
             client_msg_id=send.client_msg_id,
             mentions=send.mentions,
+            reply_to=send.reply_to,
         )
         envelope = new_envelope(event, user_id=conn.user_id, session_id=conn.session_id, client_id=conn.device_id)
         try:
@@ -278,7 +294,9 @@ class FrameHandlers:
                 request_id=rid,
             )
         blocks = await edge.store.blocks_by(conn.user_id)
-        data = await room_page(edge.store, request.room_id, request.seq, request.limit, blocks=blocks)
+        data = await room_page(
+            edge.store, request.room_id, request.seq, request.limit, blocks=blocks, reader_id=conn.user_id
+        )
         edge.registry.join_room(conn, request.room_id, int(data["last_seq"]))
         return output_frame("subscribe_room", request_id=rid, data=data)
 

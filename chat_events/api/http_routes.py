@@ -29,9 +29,9 @@ from chat_events.api.authz import (
 from chat_events.api.block_rules import hide_blocked
 from chat_events.api.edge import EdgeNode
 from chat_events.api.history import NEWEST, After, Problem, Range, range_body, select_page
+from chat_events.api.message_render import render
 from chat_events.api.protocol import Code
 from chat_events.api.tokens import TokenError, issue_token, verify_token
-from chat_events.api.views import message_view
 from chat_events.errors import ChatEventsError
 from chat_events.events.factory import new_envelope
 from chat_events.events.types import GroupCreated, GroupMemberJoined, GroupMemberLeft
@@ -223,10 +223,10 @@ async def history(
     blocks = await edge.store.blocks_by(user)  # messages of users I block, since the block: hidden
     if isinstance(selection, Range):
         ranged = await edge.store.conversation_range(conversation_id, selection.from_seq, selection.to_seq, limit)
-        return hide_blocked(range_body([message_view(m) for m in ranged.items], ranged.has_more), blocks)
+        return hide_blocked(range_body(await render(edge.store, user, ranged.items), ranged.has_more), blocks)
     after, before = (selection.seq, None) if isinstance(selection, After) else (None, selection.seq)
     page = await edge.store.conversation_messages(conversation_id, after_seq=after, before_seq=before, limit=limit)
-    return hide_blocked({"messages": [message_view(m) for m in page.items], "has_more": page.has_more}, blocks)
+    return hide_blocked({"messages": await render(edge.store, user, page.items), "has_more": page.has_more}, blocks)
 
 
 # --- helpers -------------------------------------------------------------------------------

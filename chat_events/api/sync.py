@@ -14,8 +14,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from chat_events.api.block_rules import visible_views
+from chat_events.api.message_render import render
 from chat_events.api.protocol import Code, ProtocolError
-from chat_events.api.views import delivery_view, message_view
+from chat_events.api.views import message_view
+from chat_events.events.types import ChatMessage
 from chat_events.store.models import InboxEntry
 from chat_events.store.port import MessageStore
 
@@ -55,28 +57,36 @@ async def sync_page(
     has_more = page.has_more or count < len(entries)
     entries = entries[:count]
     messages = await store.find_messages(e.message_id for e in entries)
-    items: list[dict[str, Any]] = []
+    found: list[tuple[InboxEntry, ChatMessage]] = []
     for entry in entries:
         message = messages.get(entry.message_id)
         if message is None:  # the inbox names a message the store lost
-            if not items:
+            if not found:
                 raise _not_recoverable(Gap(entry.user_seq, entry.user_seq, entry.user_seq), frame_type, request_id)
             has_more = True
             break
-        items.append(delivery_view(entry.user_seq, message))
+        found.append((entry, message))
+    views = await render(store, user_id, [message for _, message in found])
+    items = [{"user_seq": entry.user_seq, "message": view} for (entry, _), view in zip(found, views, strict=True)]
     last_seq = items[-1]["user_seq"] if items else after_seq
     return {"messages": items, "has_more": has_more, "last_seq": last_seq}
 
 
 async def room_page(
-    store: MessageStore, room_id: str, after_seq: int, limit: int, *, blocks: Mapping[str, int] | None = None
+    store: MessageStore,
+    room_id: str,
+    after_seq: int,
+    limit: int,
+    *,
+    blocks: Mapping[str, int] | None = None,
+    reader_id: str | None = None,
 ) -> dict[str, Any]:
     """A read-fan-out room's messages after a conversation seq (gaps are the client's to see:
     conversation seqs are dense too, but a room has no per-user inbox to vouch for them).
     ``blocks``: the reader's blocks; their messages since the block are left out, ``last_seq``
     still counts them."""
     page = await store.conversation_messages(room_id, after_seq=after_seq, limit=limit)
-    items = [message_view(m) for m in page.items]
+    items = await render(store, reader_id, page.items) if reader_id else [message_view(m) for m in page.items]
     last_seq = items[-1]["seq"] if items else after_seq
     shown = visible_views(items, blocks) if blocks else items
     return {"room_id": room_id, "messages": shown, "has_more": page.has_more, "last_seq": last_seq}

@@ -4,7 +4,12 @@ A message on the wire::
 
     {"message_id": "…", "conversation_id": "dm:alice:bob", "seq": 12, "sender_id": "alice",
      "target_type": "user", "target_id": "bob", "message_type": "text", "content": "hi",
-     "client_msg_id": "…", "mentions": [], "sent_at_ms": 1700000000000, "status": "normal"}
+     "client_msg_id": "…", "mentions": [], "sent_at_ms": 1700000000000, "status": "normal",
+     "kind": "message", "relates_to": null, "reply_to": null, "edited_at_ms": 0, "changed_seq": 0}
+
+A change entry (``kind`` edit, recall, delete, delete_for_me, reaction_add, reaction_remove)
+names the message it changes in ``relates_to``; see :mod:`chat_events.api.message_render` for
+how stored messages are shown to one reader (edits, recalls, reactions, deleted for me).
 
 ``seq`` is the per-conversation seq (identical for every member); a delivery to a user also
 carries that user's own ``user_seq`` (dense per user: what ``sync`` and ``ack`` count).
@@ -32,6 +37,11 @@ def message_view(message: ChatMessage) -> dict[str, Any]:
         "mentions": list(message.mentions),
         "sent_at_ms": message.sent_at_ms,
         "status": message.status,
+        "kind": message.kind,
+        "relates_to": message.relates_to,
+        "reply_to": message.reply_to,
+        "edited_at_ms": message.edited_at_ms,
+        "changed_seq": message.changed_seq,
     }
 
 

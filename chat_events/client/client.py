@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 
 from chat_events.api.protocol import SYNC_PAGE_DEFAULT, Close, Code
 from chat_events.client.acks import AckCoalescer
+from chat_events.client.changes import MessageChanges
 from chat_events.client.connection import Connection
 from chat_events.client.conversations import ConversationFeed
 from chat_events.client.delivery import DeliveryQueue
@@ -57,7 +58,7 @@ FINAL_CLOSE_CODES = frozenset(
 _RECONNECT_MAX_DELAY_S = 5.0
 
 
-class ChatClient:
+class ChatClient(MessageChanges):
     """A WebSocket chat client. ``url`` is the edge's ``http://host:port`` or ``ws://host:port/ws``.
 
     ``last_seq`` is the highest per-user seq this device already has (persist :attr:`last_seq`
@@ -271,6 +272,7 @@ class ChatClient:
         message_type: str = "text",
         client_msg_id: str | None = None,
         mentions: Sequence[str] = (),
+        reply_to: str | None = None,
         timeout: float = 10.0,  # noqa: ASYNC109 - per attempt, not overall
         retries: int = 3,
         wait_on_rate_limit: bool = False,
@@ -292,6 +294,8 @@ class ChatClient:
         }
         if mentions:
             data["mentions"] = list(mentions)
+        if reply_to is not None:
+            data["reply_to"] = reply_to
         retries_done = 0
         while True:
             try:

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from chat_events.codec.avro import AvroEnvelopeCodec
+from chat_events.events.change_rules import ChangeWindows
 from chat_events.kafka.connection import KafkaTarget, consumer_options
 from chat_events.kafka.idle_pacer import build_consumer
 from chat_events.producers.kafka_producer import build_producer
@@ -109,7 +110,12 @@ def build_stages(settings: Settings, store: MessageStore) -> Stages:
         return catalog.resolve(spec).name
 
     return Stages(
-        persist=PersistStage(store, stored_topic=name(MESSAGE_STORED), max_payload_bytes=settings.max_payload_bytes),
+        persist=PersistStage(
+            store,
+            stored_topic=name(MESSAGE_STORED),
+            max_payload_bytes=settings.max_payload_bytes,
+            windows=ChangeWindows(edit_ms=settings.edit_window_s * 1000, recall_ms=settings.recall_window_s * 1000),
+        ),
         fanout=FanoutStage(
             store,
             inbox_topic=name(INBOX),

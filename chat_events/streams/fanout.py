@@ -45,7 +45,7 @@ class FanoutStage:
         result = StageResult()
         for item, message in messages:
             group = members.get(message.target_id, frozenset()) if message.target_type == "group" else frozenset()
-            if not may_post(message.sender_id, target_type=message.target_type, group_members=group):
+            if not may_post(message.sender_id, target_type=message.target_type, group_members=group, kind=message.kind):
                 reason = f"{message.sender_id} is not a member of group {message.target_id}"
                 result.rejects.append(Reject(item.record, "not_a_member", reason))
                 continue
@@ -55,6 +55,7 @@ class FanoutStage:
                 target_id=message.target_id,
                 group_members=group,
                 blockers_of_sender=blockers.get(message.sender_id, frozenset()),
+                kind=message.kind,
             )
             plan = plan_fanout(recipients, target_type=message.target_type, write_max_members=self._write_max_members)
             if plan.mode == "read":

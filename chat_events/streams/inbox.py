@@ -147,7 +147,7 @@ class InboxStage:
                 dispatch.setdefault((id(item), edge_id), []).append((item, event, entry.user_seq))
             conversation = conversations.get((entry.user_id, entry.conversation_id))
             muted = conversation.muted if conversation else False
-            if wants_push(
+            if entry.counted and wants_push(
                 recipient_id=event.recipient_id,
                 sender_id=event.message.sender_id,
                 online_sessions=len(edges),
@@ -225,6 +225,7 @@ def _fanned_out(item: Incoming) -> list[_Fanned]:
 
 def _entry(event: _Fanned, user_seq: int, now_ms: int) -> InboxEntry:
     message: ChatMessage = event.message
+    counted = message.kind == "message"  # change entries and system messages raise no badge
     return InboxEntry(
         user_id=event.recipient_id,
         user_seq=user_seq,
@@ -233,5 +234,6 @@ def _entry(event: _Fanned, user_seq: int, now_ms: int) -> InboxEntry:
         conversation_seq=message.seq,
         sender_id=message.sender_id,
         created_at_ms=now_ms,
-        mentioned=event.recipient_id in message.mentions and event.recipient_id != message.sender_id,
+        mentioned=counted and event.recipient_id in message.mentions and event.recipient_id != message.sender_id,
+        counted=counted,
     )

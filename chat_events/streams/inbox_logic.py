@@ -18,7 +18,13 @@ def fold_conversation(state: ConversationState | None, entry: InboxEntry, *, ver
     mentions the user also raises ``unread_mentions`` (the "@ me" badge). Any new message
     shows a removed (hidden) conversation again. ``version``: the row's new version (see
     :func:`chat_events.streams.conversation_logic.next_version`).
+
+    An entry that does not count (``counted`` false: a change entry or a system message) moves
+    ``last_seq`` and ``last_user_seq`` only (so a read up to it covers it): no badge, no new last
+    message or activity time, and a removed conversation stays removed.
     """
+    if not entry.counted:
+        return _fold_uncounted(state, entry, version=version)
     own = entry.sender_id == entry.user_id
     if state is None:
         state = ConversationState(
@@ -48,6 +54,26 @@ def fold_conversation(state: ConversationState | None, entry: InboxEntry, *, ver
         hidden=False,
         version=max(state.version, version),
         unread_mentions=mentions,
+    )
+
+
+def _fold_uncounted(state: ConversationState | None, entry: InboxEntry, *, version: int) -> ConversationState:
+    if state is None:  # a first entry that does not count (a system message: "alice added you")
+        return ConversationState(
+            user_id=entry.user_id,
+            conversation_id=entry.conversation_id,
+            last_message_id=entry.message_id,
+            last_seq=entry.conversation_seq,
+            last_user_seq=entry.user_seq,
+            last_activity_ms=entry.created_at_ms,
+            read_seq=0,
+            version=version,
+        )
+    return replace(
+        state,
+        last_seq=max(state.last_seq, entry.conversation_seq),
+        last_user_seq=max(state.last_user_seq, entry.user_seq),
+        version=max(state.version, version),
     )
 
 

@@ -25,6 +25,7 @@ def recipients_of(
     target_id: str,
     group_members: Iterable[str],
     blockers_of_sender: Iterable[str],
+    kind: str = "message",
 ) -> tuple[str, ...]:
     """The users whose inboxes get the message, sender first, then sorted.
 
@@ -32,7 +33,13 @@ def recipients_of(
       are a client's claim and never widen the audience.
     * Users who blocked the sender are removed (the sender's own copy stays).
     * The sender is always included, so their other devices receive what they sent.
+    * ``kind``: a ``delete_for_me`` entry reaches only its sender; a ``system`` message (a group
+      change) reaches every member, blocks or not.
     """
+    if kind == "delete_for_me":
+        return (sender_id,)
+    if kind == "system":
+        blockers_of_sender = ()
     others = {target_id} if target_type == "user" else set(group_members)
     others -= set(blockers_of_sender)
     others.discard(sender_id)
@@ -46,6 +53,8 @@ def plan_fanout(recipients: tuple[str, ...], *, target_type: str, write_max_memb
     return FanoutPlan("write", recipients)
 
 
-def may_post(sender_id: str, *, target_type: str, group_members: frozenset[str]) -> bool:
-    """Only members post in a group (1:1 is always allowed; blocks are applied per recipient)."""
-    return target_type != "group" or sender_id in group_members
+def may_post(sender_id: str, *, target_type: str, group_members: frozenset[str], kind: str = "message") -> bool:
+    """Only members post in a group (1:1 is always allowed; blocks are applied per recipient).
+    A system message is the workers' (its sender may just have left), and anyone may still hide
+    a message from their own view (``delete_for_me``)."""
+    return target_type != "group" or sender_id in group_members or kind in ("system", "delete_for_me")

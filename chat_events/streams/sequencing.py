@@ -43,6 +43,11 @@ class SeqCounters:
         self._pending[key] = current + 1
         return current + 1
 
+    def peek(self, key: str) -> int:
+        """The seq :meth:`allocate` would hand out next for ``key`` (allocating nothing)."""
+        current = self._pending.get(key)
+        return (self._committed[key] if current is None else current) + 1
+
     def commit(self) -> None:
         """Make every allocation since the last commit permanent (the store has them)."""
         self._committed.update(self._pending)

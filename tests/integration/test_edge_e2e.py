@@ -7,6 +7,7 @@ One worker and two edges (A, B) serve the module; each test uses its own users.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -64,8 +65,15 @@ def edge_settings(kafka_target: KafkaTarget, tmp: Path, **overrides: object) -> 
 
 @pytest.fixture(scope="module")
 async def system(kafka_target: KafkaTarget, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[System]:
-    tmp = tmp_path_factory.mktemp("edge")
-    settings = edge_settings(kafka_target, tmp)
+    async with running_system(kafka_target, tmp_path_factory.mktemp("edge")) as started:
+        yield started
+
+
+@contextlib.asynccontextmanager
+async def running_system(kafka_target: KafkaTarget, tmp: Path, **overrides: object) -> AsyncIterator[System]:
+    """A worker and two edges (``a``, ``b``) with :func:`edge_settings` (plus ``overrides``), for
+    a module's fixture."""
+    settings = edge_settings(kafka_target, tmp, **overrides)
     await ensure_topics(settings, kafka_target)
     worker = WorkerProcess(settings, tmp / "worker.log")
     a = EdgeProcess(settings, tmp / "edge-a.log", name="edge-a")
