@@ -43,7 +43,27 @@ def format_message(message: dict[str, Any]) -> str:
     body = str(message.get("content", ""))
     if kind != "text":
         body = f"<{kind}> {body}"
-    return f"[{when}] {message.get('sender_id', '?')}: {body}"
+    sender = message.get("sender_id", "?")
+    change = _CHANGES.get(str(message.get("kind", "message")))
+    if change is not None:  # a change entry (docs/protocol.md#changing-messages)
+        return f"[{when}] * {sender} {change.format(body=body)}"
+    if message.get("kind") == "system":
+        return f"[{when}] * {body}"
+    if message.get("status") in ("recalled", "deleted"):
+        body = f"<message {message['status']}>"
+    elif message.get("status") == "edited":
+        body = f"{body} (edited)"
+    return f"[{when}] {sender}: {body}"
+
+
+_CHANGES = {
+    "edit": "edited a message: {body}",
+    "recall": "recalled a message",
+    "delete": "deleted a message",
+    "delete_for_me": "deleted a message for themselves",
+    "reaction_add": "reacted {body}",
+    "reaction_remove": "took back a reaction {body}",
+}
 
 
 def code_label(code: int | None) -> str:

@@ -28,6 +28,11 @@ def test_format_message() -> None:
     assert format_message(text) == "[07:08:09] bob: hi"
     image = {**text, "message_type": "image", "content": '{"url":"x"}'}
     assert format_message(image) == '[07:08:09] bob: <image> {"url":"x"}'
+    assert format_message({**text, "status": "edited"}) == "[07:08:09] bob: hi (edited)"
+    assert format_message({**text, "status": "recalled", "content": ""}) == "[07:08:09] bob: <message recalled>"
+    assert format_message({**text, "kind": "edit", "content": "hey"}) == "[07:08:09] * bob edited a message: hey"
+    assert format_message({**text, "kind": "reaction_add", "content": "+1"}) == "[07:08:09] * bob reacted +1"
+    assert format_message({**text, "kind": "system", "content": '{"event":"x"}'}) == '[07:08:09] * {"event":"x"}'
 
 
 def test_the_command_is_registered() -> None:
