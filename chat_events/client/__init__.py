@@ -11,6 +11,7 @@ The protocol is described in ``docs/protocol.md``; this package imports only its
 
 from chat_events.client.client import ChatClient
 from chat_events.client.connection import Connection
+from chat_events.client.content import Command, Custom, Face, File, Image, Location, TypedContent, Voice
 from chat_events.client.errors import ChatClientError, ChatError, ConnectionLost, GapNotRecoverable
 from chat_events.client.http import DevToken, Group, HistoryPage, HttpApi
 from chat_events.client.inbox import Inbox, Verdict, classify
@@ -31,24 +32,32 @@ __all__ = [
     "ChatClient",
     "ChatClientError",
     "ChatError",
+    "Command",
     "Connection",
     "ConnectionEvent",
     "ConnectionLost",
     "ConnectionState",
+    "Custom",
     "Delivery",
     "DevToken",
+    "Face",
+    "File",
     "GapNotRecoverable",
     "Group",
     "HistoryPage",
     "HttpApi",
+    "Image",
     "Inbox",
+    "Location",
     "RoomMessage",
     "RoomPage",
     "SendResult",
     "SignInInfo",
     "SyncPage",
+    "TypedContent",
     "TypingEvent",
     "Verdict",
+    "Voice",
     "classify",
     "http_url",
     "ws_url",

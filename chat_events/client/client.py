@@ -25,6 +25,7 @@ from chat_events.api.protocol import SYNC_PAGE_DEFAULT, Close, Code
 from chat_events.client.acks import AckCoalescer
 from chat_events.client.changes import MessageChanges
 from chat_events.client.connection import Connection
+from chat_events.client.content import TypedContent, outgoing
 from chat_events.client.conversations import ConversationFeed
 from chat_events.client.delivery import DeliveryQueue
 from chat_events.client.errors import ChatClientError, ChatError, ConnectionLost, GapNotRecoverable
@@ -267,9 +268,9 @@ class ChatClient(MessageChanges):
         self,
         target_type: TargetType,
         target_id: str,
-        content: str | dict[str, Any],
+        content: str | dict[str, Any] | TypedContent,
         *,
-        message_type: str = "text",
+        message_type: str | None = None,
         client_msg_id: str | None = None,
         mentions: Sequence[str] = (),
         reply_to: str | None = None,
@@ -283,13 +284,18 @@ class ChatClient(MessageChanges):
         connection (reconnecting). RATE_LIMITED raises (see ``retry_after_ms``) unless
         ``wait_on_rate_limit``, which waits ``retry_after_ms`` and counts as a retry. Any other
         refusal raises :class:`ChatError` with the server's code.
+
+        ``content`` is text, or typed content (:mod:`chat_events.client.content`: ``Image(...)``,
+        ``Location(...)``, ...), whose type is the ``message_type``; a plain object or string
+        goes as ``message_type`` (default ``text``).
         """
         nonce = client_msg_id or str(uuid.uuid4())
+        kind, body = outgoing(content, message_type)
         data: dict[str, Any] = {
             "target_type": target_type,
             "target_id": target_id,
-            "message_type": message_type,
-            "content": content,
+            "message_type": kind,
+            "content": body,
             "client_msg_id": nonce,
         }
         if mentions:

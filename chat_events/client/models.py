@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from chat_events.client.content import TypedContent, decode_content, typed_content
+
 TargetType = Literal["user", "group"]
 TypingState = Literal["start", "stop"]
 
@@ -97,6 +99,16 @@ class Delivery:
     @property
     def content(self) -> str:
         return str(self.message.get("content", ""))
+
+    @property
+    def body(self) -> str | dict[str, Any]:
+        """The content as sent: an object for the object message types, else the string."""
+        return decode_content(str(self.message.get("message_type", "text")), self.content)
+
+    @property
+    def typed(self) -> TypedContent | str:
+        """The content as its value type (:class:`~chat_events.client.content.Image`, ...), text as a string."""
+        return typed_content(self.message)
 
 
 @dataclass(frozen=True, slots=True)
