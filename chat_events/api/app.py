@@ -27,6 +27,7 @@ from chat_events.api.http_errors import install_error_handlers
 from chat_events.api.http_routes import ApiError, api_error_response, router
 from chat_events.api.message_routes import router as message_router
 from chat_events.api.origins import origin_allowed, parse_origins
+from chat_events.api.presence_routes import router as presence_router
 from chat_events.api.protocol import Close
 from chat_events.api.ws_session import WsSession
 from chat_events.settings import Settings
@@ -87,6 +88,7 @@ def create_app(settings: Settings, *, edge: EdgeNode | None = None) -> EdgeApp:
     app.include_router(router)
     app.include_router(conversation_router)
     app.include_router(block_router)
+    app.include_router(presence_router)
     app.include_router(message_router)
     app.add_exception_handler(ApiError, api_error_response)
     install_error_handlers(app)  # routing, parsing and validation errors: {"code", "message"} too

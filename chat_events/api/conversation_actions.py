@@ -118,6 +118,23 @@ async def set_read_receipts(edge: EdgeNode, user_id: str, enabled: bool) -> None
     await _publish(edge, new_envelope(ReadReceiptsSet(enabled=enabled, set_at_ms=_now_ms()), user_id=user_id))
 
 
+async def set_settings(
+    edge: EdgeNode, user_id: str, read_receipts: bool | None, show_last_seen: bool | None
+) -> dict[str, bool]:
+    """The ``settings`` frame and ``PUT /v1/settings``: publish each setting given (None: as it
+    is); the answer names those."""
+    from chat_events.api.presence_actions import set_show_last_seen  # it imports this module
+
+    changed: dict[str, bool] = {}
+    if read_receipts is not None:
+        await set_read_receipts(edge, user_id, read_receipts)
+        changed["read_receipts"] = read_receipts
+    if show_last_seen is not None:
+        await set_show_last_seen(edge, user_id, show_last_seen)
+        changed["show_last_seen"] = show_last_seen
+    return changed
+
+
 async def _publish(edge: EdgeNode, envelope: Envelope) -> None:
     try:
         await edge.publisher.publish(envelope)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from chat_events.api.connection import Connection
-from chat_events.api.conversation_actions import ActionRefused, read, read_all, set_flags, set_read_receipts
+from chat_events.api.conversation_actions import ActionRefused, read, read_all, set_flags, set_settings
 from chat_events.api.edge import EdgeNode
 from chat_events.api.protocol import ConversationSet, Frame, ProtocolError, Read, ReadAll, SetSettings, output_frame
 from chat_events.api.registry import ConnectionRegistry
@@ -38,8 +38,7 @@ async def conversation_frame(edge: EdgeNode, conn: Connection, frame: Frame) -> 
             )
             data = {"conversation_ids": list(request.conversation_ids)}
         elif isinstance(request, SetSettings):
-            await set_read_receipts(edge, conn.user_id, request.read_receipts)
-            data = {"read_receipts": request.read_receipts}
+            data = await set_settings(edge, conn.user_id, request.read_receipts, request.show_last_seen)
         else:
             assert isinstance(request, ReadAll)
             await read_all(edge, conn.user_id)

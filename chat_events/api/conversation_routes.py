@@ -22,7 +22,7 @@ from chat_events.api.conversation_actions import (
     read,
     read_all,
     set_flags,
-    set_read_receipts,
+    set_settings,
 )
 from chat_events.api.conversation_list import BadCursor, changes_page, list_page, list_version, unread_counts
 from chat_events.api.edge import EdgeNode
@@ -49,7 +49,8 @@ class FlagsBody(BaseModel):
 
 
 class SettingsBody(BaseModel):
-    read_receipts: StrictBool = Field(description="Send read receipts to the other members.")
+    read_receipts: StrictBool | None = Field(default=None, description="Send read receipts to the other members.")
+    show_last_seen: StrictBool | None = Field(default=None, description="Others see when I was last online.")
 
 
 class IdsBody(BaseModel):
@@ -139,14 +140,19 @@ async def mark_all_read(user: CurrentUser, edge: Edge) -> dict[str, Any]:
 
 @router.get("/v1/settings")
 async def get_settings(user: CurrentUser, edge: Edge) -> dict[str, Any]:
-    return {"read_receipts": (await edge.store.read_receipts_enabled([user]))[user]}
+    return {
+        "read_receipts": (await edge.store.read_receipts_enabled([user]))[user],
+        "show_last_seen": (await edge.store.presence_of([user]))[user].show_last_seen,
+    }
 
 
 @router.put("/v1/settings", status_code=202)
 async def put_settings(body: SettingsBody, user: CurrentUser, edge: Edge) -> dict[str, Any]:
     """Applied by the workers shortly after (202): read ``GET /v1/settings`` for the stored value."""
-    await _act(set_read_receipts(edge, user, body.read_receipts))
-    return {"read_receipts": body.read_receipts, "status": "accepted"}
+    if body.read_receipts is None and body.show_last_seen is None:
+        raise ApiError(422, Code.INVALID_FIELD, "read_receipts: give read_receipts or show_last_seen (true or false)")
+    changed = await _act(set_settings(edge, user, body.read_receipts, body.show_last_seen))
+    return {**changed, "status": "accepted"}
 
 
 @router.get("/v1/conversations/{conversation_id}/read-by")

@@ -5,7 +5,8 @@ Lifecycle (run from the FastAPI lifespan):
 
 * start: create the topics (idempotent) and this edge's delivery topic ``chat.edge.<id>``,
   open the store and the publisher, start consuming the delivery topic (from its beginning: the
-  topic is new) and ``chat.room-messages`` (from its end: rooms are synced by seq on subscribe),
+  topic is new), ``chat.room-messages`` (from its end: rooms are synced by seq on subscribe) and
+  ``chat.presence`` (from its end: a presence subscription is answered with the current state),
   start heartbeating to every partition of ``chat.user-events``, and sweep for silent sockets.
 * stop: announce ``stopping`` in a last heartbeat, close every socket with 1001 (going away),
   publish a userDisconnected for each, then close the clients. The workers expire whatever a
@@ -31,6 +32,7 @@ from chat_events.api.block_rules import without_blockers
 from chat_events.api.connection import Connection
 from chat_events.api.idle import IdleSweep
 from chat_events.api.membership import MembershipCache
+from chat_events.api.presence_feed import PresenceFeed
 from chat_events.api.protocol import Close, Code, Typing, output_frame
 from chat_events.api.ratelimit import RateLimiter
 from chat_events.api.registry import ConnectionRegistry
@@ -49,6 +51,7 @@ from chat_events.events.types import (
     MessageDispatchedBatch,
     MessageStored,
     UserDisconnected,
+    UserPresenceChanged,
     UserTyping,
 )
 from chat_events.kafka.admin import ensure_topics
@@ -60,7 +63,7 @@ from chat_events.producers.publisher import EventPublisher
 from chat_events.settings import Settings
 from chat_events.store.factory import open_store
 from chat_events.store.port import MessageStore
-from chat_events.topics import INBOX, PERSONAL_CHAT, ROOM_MESSAGES, USER_EVENTS, TopicCatalog, TopicSpec
+from chat_events.topics import INBOX, PERSONAL_CHAT, PRESENCE, ROOM_MESSAGES, USER_EVENTS, TopicCatalog, TopicSpec
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +81,8 @@ class EdgeNode:
         self.edge_id = edge_id or new_edge_id(settings.edge_name)
         self.catalog = TopicCatalog(settings)
         self.registry = ConnectionRegistry(settings.max_connections_per_user)
+        self.presence = PresenceFeed()
+        """Which socket watches whose presence (``chat.presence`` pushes, :mod:`presence_feed`)."""
         self.idle_sweep = IdleSweep(settings.ws_heartbeat_s * 2)
         self.send_limits = RateLimiter(settings.send_rate_per_s, settings.send_burst)
         self.typing_limits = RateLimiter(max(1.0, settings.send_rate_per_s / 4), max(2, settings.send_burst // 4))
@@ -322,18 +327,18 @@ class EdgeNode:
         consumer = build_consumer(
             self.settings,
             self._target,
-            wake_on=[edge_topic, self.topic(ROOM_MESSAGES)],
+            wake_on=[edge_topic, self.topic(ROOM_MESSAGES), self.topic(PRESENCE)],
             **consumer_options(self.settings, self._target),
             enable_auto_commit=False,
             auto_offset_reset="earliest",
         )
         await consumer.start()
-        room_topic = self.topic(ROOM_MESSAGES)
+        room_topic, presence_topic = self.topic(ROOM_MESSAGES), self.topic(PRESENCE)
         tps: list[TopicPartition] = []
-        for topic in (edge_topic, room_topic):  # Apache Kafka lists a topic only once asked for all
+        for topic in (edge_topic, room_topic, presence_topic):  # Apache Kafka lists a topic only once asked for all
             tps.extend(await topic_partitions(consumer, topic, self._target, self.settings.kafka_connect_timeout_s))
         consumer.assign(tps)
-        room_tps = [tp for tp in tps if tp.topic == room_topic]
+        room_tps = [tp for tp in tps if tp.topic in (room_topic, presence_topic)]  # live only: from the end
         edge_tps = [tp for tp in tps if tp.topic == edge_topic]
         if edge_tps:
             await consumer.seek_to_beginning(*edge_tps)
@@ -355,6 +360,8 @@ class EdgeNode:
                         envelope = self.codec.decode(record.value)
                         if isinstance(envelope.payload, MessageStored):  # room pushes skip blockers
                             await self.blocker_cache.load(envelope.payload.message.sender_id)
+                        elif isinstance(envelope.payload, UserPresenceChanged) and envelope.user_id:
+                            await self.presence.load_blocks(self.store, self.blocker_cache, envelope.user_id)
                         self.deliver(envelope)
                     except Exception:
                         log.exception(
@@ -408,6 +415,8 @@ class EdgeNode:
         event = envelope.payload
         if isinstance(event, UserDisconnected):
             return self._kick(envelope, event)
+        if isinstance(event, UserPresenceChanged):
+            return self.presence.push(envelope.user_id, event) if envelope.user_id else 0
         if isinstance(event, ConversationChanged | ReadReceiptDispatched | DeliveryReceiptDispatched):
             from chat_events.api.conversation_frames import push_conversation_event  # it imports this module
 

@@ -195,9 +195,11 @@ class ReadAll:
 
 @dataclass(frozen=True, slots=True)
 class SetSettings:
-    """This user's settings: ``read_receipts`` (send read receipts to the other members)."""
+    """This user's settings: ``read_receipts`` (send read receipts to the other members),
+    ``show_last_seen`` (others see when the user was last online); None leaves one as it is."""
 
-    read_receipts: bool
+    read_receipts: bool | None
+    show_last_seen: bool | None = None
 
 
 Request = (
@@ -456,12 +458,14 @@ def _conversation_set(data: dict[str, Any], _: int) -> ConversationSet:
 
 def _settings(data: dict[str, Any], _: int) -> SetSettings:
     enabled = _optional_bool(data, "read_receipts")
-    if enabled is None:
-        raise _Invalid("read_receipts", "is required (true or false)")
-    return SetSettings(enabled)
+    show_last_seen = _optional_bool(data, "show_last_seen")
+    if enabled is None and show_last_seen is None:
+        raise _Invalid("read_receipts", "give read_receipts or show_last_seen (true or false)")
+    return SetSettings(enabled, show_last_seen)
 
 
 from chat_events.api import block_frames as _block_frames  # noqa: E402 - it uses the field parsers above
+from chat_events.api import presence_frames as _presence_frames  # noqa: E402 - likewise
 from chat_events.api import message_change_frames as _change_frames  # noqa: E402 - the same
 
 _PARSERS: dict[str, Any] = {
@@ -478,10 +482,14 @@ _PARSERS: dict[str, Any] = {
     "settings": _settings,
     "block": lambda data, limit: _block_frames.parse_block(data, limit),
     "unblock": lambda data, limit: _block_frames.parse_unblock(data, limit),
+    "presence_subscribe": lambda data, limit: _presence_frames.parse_presence_subscribe(data, limit),
+    "presence_unsubscribe": lambda data, limit: _presence_frames.parse_presence_unsubscribe(data, limit),
     "edit": lambda data, limit: _change_frames.parse_edit(data, limit),
     "recall": lambda data, limit: _change_frames.parse_recall(data, limit),
     "delete": lambda data, limit: _change_frames.parse_delete(data, limit),
     "react": lambda data, limit: _change_frames.parse_react(data, limit),
 }
 INPUT_TYPES = frozenset(_PARSERS)
-OUTPUT_ONLY_TYPES = frozenset({"message", "room_message", "typing", "kicked", "error", "conversation", "receipt"})
+OUTPUT_ONLY_TYPES = frozenset(
+    {"message", "room_message", "typing", "kicked", "error", "conversation", "receipt", "presence"}
+)

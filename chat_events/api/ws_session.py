@@ -92,6 +92,7 @@ class WsSession:
         """Forget a session's socket, close it (``close``: unless it is gone already) and announce
         the end with ``self._disconnect`` to the workers, who were told of it by its userConnected."""
         registered = self.edge.registry.remove(conn)
+        self.edge.presence.drop(conn)
         if close:
             if conn.close_code is None:
                 conn.close(Close.NORMAL)

@@ -42,6 +42,7 @@ from chat_events.client.models import (
     TypingEvent,
     TypingState,
 )
+from chat_events.client.presence import Presence, PresenceFeed
 from chat_events.client.retry import send_retry_delay
 from chat_events.client.rooms import RoomFeed
 from chat_events.client.status import ConnectionEvent
@@ -110,6 +111,8 @@ class ChatClient(MessageChanges):
         self._room = RoomFeed(on_room_message)
         self.conversations = ConversationFeed()
         """``conversation`` and ``receipt`` pushes (see :mod:`chat_events.client.conversations`)."""
+        self.presence = PresenceFeed()
+        """Watched users' presence and its pushes (:meth:`subscribe_presence`, :mod:`chat_events.client.presence`)."""
         self._acks = AckCoalescer(self._send_ack, interval_s=ack_interval_s, every=ack_every, acked_seq=last_seq)
 
         self._conn: Connection | None = None
@@ -347,9 +350,23 @@ class ChatClient(MessageChanges):
         """Mark every conversation read."""
         await self._call("read_all", {})
 
-    async def set_settings(self, *, read_receipts: bool) -> None:
-        """This user's settings: whether the other members get read receipts."""
-        await self._call("settings", {"read_receipts": read_receipts})
+    async def set_settings(self, *, read_receipts: bool | None = None, show_last_seen: bool | None = None) -> None:
+        """This user's settings (None: as it is): whether the other members get read receipts,
+        and whether others see when this user was last online."""
+        data = {"read_receipts": read_receipts, "show_last_seen": show_last_seen}
+        await self._call("settings", {k: v for k, v in data.items() if v is not None})
+
+    async def subscribe_presence(self, user_ids: Sequence[str]) -> dict[str, Presence]:
+        """Watch these users (1-500 per call, 500 per connection): answers their presence now
+        (``unknown`` for anyone this user does not talk to); ``presence`` pushes then follow in
+        :attr:`presence` (``presence.next()``, ``presence.current``). Subscribed again after a reconnect."""
+        reply = await self._call("presence_subscribe", {"user_ids": list(user_ids)})
+        return self.presence.subscribed(user_ids, reply["presence"])
+
+    async def unsubscribe_presence(self, user_ids: Sequence[str] | None = None) -> None:
+        """Stop watching these users (None: everyone)."""
+        self.presence.unsubscribed(user_ids)
+        await self._call("presence_unsubscribe", {} if user_ids is None else {"user_ids": list(user_ids)})
 
     async def block(self, user_id: str) -> dict[str, Any]:
         """Block ``user_id``: answered once the block is stored (``{"user_id", "blocked": true,
@@ -439,6 +456,8 @@ class ChatClient(MessageChanges):
         self._acks.start()
         if self._room.room_id is not None:
             self._spawn(self._resubscribe(conn, self._room.room_id))
+        if again and self.presence.watched:
+            self._spawn(self._resubscribe_presence(conn))
         if again:
             self._emit(ConnectionEvent("reconnected", conn.info.edge_id))
         return conn
@@ -534,6 +553,8 @@ class ChatClient(MessageChanges):
             self._room.accept(RoomMessage.from_data(frame.data))
         elif frame.type in ("conversation", "receipt"):
             self.conversations.accept(frame.type, frame.data)
+        elif frame.type == "presence":
+            self.presence.accept(frame.data)
         else:
             logger.debug("ignoring a %r push", frame.type)
 
@@ -548,6 +569,18 @@ class ChatClient(MessageChanges):
             return
         for message in page.messages:
             self._room.accept(RoomMessage(room_id, message))
+
+    async def _resubscribe_presence(self, conn: Connection) -> None:
+        watched = sorted(self.presence.watched)
+        for start in range(0, len(watched), 500):
+            chunk = watched[start : start + 500]
+            try:
+                reply = await conn.request("presence_subscribe", {"user_ids": chunk}, timeout_s=self._request_timeout)
+            except (ChatClientError, TimeoutError) as exc:
+                logger.warning("resubscribing to presence failed: %s", exc)
+                return
+            if reply.ok:
+                self.presence.subscribed(chunk, reply.data["presence"])
 
     # --- in-order delivery -----------------------------------------------------------------
 

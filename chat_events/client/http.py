@@ -6,6 +6,7 @@ Error bodies are ``{"code": int, "message": str}`` and raise :class:`ChatError` 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -177,7 +178,7 @@ class HttpApi:
         return list(data["conversations"])
 
     async def settings(self) -> dict[str, Any]:
-        """``{"read_receipts": bool}``: this user's stored settings."""
+        """``{"read_receipts": bool, "show_last_seen": bool}``: this user's stored settings."""
         return await self._call("GET", "/v1/settings")
 
     async def unread(self) -> dict[str, Any]:
@@ -209,9 +210,16 @@ class HttpApi:
         """``POST /v1/conversations/read-all``: mark every conversation read."""
         await self._call("POST", "/v1/conversations/read-all")
 
-    async def set_settings(self, *, read_receipts: bool) -> None:
-        """``PUT /v1/settings`` (applied shortly after: :meth:`settings` reads the stored value)."""
-        await self._call("PUT", "/v1/settings", json={"read_receipts": read_receipts})
+    async def set_settings(self, *, read_receipts: bool | None = None, show_last_seen: bool | None = None) -> None:
+        """``PUT /v1/settings`` with the settings given (applied shortly after: :meth:`settings`
+        reads the stored values)."""
+        body = {"read_receipts": read_receipts, "show_last_seen": show_last_seen}
+        await self._call("PUT", "/v1/settings", json={k: v for k, v in body.items() if v is not None})
+
+    async def presence(self, user_ids: Sequence[str]) -> list[dict[str, Any]]:
+        """``GET /v1/presence``: ``[{"user_id", "status", "last_seen_ms"}]`` for 1-500 users, in
+        the order asked (``unknown`` for anyone this user does not talk to)."""
+        return list((await self._call("GET", "/v1/presence", params={"user_ids": ",".join(user_ids)}))["presence"])
 
     async def block(self, user_id: str) -> dict[str, Any]:
         """``POST /v1/blocks``: ``{"user_id", "blocked": true, "since_ms"}`` once stored (with

@@ -61,6 +61,7 @@ from chat_events.store.cassandra_plan import (
     new_inbox_entries,
     new_messages,
 )
+from chat_events.store.cassandra_presence import PRESENCE_STATEMENTS, PresenceTables
 from chat_events.store.cassandra_rows import SESSION_TTL_S
 from chat_events.store.cassandra_settings import SETTINGS_STATEMENTS, SettingsTables
 from chat_events.store.cassandra_social import SocialTables
@@ -71,13 +72,19 @@ from chat_events.store.port import MessageStore
 __all__ = ["BUCKET_SIZE", "SESSION_TTL_S", "CassandraStore", "bucket"]
 
 
-class CassandraStore(ChangeTables, SocialTables, SyncTables, SettingsTables, MessageStore):
+class CassandraStore(ChangeTables, SocialTables, SyncTables, SettingsTables, PresenceTables, MessageStore):
     """:class:`MessageStore` on Apache Cassandra (or any CQL-compatible cluster). Groups,
     blocks, sessions and rate limits come from :class:`SocialTables`; seq ranges and device
     progress from :class:`SyncTables`."""
 
     def __init__(self, settings: Settings) -> None:
-        statements = {**rows.STATEMENTS, **SYNC_STATEMENTS, **SETTINGS_STATEMENTS, **CHANGES_STATEMENTS}
+        statements = {
+            **rows.STATEMENTS,
+            **SYNC_STATEMENTS,
+            **SETTINGS_STATEMENTS,
+            **CHANGES_STATEMENTS,
+            **PRESENCE_STATEMENTS,
+        }
         self._db = CqlSession(settings, statements)
         self._edges_registered = {}
 

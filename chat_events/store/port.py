@@ -23,6 +23,7 @@ from types import TracebackType
 
 from chat_events.events.types import ChatMessage
 from chat_events.store.models import ConversationState, Group, InboxEntry, Page, Reaction, Session, WriterReads
+from chat_events.store.presence_state import PresenceState
 from chat_events.store.progress import DeviceProgress
 
 
@@ -284,3 +285,20 @@ class MessageStore(ABC):
     @abstractmethod
     async def device_progress(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], DeviceProgress]:
         """Stored progress by ``(user_id, device_id)``; a device that never acked is absent."""
+
+    # --- presence: last seen and its setting (issue 16, item 6) -----------------------------
+
+    @abstractmethod
+    async def record_last_seen(self, user_id: str, at_ms: int) -> None:
+        """The user's last session ended at ``at_ms``: their last seen, only ever raised (an
+        older or replayed time changes nothing)."""
+
+    @abstractmethod
+    async def set_show_last_seen(self, user_id: str, show: bool, *, at_ms: int) -> None:
+        """Whether others may see the user's last seen; last writer by ``at_ms`` wins."""
+
+    @abstractmethod
+    async def presence_of(self, user_ids: Iterable[str]) -> dict[str, PresenceState]:
+        """Per user: online (an active session), last seen, the setting. Every user asked for is
+        in the answer (one never seen is offline with ``last_seen_ms`` None): callers decide who
+        may be told (:mod:`chat_events.api.presence_rules`)."""

@@ -11,7 +11,7 @@ import sqlite3
 SCHEMA_VERSION = 4
 """v2: ``messages.origin_envelope_id`` (the envelope id of the input that stored the message);
 v3: ``conversations.hidden``, ``.version`` and ``.unread_mentions``, ``inbox.mentioned``, the ``device_progress`` and
-``user_settings`` tables; v4: ``messages.kind``, ``.relates_to``, ``.reply_to``,
+``user_settings`` tables; v4: the ``user_presence`` table, ``messages.kind``, ``.relates_to``, ``.reply_to``,
 ``.edited_at_ms`` and ``.changed_seq``, ``inbox.counted``, the ``reactions`` and ``hidden_messages`` tables."""
 
 ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
@@ -146,6 +146,13 @@ CREATE TABLE IF NOT EXISTS user_settings (     -- one row per user; last writer 
     user_id       TEXT PRIMARY KEY,
     read_receipts INTEGER NOT NULL,
     updated_at_ms INTEGER NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS user_presence (     -- one row per user: last seen (only raised), the last-seen setting
+    user_id        TEXT PRIMARY KEY,
+    last_seen_ms   INTEGER NOT NULL DEFAULT 0,  -- when the user's last session ended
+    show_last_seen INTEGER NOT NULL DEFAULT 1,
+    settings_at_ms INTEGER NOT NULL DEFAULT 0   -- last writer of show_last_seen wins
 ) WITHOUT ROWID;
 
 CREATE TABLE IF NOT EXISTS reactions (         -- one row per (message, user, emoji); latest at_ms wins

@@ -29,6 +29,15 @@ def connect(sessions: tuple[Session, ...], session: Session) -> SessionChange:
     return SessionChange((*others, session), "online" if not sessions else None)
 
 
+def current_presence(sessions: tuple[Session, ...], last_seen_ms: int | None) -> tuple[Presence, int]:
+    """The user's presence as it stands, and since when (pure): online since their oldest
+    session started, or offline since their last seen (0 when they were never seen). What a
+    ``userPresenceChanged`` re-sent after a change of the last-seen setting says."""
+    if sessions:
+        return "online", min(s.since_ms for s in sessions)
+    return "offline", last_seen_ms or 0
+
+
 def _age(session: Session) -> tuple[int, str]:
     """Which of two sessions is older: the earlier ``since_ms``, ties broken by session id."""
     return (session.since_ms, session.session_id)

@@ -14,6 +14,10 @@ rate-limit accounting, and edge liveness.
   forced userDisconnected for each session whose user it owns, and this stage then processes
   those like any other disconnect.
 * userBlocked / userUnblocked set the block as a status (the fan-out reads it).
+* Last seen (issue 16, item 6): when the last session closes, its time is stored as the user's
+  last seen; presenceSettingsSet stores whether others may see it and emits the user's current
+  presence again, so the edges' ``presence`` pushes follow a change of the setting. Every
+  userPresenceChanged carries the setting (``show_last_seen``).
 * userChatRateLimited is counted per user and window for moderation and analytics.
 * deviceAcked raises the device's stored sync progress (never backwards; ``device_acks.py``),
   written before the batch's next session change so a sign-in after it reads it.
@@ -26,6 +30,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from chat_events.events.factory import new_envelope
+from chat_events.events.presence_events import PresenceSettingsSet
 from chat_events.events.types import (
     DeviceAcked,
     EdgeHeartbeat,
@@ -43,6 +48,7 @@ from chat_events.streams.presence import (
     EdgeMonitor,
     SessionChange,
     connect,
+    current_presence,
     disconnect,
     edge_end_log,
     is_stale,
@@ -58,6 +64,9 @@ CONFLICT_LOGIN_CODE = 4007
 """userDisconnected.code for a session replaced by a newer one of the same device (the edge's
 close code for a conflict login, ``api.protocol.Close.CONFLICT_LOGIN``)."""
 
+_READS_SESSIONS = (UserConnected.EVENT_NAME, UserDisconnected.EVENT_NAME, PresenceSettingsSet.EVENT_NAME)
+"""Events whose handling needs the user's sessions (read once per batch)."""
+
 
 class UserEventsStage:
     name = "sessions"
@@ -70,6 +79,7 @@ class UserEventsStage:
             UserUnblocked.EVENT_NAME,
             UserChatRateLimited.EVENT_NAME,
             DeviceAcked.EVENT_NAME,  # the device's sync progress (device_acks.py)
+            PresenceSettingsSet.EVENT_NAME,  # show or hide last seen (issue 16, item 6)
         }
     )
 
@@ -102,12 +112,9 @@ class UserEventsStage:
 
     async def handle(self, batch: Sequence[Incoming]) -> StageResult:
         result = StageResult()
-        session_users = {
-            i.envelope.user_id
-            for i in batch
-            if i.envelope.user_id and i.envelope.name in (UserConnected.EVENT_NAME, UserDisconnected.EVENT_NAME)
-        }
+        session_users = {i.envelope.user_id for i in batch if i.envelope.user_id and i.envelope.name in _READS_SESSIONS}
         sessions = dict(await self._store.sessions_of(session_users)) if session_users else {}
+        shows: dict[str, bool] = {}  # users' last-seen setting, read when first needed in this batch
         acks = PendingAcks(
             self._store, edge_topic=self._edge_topic, stage=self.name, receipts_max_group=self._receipts_max_group
         )
@@ -137,8 +144,14 @@ class UserEventsStage:
                 change, kicks = await self._apply_session(item, event, sessions.get(user_id, ()), at_ms)
                 sessions[user_id] = change.sessions
                 result.outputs.extend(kicks)
+                if change.presence == "offline":
+                    await self._store.record_last_seen(user_id, at_ms)
                 if change.presence:
-                    result.outputs.append(self._presence(item, user_id, change))
+                    show = await self._show_last_seen(user_id, shows)
+                    result.outputs.append(self._presence(item, user_id, change, show))
+            elif isinstance(event, PresenceSettingsSet):
+                await self._store.set_show_last_seen(user_id, event.show_last_seen, at_ms=event.set_at_ms)
+                result.outputs.append(await self._presence_now(item, user_id, sessions.get(user_id, ()), shows))
             elif isinstance(event, UserBlocked | UserUnblocked):
                 active = isinstance(event, UserBlocked)
                 await self._store.set_block(user_id, event.blocked_id, active=active, at_ms=at_ms)
@@ -194,11 +207,34 @@ class UserEventsStage:
         )
         return Output(self._edge_topic(old.edge_id), old.user_id.encode(), envelope)
 
-    def _presence(self, item: Incoming, user_id: str, change: SessionChange) -> Output:
+    async def _show_last_seen(self, user_id: str, shows: dict[str, bool]) -> bool:
+        if user_id not in shows:
+            shows[user_id] = (await self._store.presence_of([user_id]))[user_id].show_last_seen
+        return shows[user_id]
+
+    async def _presence_now(
+        self, item: Incoming, user_id: str, sessions: tuple[Session, ...], shows: dict[str, bool]
+    ) -> Output:
+        """The user's presence as it is (after a change of the last-seen setting)."""
+        stored = (await self._store.presence_of([user_id]))[user_id]
+        shows[user_id] = stored.show_last_seen
+        status, changed_at_ms = current_presence(sessions, stored.last_seen_ms)
+        event = UserPresenceChanged(
+            status=status, sessions=len(sessions), changed_at_ms=changed_at_ms, show_last_seen=stored.show_last_seen
+        )
+        return self._presence_output(item, user_id, event)
+
+    def _presence(self, item: Incoming, user_id: str, change: SessionChange, show_last_seen: bool) -> Output:
         assert change.presence is not None
         event = UserPresenceChanged(
-            status=change.presence, sessions=len(change.sessions), changed_at_ms=timestamp_ms(item.envelope.timestamp)
+            status=change.presence,
+            sessions=len(change.sessions),
+            changed_at_ms=timestamp_ms(item.envelope.timestamp),
+            show_last_seen=show_last_seen,
         )
+        return self._presence_output(item, user_id, event)
+
+    def _presence_output(self, item: Incoming, user_id: str, event: UserPresenceChanged) -> Output:
         envelope = new_envelope(
             event,
             user_id=user_id,

@@ -14,6 +14,7 @@ from starlette.websockets import WebSocket, WebSocketState
 
 from chat_events.api.connection import Connection
 from chat_events.api.idle import IdleSweep, is_idle, sweep_interval_s
+from chat_events.api.presence_feed import PresenceFeed
 from chat_events.api.protocol import Close
 from chat_events.api.registry import ConnectionRegistry
 from chat_events.api.tokens import issue_token
@@ -215,6 +216,7 @@ class FakeEdge:
         self.edge_id = "edge-test"
         self.registry = ConnectionRegistry(settings.max_connections_per_user)
         self.idle_sweep = IdleSweep(settings.ws_heartbeat_s * 2)
+        self.presence = PresenceFeed()
         self.publisher = FakePublisher()
         self.store = FakeStore()
         self.stopping = False
