@@ -20,10 +20,10 @@ from chat_events.api.block_rules import BLOCKED_MESSAGE, direct_send_blocked
 from chat_events.api.connection import Connection
 from chat_events.api.conversation_frames import conversation_frame
 from chat_events.api.edge import EdgeNode
-from chat_events.api.presence_actions import presence_frame
-from chat_events.api.presence_frames import PresenceSubscribe, PresenceUnsubscribe
 from chat_events.api.message_change_frames import DeleteMessage, EditMessage, ReactToMessage, RecallMessage
 from chat_events.api.message_changes import change_frame
+from chat_events.api.presence_actions import presence_frame
+from chat_events.api.presence_frames import PresenceSubscribe, PresenceUnsubscribe
 from chat_events.api.protocol import (
     Ack,
     Code,
@@ -90,13 +90,13 @@ class FrameHandlers:
             return None
         if isinstance(request, SubscribeRoom):
             return await self._subscribe(request, rid)
-        if isinstance(request, PresenceSubscribe | PresenceUnsubscribe):
-            return await presence_frame(self.edge, self.conn, frame)
         if isinstance(request, Read | ConversationSet | ReadAll | SetSettings):
             return await conversation_frame(self.edge, self.conn, frame)
         if isinstance(request, EditMessage | RecallMessage | DeleteMessage | ReactToMessage):
             self._spawn(await change_frame(self.edge, self.conn, frame))  # checked and enqueued in frame order
             return None
+        if isinstance(request, PresenceSubscribe | PresenceUnsubscribe):
+            return await presence_frame(self.edge, self.conn, frame)
         if isinstance(request, Block | Unblock):  # answered by the task once the store shows it
             self._spawn(block_frame(self.edge, self.conn, frame))
             return None
