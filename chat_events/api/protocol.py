@@ -465,8 +465,8 @@ def _settings(data: dict[str, Any], _: int) -> SetSettings:
 
 
 from chat_events.api import block_frames as _block_frames  # noqa: E402 - it uses the field parsers above
-from chat_events.api import presence_frames as _presence_frames  # noqa: E402 - likewise
 from chat_events.api import message_change_frames as _change_frames  # noqa: E402 - the same
+from chat_events.api import presence_frames as _presence_frames  # noqa: E402 - likewise
 
 _PARSERS: dict[str, Any] = {
     "sign_in": _sign_in,
