@@ -351,12 +351,11 @@ def message_changes(
     return MessageReacted(**common, emoji=draw(emojis), added=draw(st.booleans()))
 
 
-optional_names = st.none() | st.text(min_size=1, max_size=60)
 group_updated = st.builds(
     GroupUpdated,
     group_id=ids,
     updated_by=ids,
-    name=st.just("new name") | optional_names,
+    name=st.text(min_size=1, max_size=60),  # at least one field is set
     avatar_url=st.none() | st.just("") | st.just("https://example.com/a.png"),
     description=st.none() | st.text(max_size=100),
 )
