@@ -23,6 +23,7 @@ from starlette.types import Receive, Scope, Send
 from chat_events.api.block_routes import router as block_router
 from chat_events.api.conversation_routes import router as conversation_router
 from chat_events.api.edge import EdgeNode
+from chat_events.api.group_routes import router as group_router
 from chat_events.api.http_errors import install_error_handlers
 from chat_events.api.http_routes import ApiError, api_error_response, router
 from chat_events.api.message_routes import router as message_router
@@ -88,6 +89,7 @@ def create_app(settings: Settings, *, edge: EdgeNode | None = None) -> EdgeApp:
     app.include_router(router)
     app.include_router(conversation_router)
     app.include_router(block_router)
+    app.include_router(group_router)
     app.include_router(presence_router)
     app.include_router(message_router)
     app.add_exception_handler(ApiError, api_error_response)

@@ -30,6 +30,7 @@ from chat_events.api.backpressure import AdmissionGate
 from chat_events.api.block_cache import BlockerCache
 from chat_events.api.block_rules import without_blockers
 from chat_events.api.connection import Connection
+from chat_events.api.group_cache import GroupStateCache
 from chat_events.api.idle import IdleSweep
 from chat_events.api.membership import MembershipCache
 from chat_events.api.presence_feed import PresenceFeed
@@ -104,6 +105,7 @@ class EdgeNode:
         self._publisher: EventPublisher | None = None
         self._memberships: MembershipCache | None = None
         self._blocker_cache: BlockerCache | None = None
+        self._group_states: GroupStateCache | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._consumer: AIOKafkaConsumer | None = None
 
@@ -130,6 +132,11 @@ class EdgeNode:
         return self._blocker_cache
 
     @property
+    def group_states(self) -> GroupStateCache:
+        assert self._group_states is not None, "edge not started"
+        return self._group_states
+
+    @property
     def codec(self) -> AvroEnvelopeCodec:
         assert self._codec is not None, "edge not started"
         return self._codec
@@ -148,6 +155,7 @@ class EdgeNode:
         self._store = await self._store_cm.__aenter__()
         self._memberships = MembershipCache(self._store, settings.membership_cache_s)
         self._blocker_cache = BlockerCache(self._store, settings.membership_cache_s)
+        self._group_states = GroupStateCache(self._store, settings.membership_cache_s)
         self._publisher = EventPublisher(settings, self._target, self._codec)
         await self._publisher.start()
         await self._heartbeat()  # the workers know this edge before its first session arrives

@@ -20,6 +20,7 @@ from chat_events.api.block_rules import BLOCKED_MESSAGE, direct_send_blocked
 from chat_events.api.connection import Connection
 from chat_events.api.conversation_frames import conversation_frame
 from chat_events.api.edge import EdgeNode
+from chat_events.api.group_actions import group_send_refusal
 from chat_events.api.message_change_frames import DeleteMessage, EditMessage, ReactToMessage, RecallMessage
 from chat_events.api.message_changes import change_frame
 from chat_events.api.presence_actions import presence_frame
@@ -145,6 +146,9 @@ class FrameHandlers:
         refusal = send_refusal(conn.user_id, send.target_type, send.target_id, members)
         if refusal is not None:  # a missing group and one you are not in alike: FORBIDDEN
             raise ProtocolError(Code.FORBIDDEN, refusal, frame_type="send", request_id=rid)
+        muted = await group_send_refusal(edge, send.target_id, conn.user_id) if in_group else None
+        if muted is not None:  # a dissolved group (8), or muted in it (19): group_cache.py
+            raise ProtocolError(muted[0], muted[1], frame_type="send", request_id=rid)
         if send.target_type == "user":  # the recipient blocks the sender: told, not dropped (block_rules.py)
             blockers = (await edge.store.blockers_of([conn.user_id])).get(conn.user_id, ())
             if direct_send_blocked(send.target_type, send.target_id, blockers):

@@ -16,18 +16,16 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictStr
 
 from chat_events.api.authz import (
-    HIDDEN_GROUP,
     conversation_id_problem,
     direct_participants,
-    group_admin_refusal,
-    group_outsider,
     may_read,
 )
 from chat_events.api.block_rules import hide_blocked
 from chat_events.api.edge import EdgeNode
+from chat_events.api.group_rules import member_change_refusal
 from chat_events.api.history import NEWEST, After, Problem, Range, range_body, select_page
 from chat_events.api.message_render import render
 from chat_events.api.protocol import Code
@@ -36,6 +34,7 @@ from chat_events.errors import ChatEventsError
 from chat_events.events.factory import new_envelope
 from chat_events.events.types import GroupCreated, GroupMemberJoined, GroupMemberLeft
 from chat_events.events.validation import ID_PATTERN, MAX_GROUP_NAME
+from chat_events.streams.group_system import system_message_id
 
 APPLY_WAIT_S = 5.0
 ID_REGEX = f"^{ID_PATTERN.pattern}$"  # pydantic searches; anchor it
@@ -122,6 +121,8 @@ class CreateGroup(BaseModel):
         default_factory=list, max_length=10_000
     )
     group_id: str | None = Field(default=None, pattern=ID_REGEX, max_length=128)
+    avatar_url: StrictStr = Field(default="", max_length=2048, pattern=r"^(https?://.*)?$")
+    description: StrictStr = Field(default="", max_length=2000)
 
 
 class AddMember(BaseModel):
@@ -134,11 +135,19 @@ async def create_group(body: CreateGroup, user: CurrentUser, edge: Edge) -> JSON
     if await edge.store.get_group(group_id) is not None:
         raise ApiError(409, Code.INVALID_FIELD, f"group {group_id} exists")
     members = tuple(sorted(set(body.member_ids) - {user}))
-    event = GroupCreated(group_id=group_id, name=body.name, owner_id=user, member_ids=members)
-    await _publish(edge, new_envelope(event, user_id=user))
+    event = GroupCreated(
+        group_id=group_id,
+        name=body.name,
+        owner_id=user,
+        member_ids=members,
+        avatar_url=body.avatar_url,
+        description=body.description,
+    )
+    envelope = new_envelope(event, user_id=user)
+    await _publish(edge, envelope)
 
-    async def visible() -> bool:
-        return await edge.store.get_group(group_id) is not None
+    async def visible() -> bool:  # and announced: what the creator sends next comes after its system message
+        return await edge.store.get_group(group_id) is not None and await announced(edge, envelope.id)
 
     applied = await _until(visible)
     edge.memberships.forget(group_id)
@@ -146,13 +155,7 @@ async def create_group(body: CreateGroup, user: CurrentUser, edge: Edge) -> JSON
     return JSONResponse(body_out if applied else {**body_out, "status": "pending"}, status_code=201 if applied else 202)
 
 
-@router.get("/v1/groups/{group_id}")
-async def get_group(group_id: str, user: CurrentUser, edge: Edge) -> dict[str, Any]:
-    group = await edge.store.get_group(group_id)
-    members = (await edge.store.group_members([group_id])).get(group_id, frozenset())
-    if group is None or group_outsider(user, members):  # one answer: existence is the members' business
-        raise ApiError(403, Code.FORBIDDEN, HIDDEN_GROUP)
-    return {"group_id": group_id, "name": group.name, "owner_id": group.owner_id, "member_ids": sorted(members)}
+# GET /v1/groups/{group_id} (the group with a page of its members) is in group_routes.py
 
 
 @router.post("/v1/groups/{group_id}/members")
@@ -168,13 +171,13 @@ async def remove_member(group_id: str, member_id: str, user: CurrentUser, edge: 
 
 
 async def _change_member(edge: EdgeNode, group_id: str, *, actor: str, subject: str, adding: bool) -> JSONResponse:
-    group = await edge.store.get_group(group_id)
-    found = None if group is None else (await edge.store.group_members([group_id])).get(group_id, frozenset())
-    owner = None if group is None else group.owner_id
-    refusal = group_admin_refusal(actor, owner, found, adding=adding, subject_id=subject)
+    from chat_events.api.group_actions import load_view  # roles (group_rules.py): admins remove members too
+
+    loaded = await load_view(edge, group_id, [actor, subject])
+    refusal = member_change_refusal(loaded[1] if loaded else None, actor, subject, adding=adding)
     if refusal is not None:
         raise ApiError(403, Code.FORBIDDEN, refusal)
-    members = found or frozenset()
+    members = loaded[1].members if loaded else frozenset()
     if (subject in members) == adding:  # already so: idempotent
         return JSONResponse({"group_id": group_id, "user_id": subject, "member": adding})
     event: GroupMemberJoined | GroupMemberLeft = (
@@ -182,14 +185,16 @@ async def _change_member(edge: EdgeNode, group_id: str, *, actor: str, subject: 
         if adding
         else GroupMemberLeft(group_id=group_id, member_id=subject, removed_by=actor)
     )
-    await _publish(edge, new_envelope(event, user_id=actor))
+    envelope = new_envelope(event, user_id=actor)
+    await _publish(edge, envelope)
 
     async def applied_check() -> bool:
         current = (await edge.store.group_members([group_id])).get(group_id, frozenset())
-        return (subject in current) == adding
+        return (subject in current) == adding and await announced(edge, envelope.id)
 
     applied = await _until(applied_check)
     edge.memberships.forget(group_id)
+    edge.group_states.forget(group_id)
     body = {"group_id": group_id, "user_id": subject, "member": adding}
     return JSONResponse(body if applied else {**body, "status": "pending"}, status_code=200 if applied else 202)
 
@@ -237,6 +242,13 @@ async def _publish(edge: EdgeNode, envelope: Any) -> None:
         await edge.publisher.publish(envelope)
     except ChatEventsError as exc:
         raise ApiError(503, Code.UNAVAILABLE, f"not accepted ({exc.code}); retry") from None
+
+
+async def announced(edge: EdgeNode, envelope_id: str) -> bool:
+    """Whether the system message of the group change ``envelope_id`` is stored with its seq
+    (``streams/group_system.py``): a change is answered only then, so what the client sends next
+    is ordered after it in the conversation."""
+    return bool(await edge.store.find_messages([system_message_id(envelope_id)]))
 
 
 async def _until(check: Callable[[], Awaitable[bool]], timeout_s: float = APPLY_WAIT_S) -> bool:

@@ -37,19 +37,69 @@ def register(sub: Any) -> None:
     add.add_argument("users", nargs="+", metavar="USER", help="users to add")
     add.add_argument("--as", dest="actor", required=True, metavar="USER", help="a member of the group")
     add.set_defaults(handler=run_add)
-    remove = actions.add_parser("remove", help="remove users from a group (the owner, or a member leaving)")
+    remove = actions.add_parser("remove", help="remove users from a group (owner, admins, or a member leaving)")
     remove.add_argument("group_id", metavar="ID")
     remove.add_argument("users", nargs="+", metavar="USER", help="users to remove")
-    remove.add_argument("--as", dest="actor", required=True, metavar="USER", help="the owner, or the user leaving")
+    remove.add_argument(
+        "--as", dest="actor", required=True, metavar="USER", help="the owner, an admin, or the user leaving"
+    )
     remove.set_defaults(handler=run_remove)
     show = actions.add_parser("show", help="a group's owner and members")
     show.add_argument("group_id", metavar="ID")
     show.add_argument("--as", dest="actor", required=True, metavar="USER", help="a member of the group")
     show.set_defaults(handler=run_show)
-    for parser in (create, add, remove, show):
+    admin = _register_admin(actions)
+    for parser in (create, add, remove, show, *admin):
         parser.add_argument(
             "--url", default=None, help="the edge's HTTP address (default http://CHAT_EDGE_HOST:CHAT_EDGE_PORT)"
         )
+
+
+def _register_admin(actions: Any) -> list[Any]:
+    """The administration subcommands (issue 16, item 4): update, role, owner, mute, unmute,
+    dissolve, list."""
+    update = actions.add_parser("update", help="rename a group or set its avatar or description (owner, admins)")
+    update.add_argument("group_id", metavar="ID")
+    update.add_argument("--name", default=None)
+    update.add_argument("--avatar-url", default=None, metavar="URL")
+    update.add_argument("--description", default=None)
+    update.set_defaults(
+        handler=run_admin,
+        admin_call=lambda a, h: h.update_group(
+            a.group_id, name=a.name, avatar_url=a.avatar_url, description=a.description
+        ),
+    )
+    role = actions.add_parser("role", help="make a member an admin or a plain member (owner)")
+    role.add_argument("group_id", metavar="ID")
+    role.add_argument("user", metavar="USER")
+    role.add_argument("role", choices=["admin", "member"])
+    role.set_defaults(handler=run_admin, admin_call=lambda a, h: h.set_member_role(a.group_id, a.user, a.role))
+    owner = actions.add_parser("owner", help="transfer ownership to a member (owner; you become an admin)")
+    owner.add_argument("group_id", metavar="ID")
+    owner.add_argument("user", metavar="USER")
+    owner.set_defaults(handler=run_admin, admin_call=lambda a, h: h.transfer_ownership(a.group_id, a.user))
+    mute = actions.add_parser("mute", help="mute a member: they cannot post until unmuted (owner, admins)")
+    mute.add_argument("group_id", metavar="ID")
+    mute.add_argument("user", metavar="USER")
+    mute.add_argument("--until-ms", type=int, default=0, help="when the mute ends by itself (0: until unmuted)")
+    mute.set_defaults(handler=run_admin, admin_call=lambda a, h: h.mute_member(a.group_id, a.user, until_ms=a.until_ms))
+    unmute = actions.add_parser("unmute", help="unmute a member (owner, admins)")
+    unmute.add_argument("group_id", metavar="ID")
+    unmute.add_argument("user", metavar="USER")
+    unmute.set_defaults(handler=run_admin, admin_call=lambda a, h: h.unmute_member(a.group_id, a.user))
+    dissolve = actions.add_parser("dissolve", help="dissolve a group: no more posts (owner)")
+    dissolve.add_argument("group_id", metavar="ID")
+    dissolve.set_defaults(handler=run_admin, admin_call=lambda a, h: h.dissolve_group(a.group_id))
+    mine = actions.add_parser("list", help="the groups a user is a member of")
+    mine.add_argument("--sort-by", default="joined", choices=["joined", "created", "name"])
+    mine.add_argument("--limit", type=int, default=50)
+    mine.set_defaults(
+        handler=run_admin, group_id="", admin_call=lambda a, h: h.my_groups(sort_by=a.sort_by, limit=a.limit)
+    )
+    parsers = [update, role, owner, mute, unmute, dissolve, mine]
+    for parser in parsers:
+        parser.add_argument("--as", dest="actor", required=True, metavar="USER", help="who does it")
+    return parsers
 
 
 # --- pure decisions -----------------------------------------------------------------------
@@ -107,6 +157,22 @@ def run_show(args: argparse.Namespace, settings: Settings) -> int:
         return describe(await http.get_group(args.group_id))
 
     return _run(args, settings, args.actor, show)
+
+
+def admin_line(answer: dict[str, Any]) -> str:
+    """One line for an administration answer: the groups of ``list``, or the changed fields."""
+    if "groups" in answer:
+        rows = [f"{g['group_id']} ({g['name']}): {g['role']}" for g in answer["groups"]]
+        return "\n".join(rows) if rows else "no groups"
+    note = PENDING_NOTE if answer.get("status") == "pending" else ""
+    return ", ".join(f"{k}={v}" for k, v in answer.items() if k != "status") + note
+
+
+def run_admin(args: argparse.Namespace, settings: Settings) -> int:
+    async def call(http: HttpApi) -> str:
+        return admin_line(await args.admin_call(args, http))
+
+    return _run(args, settings, args.actor, call)
 
 
 def _membership(group_id: str, users: list[str], *, adding: bool) -> Callable[[HttpApi], Awaitable[str]]:

@@ -16,6 +16,7 @@ import httpx
 
 from chat_events.api.protocol import Code
 from chat_events.client.errors import ChatError
+from chat_events.client.group_http import GroupAdminApi
 from chat_events.client.urls import http_url
 
 _STATUS_CODES = {
@@ -70,7 +71,7 @@ class HistoryPage:
     ``before_seq`` (newest first) or ``after_seq`` (ascending)."""
 
 
-class HttpApi:
+class HttpApi(GroupAdminApi):
     """``base_url`` is ``http://host:port`` (a ``ws://host:port/ws`` URL is accepted too).
 
     ``token`` authorises every call but :meth:`dev_token` and the health checks; it may be set

@@ -48,6 +48,7 @@ from chat_events.store import cassandra_rows as rows
 from chat_events.store.cassandra_async import Row
 from chat_events.store.cassandra_changes import CHANGES_STATEMENTS, ChangeTables
 from chat_events.store.cassandra_driver import CqlSession
+from chat_events.store.cassandra_groups import GROUP_STATEMENTS, GroupTables
 from chat_events.store.cassandra_plan import (
     BUCKET_SIZE,
     StoredMessages,
@@ -72,7 +73,7 @@ from chat_events.store.port import MessageStore
 __all__ = ["BUCKET_SIZE", "SESSION_TTL_S", "CassandraStore", "bucket"]
 
 
-class CassandraStore(ChangeTables, SocialTables, SyncTables, SettingsTables, PresenceTables, MessageStore):
+class CassandraStore(ChangeTables, SocialTables, SyncTables, SettingsTables, PresenceTables, GroupTables, MessageStore):
     """:class:`MessageStore` on Apache Cassandra (or any CQL-compatible cluster). Groups,
     blocks, sessions and rate limits come from :class:`SocialTables`; seq ranges and device
     progress from :class:`SyncTables`."""
@@ -85,6 +86,7 @@ class CassandraStore(ChangeTables, SocialTables, SyncTables, SettingsTables, Pre
             **CHANGES_STATEMENTS,
             **PRESENCE_STATEMENTS,
         }
+        statements |= GROUP_STATEMENTS
         self._db = CqlSession(settings, statements)
         self._edges_registered = {}
 

@@ -41,7 +41,10 @@ class SocialTables:
         stored = await self.get_group(group.group_id)
         present = {r["user_id"] for r in await self._db.rows("members_in", [group.group_id])}
         units: list[list[Write]] = [
-            [("member_set", (group.group_id, user_id, True, group.created_at_ms))]
+            [
+                ("member_set", (group.group_id, user_id, True, group.created_at_ms)),
+                ("user_group_set", (user_id, group.group_id, True, group.created_at_ms)),
+            ]
             for user_id in members
             if user_id not in present
         ]
@@ -55,8 +58,12 @@ class SocialTables:
         return rows.group_from_row(found[0]) if found else None
 
     async def set_group_member(self, group_id: str, user_id: str, *, active: bool, at_ms: int) -> None:
-        if await self._is_newer("member_get", (group_id, user_id), at_ms):
-            await self._db.rows("member_set", group_id, user_id, active, at_ms)
+        if await self._is_newer("member_get", (group_id, user_id), at_ms):  # and "my groups" (cassandra_groups.py)
+            writes = [
+                ("member_set", (group_id, user_id, active, at_ms)),
+                ("user_group_set", (user_id, group_id, active, at_ms)),
+            ]
+            await self._db.batch(writes)
 
     async def group_members(self, group_ids: Iterable[str]) -> dict[str, frozenset[str]]:
         members: dict[str, set[str]] = {i: set() for i in group_ids}

@@ -21,6 +21,7 @@ from chat_events.errors import ConfigurationError, SeqConflictError, StoreUnavai
 from chat_events.events.types import ChatMessage
 from chat_events.store import sqlite_rows as rows
 from chat_events.store.embedded_changes import EmbeddedChangeRows
+from chat_events.store.embedded_groups import EmbeddedGroupRows
 from chat_events.store.embedded_presence import EmbeddedPresenceRows
 from chat_events.store.embedded_settings import EmbeddedSettingsRows
 from chat_events.store.embedded_sync import EmbeddedSyncRows
@@ -41,7 +42,9 @@ def _marks(n: int) -> str:
     return ",".join("?" * n)
 
 
-class EmbeddedStore(EmbeddedChangeRows, EmbeddedSyncRows, EmbeddedSettingsRows, EmbeddedPresenceRows, MessageStore):
+class EmbeddedStore(
+    EmbeddedChangeRows, EmbeddedSyncRows, EmbeddedSettingsRows, EmbeddedGroupRows, EmbeddedPresenceRows, MessageStore
+):
     """:class:`MessageStore` on SQLite. ``path`` is created (with parents) on open."""
 
     def __init__(self, path: Path, *, sync: str = "normal") -> None:

@@ -22,6 +22,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
 
 from chat_events.events.types import ChatMessage
+from chat_events.store.group_models import GroupMember, GroupProfile, GroupRole, MyGroup
 from chat_events.store.models import ConversationState, Group, InboxEntry, Page, Reaction, Session, WriterReads
 from chat_events.store.presence_state import PresenceState
 from chat_events.store.progress import DeviceProgress
@@ -209,6 +210,46 @@ class MessageStore(ABC):
     @abstractmethod
     async def group_members(self, group_ids: Iterable[str]) -> dict[str, frozenset[str]]:
         """Active members per group (an unknown group maps to the empty set)."""
+
+    # --- group administration (issue 16, item 4; one writer per group: the groups stage) ---
+
+    @abstractmethod
+    async def save_group_profiles(self, profiles: Sequence[GroupProfile]) -> None:
+        """Upsert each group's profile (name, avatar, description, owner, dissolved); last
+        writer by ``updated_at_ms`` wins (an equal time: the later write), so a replay is a no-op."""
+
+    @abstractmethod
+    async def group_profiles(self, group_ids: Iterable[str]) -> dict[str, GroupProfile]:
+        """Profiles of the groups among ``group_ids`` that exist; a group stored without one
+        (made before profiles) gets one from its ``groups`` row."""
+
+    @abstractmethod
+    async def set_group_roles(self, roles: Sequence[GroupRole]) -> None:
+        """Upsert each ``(group, member)`` role and mute row; last writer by ``at_ms`` wins."""
+
+    @abstractmethod
+    async def group_roles(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], GroupRole]:
+        """Stored role rows by ``(group_id, user_id)`` (a member without one is a plain member)."""
+
+    @abstractmethod
+    async def group_member_states(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], tuple[bool, int]]:
+        """Stored membership rows by ``(group_id, user_id)``: ``(active, updated_at_ms)`` (left
+        members included; someone never in the group is absent)."""
+
+    @abstractmethod
+    async def my_groups(
+        self, user_id: str, *, sort_by: str = "joined", cursor: str | None = None, limit: int = 50
+    ) -> Page[MyGroup]:
+        """The groups ``user_id`` is an active member of, dissolved ones left out, ordered by
+        ``sort_by`` and paged by ``cursor`` (:mod:`chat_events.store.group_pages`; a bad cursor
+        raises :class:`ValueError`)."""
+
+    @abstractmethod
+    async def group_member_page(
+        self, group_id: str, *, after_user_id: str | None = None, limit: int = 50
+    ) -> Page[GroupMember]:
+        """A group's active members by user id after ``after_user_id``, with role, join time
+        and mute (empty for an unknown group)."""
 
     # --- blocks ---------------------------------------------------------------------------
 

@@ -104,6 +104,29 @@ CREATE TABLE IF NOT EXISTS group_members (
     PRIMARY KEY (group_id, user_id)
 ) WITHOUT ROWID;
 
+CREATE INDEX IF NOT EXISTS group_members_by_user ON group_members (user_id, active);
+
+CREATE TABLE IF NOT EXISTS group_profiles (    -- one row per group; last writer by updated_at_ms wins
+    group_id      TEXT PRIMARY KEY,
+    name          TEXT NOT NULL,
+    owner_id      TEXT NOT NULL,
+    created_at_ms INTEGER NOT NULL,
+    avatar_url    TEXT NOT NULL,
+    description   TEXT NOT NULL,
+    dissolved     INTEGER NOT NULL,
+    updated_at_ms INTEGER NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS group_roles (       -- admin/member and mute per (group, member)
+    group_id       TEXT NOT NULL,
+    user_id        TEXT NOT NULL,
+    role           TEXT NOT NULL,
+    muted          INTEGER NOT NULL,
+    muted_until_ms INTEGER NOT NULL,
+    updated_at_ms  INTEGER NOT NULL,
+    PRIMARY KEY (group_id, user_id)
+) WITHOUT ROWID;
+
 CREATE TABLE IF NOT EXISTS blocks (
     blocker_id    TEXT NOT NULL,
     blocked_id    TEXT NOT NULL,

@@ -139,7 +139,7 @@ def build_stages(settings: Settings, store: MessageStore) -> Stages:
             edge_timeout_ms=settings.edge_heartbeat_timeout_ms,
             receipts_max_group=settings.read_receipts_max_group,
         ),
-        groups=GroupsStage(store),
+        groups=GroupsStage(store, chat_topic=name(PERSONAL_CHAT)),
     )
 
 

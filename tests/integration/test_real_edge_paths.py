@@ -23,7 +23,7 @@ import pytest
 from websockets.asyncio.client import connect
 
 from chat_events.client import ChatClient, ChatError, HttpApi
-from chat_events.client.models import RoomMessage, TypingEvent
+from chat_events.client.models import Delivery, RoomMessage, TypingEvent
 from chat_events.events.conversations import direct_conversation_id
 from tests.integration.test_conversation_list import next_change, receipts_until
 from tests.integration.test_edge_e2e import System, receive_n, system, uid
@@ -66,6 +66,22 @@ async def stored(system: System, conversation_id: str, n: int) -> None:
         return bool(page.items)
 
     await wait_until(check, timeout=60, what=f"{n} messages of {conversation_id} stored")
+
+
+async def receive_users(client: ChatClient, n: int, timeout: float = 30.0) -> list[Delivery]:  # noqa: ASYNC109
+    """The next ``n`` deliveries of users' messages, skipping the groups' system messages
+    ("alice added dave": streams/group_system.py), which arrive in between."""
+    out: list[Delivery] = []
+    async with asyncio.timeout(timeout):
+        while len(out) < n:
+            delivery = await client.receive()
+            if delivery.message.get("kind", "message") != "system":
+                out.append(delivery)
+    return out
+
+
+def users_contents(messages: Any) -> list[str]:
+    return [m["content"] for m in messages if m.get("kind", "message") != "system"]
 
 
 async def closing(*clients: ChatClient) -> None:
@@ -152,47 +168,52 @@ async def test_a_room_answers_subscribe_with_its_page_pushes_in_seq_order_and_ca
     a = await system.client(system.a, alice)
     b_phone, b_laptop = await system.client(system.b, bob, "phone"), await system.client(system.a, bob, "laptop")
     try:
+        # seq 1 of each group is its groupCreated system message (streams/group_system.py): rN is seq N + 1
         for i in range(5):
             await a.send("group", room, f"r{i + 1}")
-        await stored(system, room, 5)
+        await stored(system, room, 6)
 
-        first = await b_phone.subscribe_room(room, 0, limit=3)
-        assert [m["seq"] for m in first.messages] == [1, 2, 3] and first.has_more and first.last_seq == 3
+        created = await b_phone.subscribe_room(room, 0, limit=1)
+        assert [m["kind"] for m in created.messages] == ["system"] and created.has_more
+        first = await b_phone.subscribe_room(room, 1, limit=3)
+        assert [m["seq"] for m in first.messages] == [2, 3, 4] and first.has_more and first.last_seq == 4
         assert [m["content"] for m in first.messages] == ["r1", "r2", "r3"]
         assert all(m["sender_id"] == alice and m["conversation_id"] == room for m in first.messages)
         rest = await b_phone.subscribe_room(room, first.last_seq)  # paging on: subscribe again from there
-        assert [m["seq"] for m in rest.messages] == [4, 5] and not rest.has_more and rest.last_seq == 5
-        laptop_page = await b_laptop.subscribe_room(room, 3)
-        assert [m["seq"] for m in laptop_page.messages] == [4, 5]
+        assert [m["seq"] for m in rest.messages] == [5, 6] and not rest.has_more and rest.last_seq == 6
+        laptop_page = await b_laptop.subscribe_room(room, 4)
+        assert [m["seq"] for m in laptop_page.messages] == [5, 6]
 
         for i in range(5, 15):
             await a.send("group", room, f"r{i + 1}")
         for device in (b_phone, b_laptop):  # live pushes, in seq order, once
             got = await room_messages(device, 10)
-            assert [m.seq for m in got] == list(range(6, 16))
+            assert [m.seq for m in got] == list(range(7, 17))
             assert [m.message["content"] for m in got] == [f"r{i}" for i in range(6, 16)]
             assert {m.room_id for m in got} == {room}
-        await a.send("user", bob, "1:1")  # fanned out after the room's messages: bob's first inbox entry
-        [first_entry] = await receive_n(b_phone, 1)
-        assert (first_entry.user_seq, first_entry.content) == (1, "1:1")  # a room is not delivered via the inbox
+        await a.send("user", bob, "1:1")  # fanned out after the room's messages
+        [first_entry] = await receive_users(b_phone, 1)
+        assert first_entry.content == "1:1"
+        inbox = await system.store.inbox_after(bob, 0)  # a room is not delivered via the inbox
+        assert {e.conversation_id for e in inbox.items} == {small, first_entry.conversation_id}
 
         # the phone goes away; what was said meanwhile comes with the next subscribe, by seq
         await b_phone.close()
         for i in range(15, 20):
             await a.send("group", room, f"r{i + 1}")
-        await stored(system, room, 20)
+        await stored(system, room, 21)
         got = await room_messages(b_laptop, 5)
-        assert [m.seq for m in got] == [16, 17, 18, 19, 20]
+        assert [m.seq for m in got] == [17, 18, 19, 20, 21]
         async with await system.client(system.b, bob, "phone") as again:
-            page = await again.subscribe_room(room, 15)
-            assert [m["seq"] for m in page.messages] == [16, 17, 18, 19, 20] and not page.has_more
+            page = await again.subscribe_room(room, 16)
+            assert [m["seq"] for m in page.messages] == [17, 18, 19, 20, 21] and not page.has_more
             await a.send("group", room, "r21")
-            assert [m.seq for m in await room_messages(again, 1)] == [21]
+            assert [m.seq for m in await room_messages(again, 1)] == [22]
             # the client's own reconnect subscribes again from the highest seq it saw
             await again.reconnect()  # its resubscribe is answered before the catch-up sync it awaits
             await a.send("group", room, "r22")
-            assert [(m.seq, m.message["content"]) for m in await room_messages(again, 1)] == [(22, "r22")]
-        assert [m.seq for m in await room_messages(b_laptop, 2)] == [21, 22]
+            assert [(m.seq, m.message["content"]) for m in await room_messages(again, 1)] == [(23, "r22")]
+        assert [m.seq for m in await room_messages(b_laptop, 2)] == [22, 23]
 
         async with await system.client(system.b, eve) as outsider:
             with pytest.raises(ChatError) as refused:
@@ -255,10 +276,11 @@ async def test_history_pages_back_and_forth_over_120_messages_and_an_outsider_ge
     a, b = await system.client(system.a, alice), await system.client(system.b, bob)
     c = await system.client(system.b, carol)
     try:
-        for i in range(120):  # one after the other, alternating edges: seq i + 1 is message i
+        # seq 1 is the groupCreated system message; one after the other, alternating edges: seq i + 2 is message i
+        for i in range(120):
             await (a if i % 2 == 0 else b).send("group", group, f"h{i + 1}")
-        assert [d.message["seq"] for d in await receive_n(c, 120)] == list(range(1, 121))  # carol watches
-        await stored(system, group, 120)
+        assert [d.message["seq"] for d in await receive_n(c, 121)] == list(range(1, 122))  # carol watches
+        await stored(system, group, 121)
 
         async with await api(system, carol, "b") as http:
 
@@ -266,11 +288,11 @@ async def test_history_pages_back_and_forth_over_120_messages_and_an_outsider_ge
                 return [m["seq"] for m in page.messages]
 
             newest = await http.history(group)  # newest first
-            assert seqs(newest) == list(range(120, 70, -1)) and newest.has_more
-            middle = await http.history(group, before_seq=71)
-            assert seqs(middle) == list(range(70, 20, -1)) and middle.has_more
-            oldest = await http.history(group, before_seq=21)
-            assert seqs(oldest) == list(range(20, 0, -1)) and not oldest.has_more
+            assert seqs(newest) == list(range(121, 71, -1)) and newest.has_more
+            middle = await http.history(group, before_seq=72)
+            assert seqs(middle) == list(range(71, 21, -1)) and middle.has_more
+            oldest = await http.history(group, before_seq=22)
+            assert seqs(oldest) == list(range(21, 0, -1)) and not oldest.has_more
             assert not (await http.history(group, before_seq=51)).has_more  # exactly 50 before 51
 
             pages, after = [], 0
@@ -280,14 +302,14 @@ async def test_history_pages_back_and_forth_over_120_messages_and_an_outsider_ge
                 if not page.has_more:
                     break
                 after = page.messages[-1]["seq"]
-            assert pages == [list(range(1, 51)), list(range(51, 101)), list(range(101, 121))]
-            exact = await http.history(group, after_seq=70, limit=50)  # exactly 50 after 70
-            assert seqs(exact) == list(range(71, 121)) and not exact.has_more
-            assert (await http.history(group, after_seq=120)).messages == ()
+            assert pages == [list(range(1, 51)), list(range(51, 101)), list(range(101, 122))]
+            exact = await http.history(group, after_seq=71, limit=50)  # exactly 50 after 71
+            assert seqs(exact) == list(range(72, 122)) and not exact.has_more
+            assert (await http.history(group, after_seq=121)).messages == ()
 
-            everything = await http.history(group, after_seq=0, limit=200)
+            everything = await http.history(group, after_seq=1, limit=200)
             assert [(m["seq"], m["content"], m["sender_id"]) for m in everything.messages] == [
-                (i + 1, f"h{i + 1}", alice if i % 2 == 0 else bob) for i in range(120)
+                (i + 2, f"h{i + 1}", alice if i % 2 == 0 else bob) for i in range(120)
             ]
             assert {m["conversation_id"] for m in everything.messages} == {group}
 
@@ -312,7 +334,7 @@ async def test_an_added_member_gets_the_next_message_on_any_edge_and_reads_histo
     d_phone, d_laptop = await system.client(system.b, dave, "phone"), await system.client(system.a, dave, "laptop")
     try:
         await b.send("group", group, "before dave")  # edge b now holds the group's members (without dave)
-        await receive_n(a, 1)
+        await receive_users(a, 1)
         async with await api(system, dave, "b") as http:  # and so does its history route
             with pytest.raises(ChatError) as refused:
                 await http.history(group)
@@ -322,23 +344,24 @@ async def test_an_added_member_gets_the_next_message_on_any_edge_and_reads_histo
             added = await http.add_member(group, dave)  # through edge a
             assert added == {"group_id": group, "user_id": dave, "member": True}
         async with await api(system, dave, "b") as http:  # on edge b at once: not refused on a stale list
-            assert [m["content"] for m in (await http.history(group)).messages] == ["before dave"]
+            assert users_contents((await http.history(group)).messages) == ["before dave"]
         await a.send("group", group, "welcome dave")
+        # the group's seqs: 1 groupCreated, 2 "before dave", 3 groupMemberJoined (dave's first entry), 4, 5
         for device in (d_phone, d_laptop):
-            [got] = await receive_n(device, 1)
-            assert (got.user_seq, got.message["seq"], got.content) == (1, 2, "welcome dave")
+            [got] = await receive_users(device, 1)
+            assert (got.user_seq, got.message["seq"], got.content) == (2, 4, "welcome dave")
         await d_phone.send("group", group, "hi all")  # dave posts through edge b at once
         for member, pending in ((a, 2), (b, 3)):  # with their own copies
-            last = (await receive_n(member, pending))[-1]
-            assert last.content == "hi all" and last.message["seq"] == 3
+            last = (await receive_users(member, pending))[-1]
+            assert last.content == "hi all" and last.message["seq"] == 5
 
         async with await api(system, dave, "b") as http:
-            page = await http.history(group, after_seq=1)
-            assert [(m["seq"], m["content"]) for m in page.messages] == [(2, "welcome dave"), (3, "hi all")]
+            page = await http.history(group, after_seq=3)
+            assert [(m["seq"], m["content"]) for m in page.messages] == [(4, "welcome dave"), (5, "hi all")]
 
             async def listed() -> bool:
                 row = next((r for r in await http.conversations() if r["conversation_id"] == group), None)
-                return row is not None and (row["last_seq"], row["name"]) == (3, "team")
+                return row is not None and (row["last_seq"], row["name"]) == (5, "team")
 
             await wait_until(listed, timeout=30, what="the group in dave's conversation list")
     finally:
@@ -357,7 +380,7 @@ async def test_a_removed_member_and_one_who_left_get_nothing_more_and_are_refuse
         for sender in (c_phone, d):  # both edges hold the group's member list now
             await sender.send("group", group, f"hello from {sender.user_id}")
         for client in everyone:
-            await receive_n(client, 2)
+            await receive_users(client, 2)
 
         async with await api(system, alice) as http:
             assert (await http.remove_member(group, carol))["member"] is False  # the owner removes carol
@@ -368,15 +391,15 @@ async def test_a_removed_member_and_one_who_left_get_nothing_more_and_are_refuse
             assert (refused.value.code, refused.value.data["http_status"]) == (8, 403)
 
         await a.send("group", group, "after they went")
-        [got] = await receive_n(b, 1)
+        [got] = await receive_users(b, 1)
         assert got.content == "after they went"
         # the markers: a 1:1 message each, sent after the group message was fanned out
         for gone, devices in ((carol, (c_phone, c_laptop)), (dave, (d,))):
             await a.send("user", gone, f"only for {gone}")
             for device in devices:
-                [next_one] = await receive_n(device, 1)
+                [next_one] = await receive_users(device, 1)
                 assert next_one.content == f"only for {gone}"
-        await receive_n(a, 3)  # alice's own copies of the three
+        await receive_users(a, 3)  # alice's own copies of the three
 
         # refused with 8 on either edge: each edge that made a change forgot its cached member
         # list, and a refusal is never made on a stale one
@@ -386,9 +409,9 @@ async def test_a_removed_member_and_one_who_left_get_nothing_more_and_are_refuse
             assert refused.value.code == 8
         await b.send("group", group, "marker")  # the next message of the group, for those still in it
         for member in (a, b):
-            assert (await receive_n(member, 1))[0].content == "marker"
+            assert (await receive_users(member, 1))[0].content == "marker"
         async with await api(system, bob) as http:
-            contents = [m["content"] for m in (await http.history(group, after_seq=0)).messages]
+            contents = users_contents((await http.history(group, after_seq=0)).messages)
         assert "still here?" not in contents and contents[-2:] == ["after they went", "marker"]
     finally:
         await closing(*everyone)

@@ -33,6 +33,7 @@ from chat_events.store.cassandra import BUCKET_SIZE, CassandraStore, bucket
 from chat_events.store.cassandra_async import Requests, map_error, result_of
 from chat_events.store.cassandra_changes import CHANGES_STATEMENTS
 from chat_events.store.cassandra_driver import build_cluster
+from chat_events.store.cassandra_groups import GROUP_STATEMENTS
 from chat_events.store.cassandra_plan import buckets_down, buckets_up
 from chat_events.store.cassandra_presence import PRESENCE_STATEMENTS
 from chat_events.store.cassandra_settings import SETTINGS_STATEMENTS
@@ -163,6 +164,7 @@ def _check_select(stmt: Statement, partition: tuple[str, ...], clustering: tuple
 def test_every_table_but_the_reserved_ones_is_used() -> None:
     statements = [*cassandra_rows.STATEMENTS.values(), *SYNC_STATEMENTS.values(), *SETTINGS_STATEMENTS.values()]
     statements += CHANGES_STATEMENTS.values()
+    statements += GROUP_STATEMENTS.values()
     statements += PRESENCE_STATEMENTS.values()
     used = {parse(text).table for text in statements}
     assert set(cql.tables()) - used == {"device_tokens", "calls"}
