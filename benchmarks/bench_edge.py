@@ -4,7 +4,7 @@ Run from the repository root::
 
     python -m benchmarks.bench_edge [--stack embedded|kafka|kafka-cassandra|all] [--quick]
                                     [--markdown] [--json PATH] [--profile] [--ack-gated]
-                                    [--only w1,w2,idle]
+                                    [--only w1,w2,w2changes,reads,idle]
 
 Everything runs on this machine at once: the broker and store of ``--stack`` (see
 :mod:`benchmarks.stacks`; default ``embedded`` = the embedded broker, Tansu, memory only, or the
@@ -43,6 +43,14 @@ the edge and this process (and of the whole machine) is read from ``/proc`` over
   ``u0..u3`` (``--w2-senders``); a delivery = one message at one member other than its sender (49
   per message). *Saturation*: ≤ ``--w2-window`` (4) messages per sender not yet received by all
   49. *Latency*: open loop, ``--w2-rates`` (4) group messages/s in total.
+* **W2 + 10% changes** (``--only w2changes``, issue 16; ``--only w2,w2changes`` puts both in one
+  run and one table): W2 exactly, saturation and latency, each on a fresh system, but each send
+  slot is, with probability ``--w2-change-share`` (0.1), a change instead: an edit of one of the
+  sender's own recent messages or a reaction (added, sometimes taken back) on any recent group
+  message, always one the sending client has already received (so it is stored). A change
+  reaches the 49 other members as a delivery of its own (``kind`` edit / reaction_add /
+  reaction_remove) and counts as 49 deliveries, its latency measured from the send of the change
+  (:mod:`benchmarks.edge_changes`); the detail shows the changes' own latency too.
 
 The report: each run in detail, then issue 12's table, one column per stack run: W1 saturation
 msg/s; W1 at 200 msg/s p50 / p99 ms; W2 saturation deliveries/s; W2 at 4 msg/s (196 del/s) p50 /
@@ -86,6 +94,7 @@ from typing import Any
 
 import httpx
 
+from benchmarks.edge_changes import CHANGE_SHARE, ChangeMix
 from benchmarks.edge_load import (
     ClientPool,
     PySpy,
@@ -289,9 +298,11 @@ async def saturation(
     outstanding: int,
     recipients: int,
     profile: bool,
+    mix: ChangeMix | None = None,
 ) -> dict[str, Any]:
-    """The closed loop on delivery (≤ ``outstanding`` per sender not yet at every recipient);
-    with ``--ack-gated``, then the closed loop on the answer on the same system."""
+    """The closed loop on delivery (≤ ``outstanding`` per sender not yet at every recipient;
+    with ``mix``, some of the slots are changes); with ``--ack-gated`` (not with ``mix``), then
+    the closed loop on the answer on the same system."""
     args = ctx.args
     out: dict[str, Any] = {"senders": len(routes), "outstanding_per_sender": outstanding}
     if args.prime:
@@ -303,7 +314,9 @@ async def saturation(
     )
 
     async def load(seconds: float, stats: SendStats) -> None:
-        await saturate_delivered(pool, routes, outstanding, seconds, stats, recipients)
+        await saturate_delivered(
+            pool, routes, outstanding, seconds, stats, recipients, send=mix.send if mix is not None else None
+        )
 
     async def profilers() -> dict[str, Any]:
         return await run_profilers(ctx, system, extra_s)
@@ -311,8 +324,9 @@ async def saturation(
     out["phase"] = await phase(
         ctx, system, pool, load, recipients, extra_s=extra_s, during_extra=profilers if profile else None
     )
+    changes_say(out["phase"], mix)
     phase_say(out["phase"], "deliveries/s")
-    if args.ack_gated:
+    if args.ack_gated and mix is None:
         say(f"  extra: closed loop on the answer, {args.ack_window} per sender (not drained)")
 
         async def ack_load(seconds: float, stats: SendStats) -> None:
@@ -325,9 +339,16 @@ async def saturation(
 
 
 async def latency(
-    ctx: Context, system: System, pool: ClientPool, routes: list[Route], rates: list[float], recipients: int
+    ctx: Context,
+    system: System,
+    pool: ClientPool,
+    routes: list[Route],
+    rates: list[float],
+    recipients: int,
+    mix: ChangeMix | None = None,
 ) -> dict[str, Any]:
-    """Open loop at each rate (ascending), each a phase of its own on this system."""
+    """Open loop at each rate (ascending), each a phase of its own on this system (with ``mix``,
+    some of the slots are changes)."""
     out: dict[str, Any] = {"senders": len(routes), "steps": []}
     if ctx.args.prime:
         out["primed"] = await prime(ctx, pool, routes, recipients)
@@ -335,13 +356,27 @@ async def latency(
         say(f"  open loop, {rate:g} msg/s: {ctx.args.warmup:g} s warm-up + {ctx.args.seconds:g} s")
 
         async def load(seconds: float, stats: SendStats, rate: float = rate) -> None:
-            await paced(routes, rate, seconds, stats)
+            await paced(routes, rate, seconds, stats, send=mix.send if mix is not None else None)
 
         step = await phase(ctx, system, pool, load, recipients)
         step["rate"] = rate
+        changes_say(step, mix)
         phase_say(step, "deliveries/s")
         out["steps"].append(step)
     return out
+
+
+def changes_say(p: dict[str, Any], mix: ChangeMix | None) -> None:
+    """With ``mix``: its summary of the phase into ``p["changes"]``, and a line about it."""
+    if mix is None:
+        return
+    c = p["changes"] = mix.phase_summary(p["window_ns"])
+    lat, slots = c["latency"], c["slots"]
+    kinds = ", ".join(f"{kind} {slots.get(kind, 0):,}" for kind in ("send", "edit", "reaction_add", "reaction_remove"))
+    say(
+        f"    slots: {kinds} (no target yet {slots.get('no_target', 0):,}); changes alone p50 "
+        f"{lat.get('p50_ms', float('nan')):,.1f} ms p99 {lat.get('p99_ms', float('nan')):,.1f} ms"
+    )
 
 
 def finished(result: dict[str, Any], system: System, problems: dict[str, Any], **extra: Any) -> dict[str, Any]:
@@ -418,12 +453,17 @@ async def make_group(system: System, pool: ClientPool, members: list[str]) -> st
     return group.group_id
 
 
-async def run_w2(ctx: Context, kind: str) -> dict[str, Any]:
-    """W2 ``saturation`` or ``latency`` on a fresh system."""
+async def run_w2(ctx: Context, kind: str, changes: float = 0.0) -> dict[str, Any]:
+    """W2 ``saturation`` or ``latency`` on a fresh system; with ``changes`` > 0, that share of
+    the sends are edits and reactions instead (issue 16)."""
     args = ctx.args
-    extra_env = ACK_GATED_ENV if args.ack_gated and kind == "saturation" else {}
-    system = await start_system(ctx, f"w2-{kind}", **extra_env)
+    extra_env = ACK_GATED_ENV if args.ack_gated and kind == "saturation" and not changes else {}
+    system = await start_system(ctx, f"w2{'changes' if changes else ''}-{kind}", **extra_env)
     pool = new_pool(system)
+    mix = None
+    if changes:
+        mix = ChangeMix(pool, changes)
+        pool.observer = mix.observe
     try:
         members = user_names(args.w2_members)
         group_id = await make_group(system, pool, members)
@@ -433,13 +473,15 @@ async def run_w2(ctx: Context, kind: str) -> dict[str, Any]:
         recipients = len(members) - 1
         if kind == "saturation":
             result = await saturation(
-                ctx, system, pool, routes, outstanding=args.w2_window, recipients=recipients, profile=False
+                ctx, system, pool, routes, outstanding=args.w2_window, recipients=recipients, profile=False, mix=mix
             )
         else:
-            result = await latency(ctx, system, pool, routes, args.w2_rates, recipients)
+            result = await latency(ctx, system, pool, routes, args.w2_rates, recipients, mix)
     finally:
         await pool.close()
         problems = stop_system(system)
+    if changes:
+        result["change_share"] = changes
     return finished(result, system, problems, members=args.w2_members, connect_s=connect_s)
 
 
@@ -603,6 +645,12 @@ async def measure(ctx: Context) -> dict[str, Any]:
         results["w2_saturation"] = await run_w2(ctx, "saturation")
         say("W2 latency ...")
         results["w2_latency"] = await run_w2(ctx, "latency")
+    if "w2changes" in args.only:
+        share = args.w2_change_share
+        say(f"W2 + {share:.0%} changes saturation ...")
+        results["w2changes_saturation"] = await run_w2(ctx, "saturation", share)
+        say(f"W2 + {share:.0%} changes latency ...")
+        results["w2changes_latency"] = await run_w2(ctx, "latency", share)
     if "idle" in args.only:
         results["idle"] = []
         for offered in ("deflate", "none") if args.idle_compression == "both" else (args.idle_compression,):
@@ -664,7 +712,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--only",
         default="w1,w2",
-        help="comma-separated subset of w1,w2,reads,idle (reads = W1 latency with every delivery read vs not; "
+        help="comma-separated subset of w1,w2,w2changes,reads,idle (w2changes = W2 with a share of the sends "
+        "replaced by edits and reactions; reads = W1 latency with every delivery read vs not; "
         "idle = idle connections; default w1,w2)",
     )
     parser.add_argument("--seconds", type=float, help=f"measured window of every phase (default {WINDOW_S:g}; quick 5)")
@@ -681,6 +730,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--w2-rates", type=floats, default=[W2_RATE], help=f"W2 offered group msg/s (default {W2_RATE:g})"
+    )
+    parser.add_argument(
+        "--w2-change-share",
+        type=float,
+        default=CHANGE_SHARE,
+        help=f"--only w2changes: share of the send slots that are edits/reactions (default {CHANGE_SHARE:g})",
     )
     parser.add_argument(
         "--idle-cpu-seconds",
@@ -730,8 +785,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if quick:
         args.drain_timeout = min(args.drain_timeout, 30.0)
     args.only = {part.strip() for part in args.only.split(",") if part.strip()}
-    if not args.only <= {"w1", "w2", "reads", "idle"}:
-        parser.error("--only takes w1, w2, reads, idle")
+    if not args.only <= {"w1", "w2", "w2changes", "reads", "idle"}:
+        parser.error("--only takes w1, w2, w2changes, reads, idle")
+    if not 0 < args.w2_change_share <= 1:
+        parser.error("--w2-change-share must be in (0, 1]")
     if args.w1_users < 2 or args.w1_users % 2 or args.w2_senders > args.w2_members or args.w2_members < 2:
         parser.error("--w1-users must be even and ≥ 2; --w2-members ≥ 2 and ≥ --w2-senders")
     if min(args.w1_window, args.w2_window, args.ack_window) < 1:

@@ -21,10 +21,10 @@ import sys
 import time
 from array import array
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import orjson
@@ -370,6 +370,9 @@ class ClientPool:
         self.events = ClientEvents()
         self.on_delivery: Callable[[int], None] | None = None
         """Called with the message key of every delivery to a recipient (delivery-gated load)."""
+        self.observer: Observer | None = None
+        """Sees every delivery first (receiving user, their pool index, the message, receive time);
+        True = it handled the delivery (a change entry), which is then not parsed as a keyed message."""
         self.read_interval_s: float | None = None
         """Set: every delivery is also read (an app in the foreground), coalesced per conversation
         to one ``read`` at most per this interval (the terminal chat's :class:`ReadMarker`)."""
@@ -420,6 +423,8 @@ class ClientPool:
             now = time.perf_counter_ns()
             recorder = self.recorder
             message = delivery.message
+            if self.observer is not None and self.observer(user, index, message, now):
+                continue
             if message.get("sender_id") == user:
                 recorder.own_copies += 1
                 continue
@@ -464,6 +469,18 @@ class SendStats:
 
     def count_between(self, start_ns: int, end_ns: int) -> int:
         return sum(1 for t in self.acked_ns if start_ns <= t < end_ns)
+
+
+Observer = Callable[[str, int, dict[str, Any], int], bool]
+"""``(user, user index, message, receive ns) -> handled``: see :attr:`ClientPool.observer`."""
+
+
+class SendFn(Protocol):
+    """One keyed send on a route, counted in ``stats``; False if it failed (:func:`send_one`)."""
+
+    def __call__(
+        self, client: ChatClient, target_type: TargetType, target: str, key: int, stats: SendStats, *, timeout_s: float
+    ) -> Coroutine[Any, Any, bool]: ...
 
 
 def _error_name(exc: BaseException) -> str:
@@ -522,10 +539,13 @@ async def saturate_delivered(
     recipients: int,
     *,
     timeout_s: float = 30.0,
+    send: SendFn | None = None,
 ) -> tuple[int, int]:
     """Closed loop on delivery: each route keeps ``window`` messages in flight *until every
     recipient received them* (not just until the ACK), so no backlog builds up beyond
-    ``window`` x routes messages. Returns the first and last message key used."""
+    ``window`` x routes messages. ``send`` replaces :func:`send_one` (e.g. a mix of sends and
+    changes). Returns the first and last message key used."""
+    send_fn: SendFn = send or send_one
     first = next_key()
     deadline = time.perf_counter() + seconds
     in_flight: dict[int, tuple[int, asyncio.Semaphore]] = {}
@@ -542,7 +562,7 @@ async def saturate_delivered(
             in_flight[key] = (left - 1, gate)
 
     async def one(client: ChatClient, target_type: TargetType, target: str, key: int, gate: asyncio.Semaphore) -> None:
-        ok = await send_one(client, target_type, target, key, stats, timeout_s=timeout_s)
+        ok = await send_fn(client, target_type, target, key, stats, timeout_s=timeout_s)
         if not ok and in_flight.pop(key, None) is not None:
             gate.release()  # failed: it will never be delivered
 
@@ -577,9 +597,12 @@ async def paced(
     stats: SendStats,
     *,
     timeout_s: float = 30.0,
+    send: SendFn | None = None,
 ) -> dict[str, Any]:
     """Open loop: message i is sent at start + i/rate (round-robin over ``routes``), never
-    waiting for ACKs. Returns the key range and the offered rate actually achieved."""
+    waiting for ACKs (``send`` replaces :func:`send_one`). Returns the key range and the
+    offered rate actually achieved."""
+    send_fn: SendFn = send or send_one
     total = max(1, round(rate_per_s * seconds))
     pending: set[asyncio.Task[bool]] = set()
     keys: list[int] = []
@@ -592,7 +615,7 @@ async def paced(
             client, target_type, target = routes[i % len(routes)]
             key = next_key()
             keys.append(key)
-            task = asyncio.create_task(send_one(client, target_type, target, key, stats, timeout_s=timeout_s))
+            task = asyncio.create_task(send_fn(client, target_type, target, key, stats, timeout_s=timeout_s))
             pending.add(task)
             task.add_done_callback(pending.discard)
             i += 1

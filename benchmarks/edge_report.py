@@ -10,7 +10,14 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from benchmarks.workload import EJABBERD, issue_table_markdown, issue_table_text, server_share, target_lines
+from benchmarks.workload import (
+    EJABBERD,
+    issue_table_markdown,
+    issue_table_text,
+    server_share,
+    target_lines,
+    variants,
+)
 
 PROCESSES = ("broker", "cassandra", "worker", "edge", "generator")
 """The processes whose CPU is sampled (``cassandra`` only on the Cassandra stack)."""
@@ -101,6 +108,23 @@ def phase_lines(p: dict[str, Any], unit: str) -> list[str]:
         f"    {after}",
         f"    {cpu_line(p['cpu'])}",
         f"    busiest: {bottleneck(p['cpu'])}",
+        *changes_lines(p.get("changes")),
+    ]
+
+
+def changes_lines(c: dict[str, Any] | None) -> list[str]:
+    """What the slots of a phase with changes were (issue 16), and the changes' own latency."""
+    if not c:
+        return []
+    slots = c["slots"]
+    kinds = ", ".join(f"{kind} {slots.get(kind, 0):,}" for kind in ("send", "edit", "reaction_add", "reaction_remove"))
+    return [
+        f"    slots ({c['share']:.0%} drawn as changes): {kinds}; "
+        f"no target received yet {slots.get('no_target', 0):,}; "
+        f"change deliveries before their answer {c['delivered_before_answer']:,}, never matched "
+        f"{c['unmatched_deliveries']:,}",
+        f"    the change deliveries alone, in the window: {lat_text(c['latency'])}",
+        f"    change -> answer, in the window: {lat_text(c.get('answer_latency', {}))}",
     ]
 
 
@@ -237,6 +261,15 @@ def format_text(r: dict[str, Any]) -> str:
         lat = r["w2_latency"]
         lines += ["", f"W2 latency, group of {lat['members']} members"]
         lines += latency_lines(lat, lat["senders"], "group msg/s")
+    name = variants(r)[-1][1]  # "W2 + 10% changes" when the run has it
+    if "w2changes_saturation" in r:
+        s = r["w2changes_saturation"]
+        lines += ["", f"{name} (edits and reactions of delivered messages), group of {s['members']} members"]
+        lines += saturation_lines(s, "deliveries/s to recipients", f"received by all {s['members'] - 1}")
+    if "w2changes_latency" in r:
+        lat = r["w2changes_latency"]
+        lines += ["", f"{name} latency, group of {lat['members']} members"]
+        lines += latency_lines(lat, lat["senders"], "group msg/s")
     for i in r.get("idle", []):
         lines += idle_connection_lines(i)
     profiles = r.get("w1_saturation", {}).get("phase", {}).get("profiles")
@@ -245,7 +278,7 @@ def format_text(r: dict[str, Any]) -> str:
         for name, p in profiles.items():
             lines += profile_lines(name, p)
     problems = []
-    for key in ("w1_saturation", "w1_latency", "w2_saturation", "w2_latency"):
+    for key in (f"{prefix}_{kind}" for prefix, _ in variants(r) for kind in ("saturation", "latency")):
         if key in r:
             problems += problems_lines(key, r[key])
     for i in r.get("idle", []):
@@ -291,13 +324,13 @@ def cpu_rows(r: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     idle = r.get("w1_latency", {}).get("idle")
     if idle:
         rows.append((f"idle, {idle['users']} users connected, nothing sent", idle["cpu"]))
-    for key, name in (("w1_saturation", "W1"), ("w2_saturation", "W2")):
-        if key in r:
+    for prefix, name in variants(r):
+        if (key := f"{prefix}_saturation") in r:
             rows.append((f"{name} saturation", r[key]["phase"]["cpu"]))
             if "ack_gated" in r[key]:
                 rows.append((f"{name} saturation, ACK-gated (extra)", r[key]["ack_gated"]["cpu"]))
-    for key, name in (("w1_latency", "W1"), ("w2_latency", "W2")):
-        rows += [(f"{name} at {s['rate']:g} msg/s", s["cpu"]) for s in r.get(key, {}).get("steps", [])]
+    for prefix, name in variants(r):
+        rows += [(f"{name} at {s['rate']:g} msg/s", s["cpu"]) for s in r.get(f"{prefix}_latency", {}).get("steps", [])]
     rows += [(f"opening idle connections ({i['compression']})", i["cpu_while_opening"]) for i in r.get("idle", [])]
     return rows
 

@@ -181,6 +181,7 @@ async def run_phase(
     return {
         "warmup_s": warmup_s,
         "window_s": window_s,
+        "window_ns": (w0, w1),
         "recipients_per_message": recipients,
         "messages_sent": stats.issued,
         "offered_per_s": stats.issued / total_s if total_s > 0 else float("nan"),
@@ -247,14 +248,22 @@ def idle_cell(idle: dict[str, Any]) -> str:
     return f"{idle['server_share']:.1%} ({', '.join(parts)})"
 
 
+def variants(r: dict[str, Any]) -> list[tuple[str, str]]:
+    """(result key prefix, label) of the workloads of a run: W1, W2, and W2 with a share of
+    changes (issue 16: ``w2changes_*``, "W2 + 10% changes")."""
+    found = [part for part in ("w2changes_saturation", "w2changes_latency") if part in r]
+    changes = [("w2changes", f"W2 + {r[found[0]]['change_share']:.0%} changes")] if found else []
+    return [("w1", "W1"), ("w2", "W2"), *changes]
+
+
 def phases(r: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     """(label, phase) of every drained phase of a run."""
     out = []
-    for key, name in (("w1_saturation", "W1 saturation"), ("w2_saturation", "W2 saturation")):
-        if key in r:
-            out.append((name, r[key]["phase"]))
-    for key, name, unit in (("w1_latency", "W1", "msg/s"), ("w2_latency", "W2", "msg/s")):
-        out += [(f"{name} at {step['rate']:g} {unit}", step) for step in r.get(key, {}).get("steps", [])]
+    for prefix, name in variants(r):
+        if f"{prefix}_saturation" in r:
+            out.append((f"{name} saturation", r[f"{prefix}_saturation"]["phase"]))
+    for prefix, name in variants(r):
+        out += [(f"{name} at {step['rate']:g} msg/s", step) for step in r.get(f"{prefix}_latency", {}).get("steps", [])]
     return out
 
 
@@ -278,11 +287,13 @@ def issue_figures(r: dict[str, Any]) -> dict[str, str]:
         out["W1 saturation, msg/s"] = f"{r['w1_saturation']['phase']['delivered_per_s']:,.0f}"
     for step in r.get("w1_latency", {}).get("steps", []):
         out[f"W1 at {step['rate']:g} msg/s, p50 / p99 ms"] = latency_cell(step, step["rate"])
-    if "w2_saturation" in r:
-        out["W2 saturation, deliveries/s"] = f"{r['w2_saturation']['phase']['delivered_per_s']:,.0f}"
-    for step in r.get("w2_latency", {}).get("steps", []):
-        deliveries = step["rate"] * step["recipients_per_message"]
-        out[f"W2 at {step['rate']:g} msg/s ({deliveries:,.0f} del/s), p50 / p99 ms"] = latency_cell(step, step["rate"])
+    for prefix, name in variants(r)[1:]:
+        if f"{prefix}_saturation" in r:
+            out[f"{name} saturation, deliveries/s"] = f"{r[f'{prefix}_saturation']['phase']['delivered_per_s']:,.0f}"
+        for step in r.get(f"{prefix}_latency", {}).get("steps", []):
+            deliveries = step["rate"] * step["recipients_per_message"]
+            label = f"{name} at {step['rate']:g} msg/s ({deliveries:,.0f} del/s), p50 / p99 ms"
+            out[label] = latency_cell(step, step["rate"])
     idle = r.get("w1_latency", {}).get("idle")
     if idle:
         out[f"idle, {idle['users']} users connected, all server processes, share of one core"] = idle_cell(idle)
