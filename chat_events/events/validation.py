@@ -14,9 +14,6 @@ from typing import Any
 from chat_events.edges import EDGE_ID_PATTERN
 from chat_events.errors import EventValidationError
 from chat_events.events.content import ContentError, check_payload
-from chat_events.events.group_events import GroupDissolved, GroupMemberMuted, GroupMemberRoleSet, GroupUpdated
-from chat_events.events.message_events import MessageDeleted, MessageEdited, MessageReacted, MessageRecalled
-from chat_events.events.presence_events import PresenceSettingsSet
 from chat_events.events.conversation_events import (
     AllConversationsRead,
     ConversationChanged,
@@ -27,6 +24,9 @@ from chat_events.events.conversation_events import (
     ReadReceiptsSet,
 )
 from chat_events.events.conversations import DIRECT_PREFIX, conversation_id_of, direct_conversation_id
+from chat_events.events.group_events import GroupDissolved, GroupMemberMuted, GroupMemberRoleSet, GroupUpdated
+from chat_events.events.message_events import MessageDeleted, MessageEdited, MessageReacted, MessageRecalled
+from chat_events.events.presence_events import PresenceSettingsSet
 from chat_events.events.types import (
     ENVELOPE_WIRE_NAMES,
     EVENT_TYPES,

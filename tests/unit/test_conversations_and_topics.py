@@ -38,6 +38,9 @@ from chat_events.events import (
     new_envelope,
 )
 from chat_events.events.conversations import conversation_id_of
+from chat_events.events.group_events import GroupDissolved, GroupMemberMuted, GroupMemberRoleSet, GroupUpdated
+from chat_events.events.message_events import MessageDeleted, MessageEdited, MessageReacted, MessageRecalled
+from chat_events.events.presence_events import PresenceSettingsSet
 from chat_events.events.types import UserConnected
 from chat_events.settings import Settings
 from chat_events.topics import (
@@ -238,6 +241,60 @@ KEYED: list[tuple[Event, str | None, bytes]] = [
         b"carol",
     ),
     (ReadReceiptsSet(enabled=False, set_at_ms=1), "bob", b"bob"),
+    # v7: changes to messages go with their conversation's sends, group administration with its group
+    (
+        MessageEdited(
+            change_id="00000000-0000-4000-8000-000000000002",
+            actor_id="alice",
+            conversation_id="dm:alice:bob",
+            message_id="00000000-0000-4000-8000-000000000001",
+            payload="v2",
+            client_msg_id="e1",
+        ),
+        "alice",
+        b"dm:alice:bob",
+    ),
+    (
+        MessageRecalled(
+            change_id="00000000-0000-4000-8000-000000000002",
+            actor_id="alice",
+            conversation_id="team-1",
+            message_id="00000000-0000-4000-8000-000000000001",
+            client_msg_id="r1",
+        ),
+        "alice",
+        b"team-1",
+    ),
+    (
+        MessageDeleted(
+            change_id="00000000-0000-4000-8000-000000000002",
+            actor_id="bob",
+            conversation_id="team-1",
+            message_id="00000000-0000-4000-8000-000000000001",
+            scope="me",
+            client_msg_id="d1",
+        ),
+        "bob",
+        b"team-1",
+    ),
+    (
+        MessageReacted(
+            change_id="00000000-0000-4000-8000-000000000002",
+            actor_id="bob",
+            conversation_id="dm:alice:bob",
+            message_id="00000000-0000-4000-8000-000000000001",
+            emoji="+1",
+            added=True,
+            client_msg_id="x1",
+        ),
+        "bob",
+        b"dm:alice:bob",
+    ),
+    (GroupUpdated(group_id="team-1", updated_by="alice", name="Team"), "alice", b"team-1"),
+    (GroupMemberRoleSet(group_id="team-1", member_id="bob", role="admin", set_by="alice"), None, b"team-1"),
+    (GroupMemberMuted(group_id="team-1", member_id="bob", muted=True, set_by="alice"), None, b"team-1"),
+    (GroupDissolved(group_id="team-1", dissolved_by="alice"), None, b"team-1"),
+    (PresenceSettingsSet(show_last_seen=False, set_at_ms=1), "bob", b"bob"),
 ]
 
 
