@@ -54,7 +54,8 @@ class ConversationModel:
     """Conversations (id -> members), their messages (senders, in seq order) and the rows."""
 
     members: dict[str, frozenset[str]]
-    senders: dict[str, list[str]] = field(default_factory=dict)
+    senders: dict[str, list[str | None]] = field(default_factory=dict)
+    """Per conversation, the sender of each seq; None for a system message (a group change)."""
     rows: dict[tuple[str, str], Row] = field(default_factory=dict)
 
     def last_seq(self, conversation_id: str) -> int:
@@ -65,7 +66,18 @@ class ConversationModel:
 
     def _unread(self, user: str, conversation_id: str, read_seq: int) -> int:
         senders = self.senders.get(conversation_id, [])
-        return sum(1 for seq, sender in enumerate(senders, 1) if seq > read_seq and sender != user)
+        return sum(1 for seq, sender in enumerate(senders, 1) if seq > read_seq and sender not in (user, None))
+
+    def system(self, conversation_id: str) -> int:
+        """A group's system message ("alice created the group"): it takes the next seq and moves
+        every member's ``last_seq`` to it (a row for a member who had none), but counts as no
+        one's unread, reads nothing and shows no removed row again. Returns its seq."""
+        self.senders.setdefault(conversation_id, []).append(None)
+        seq = self.last_seq(conversation_id)
+        for user in self.members[conversation_id]:
+            row = self.rows.get((user, conversation_id), Row())
+            self.rows[(user, conversation_id)] = replace(row, last_seq=seq)
+        return seq
 
     def send(self, sender: str, conversation_id: str) -> int:
         """A message from ``sender``; returns its seq."""

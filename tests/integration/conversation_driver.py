@@ -117,6 +117,7 @@ class Driver:
     restart: Callable[[Restart], Awaitable[None]]
     model: ConversationModel = field(init=False)
     received: list[Received] = field(init=False)
+    group_created: int = field(init=False)
     sent: dict[str, tuple[str, int]] = field(default_factory=dict)
     """message id -> (conversation id, the seq the model gave it)."""
     _progress: asyncio.Condition = field(default_factory=asyncio.Condition)
@@ -128,6 +129,7 @@ class Driver:
         }
         members[self.group_id] = frozenset(self.users)
         self.model = ConversationModel(members)
+        self.group_created = self.model.system(self.group_id)  # the group's groupCreated system message
         self.received = [Received() for _ in self.users]
         self._readers = [asyncio.ensure_future(self._read(i)) for i in range(len(self.clients))]
 
@@ -140,6 +142,8 @@ class Driver:
     async def _read(self, i: int) -> None:
         while True:
             delivery = await self.clients[i].receive()
+            if delivery.message.get("kind") == "system":  # its place is the model's (see __post_init__)
+                self.sent[delivery.message["message_id"]] = (self.group_id, self.group_created)
             async with self._progress:
                 self.received[i].add(delivery)
                 self._progress.notify_all()
