@@ -238,6 +238,12 @@ async def check(cluster: Cluster, traffic: Traffic) -> None:
     """Once every device has its messages: nothing more comes, and everything holds."""
     ledger = traffic.ledger
     assert ledger.answered == len(traffic.sends) == len(ledger.conversation_of)  # each send answered, once
+    for target, members in traffic.audience.items():  # a group's first message: its groupCreated system message
+        if await cluster.store.get_group(target) is not None:
+            [created] = (await cluster.store.conversation_messages(target, after_seq=0, limit=1)).items
+            assert created.kind == "system", created
+            ledger.conversation_of[created.message_id] = target
+            ledger.recipients_of[created.message_id] = set(members)
     await wait_until(lambda: delivered(traffic), timeout=90, what="every message on every device")
     await asyncio.sleep(1.0)  # a duplicate or a stray message would arrive by now
     expected = ledger.expected_by_user()
