@@ -56,6 +56,7 @@ class FanoutStage:
                 group_members=group,
                 blockers_of_sender=blockers.get(message.sender_id, frozenset()),
                 kind=message.kind,
+                named=message.mentions if message.kind == "system" else (),
             )
             plan = plan_fanout(recipients, target_type=message.target_type, write_max_members=self._write_max_members)
             if plan.mode == "read":

@@ -323,7 +323,10 @@ class PersistStage:
             message_type=event.message_type,
             payload=event.payload,
             client_msg_id=event.client_msg_id,
-            mentions=event.mentions,
+            # a system message names whom it concerns beyond the members (a member just removed)
+            mentions=tuple(sorted({*event.mentions, *event.target_members}))
+            if event.kind == "system"
+            else event.mentions,
             sent_at_ms=timestamp_ms(item.envelope.timestamp),
             stored_at_ms=now_ms,
             kind=event.kind,

@@ -26,6 +26,7 @@ def recipients_of(
     group_members: Iterable[str],
     blockers_of_sender: Iterable[str],
     kind: str = "message",
+    named: Iterable[str] = (),
 ) -> tuple[str, ...]:
     """The users whose inboxes get the message, sender first, then sorted.
 
@@ -34,13 +35,16 @@ def recipients_of(
     * Users who blocked the sender are removed (the sender's own copy stays).
     * The sender is always included, so their other devices receive what they sent.
     * ``kind``: a ``delete_for_me`` entry reaches only its sender; a ``system`` message (a group
-      change) reaches every member, blocks or not.
+      change) reaches every member, blocks or not, and the users it ``named`` (its mentions: a
+      member just removed is told so, as WhatsApp does).
     """
     if kind == "delete_for_me":
         return (sender_id,)
     if kind == "system":
         blockers_of_sender = ()
     others = {target_id} if target_type == "user" else set(group_members)
+    if kind == "system":
+        others |= set(named)
     others -= set(blockers_of_sender)
     others.discard(sender_id)
     return (sender_id, *sorted(others))

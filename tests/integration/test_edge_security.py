@@ -261,7 +261,7 @@ async def test_history_takes_only_canonical_conversation_ids(secured: Secured) -
         assert (refused.status_code, refused.json()["code"]) == (422, 5), refused.text
         assert refused.json()["message"].startswith("conversation_id: ")
     assert (others.status_code, others.json()["code"]) == (403, 8)
-    assert (own.status_code, own.json()) == (200, {"messages": [], "has_more": False})
+    assert (own.status_code, own.json()) == (200, {"messages": [], "has_more": False, "page_end_seq": None})
 
 
 async def test_subscribe_room_does_not_tell_outsiders_whether_a_group_exists(secured: Secured) -> None:

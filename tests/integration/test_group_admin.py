@@ -303,3 +303,25 @@ async def test_bad_input_is_refused_5_and_publishes_nothing(system: System) -> N
             assert (response.status_code, answer["code"]) == (422, 5), (method, tail, body, answer)
             assert field in answer["message"], (field, answer)
     assert [e.name for e in await events_of(system, GROUP_EVENTS, alice)] == ["groupCreated"]
+
+
+async def test_a_removed_member_is_told_and_then_gets_nothing_more(system: System) -> None:
+    alice, bob, carol = uid("alice"), uid("bob"), uid("carol")
+    b = await system.client(system.b, bob)
+    c = await system.client(system.a, carol)
+    a = await system.client(system.a, alice)
+    try:
+        group = await group_of(system, alice, [bob, carol])
+        async with await api(system, alice) as http:
+            await http.remove_member(group, bob)
+        await a.send("group", group, "after bob left")
+        await a.send("user", bob, "marker")
+        got = await until_content(b, "marker")
+        removed = [e for e in map(system_event, got) if e and e["event"] == "groupMemberLeft"]
+        assert removed and removed[0]["member"] == bob  # "alice removed you", as WhatsApp shows it
+        assert "after bob left" not in [m["content"] for m in got]
+        seen = [shown(m) for m in await until_content(c, "after bob left")]
+        assert seen == ["event:groupCreated", "event:groupMemberLeft", "after bob left"]
+    finally:
+        for client in (a, b, c):
+            await client.close()

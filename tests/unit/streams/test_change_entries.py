@@ -58,6 +58,9 @@ def test_delete_for_me_reaches_only_its_actor_and_system_messages_ignore_blocks(
         "carol",
     )
     assert recipients_of(sender_id="bob", blockers_of_sender=["carol"], kind="edit", **common) == ("bob", "alice")
+    removed = recipients_of(sender_id="alice", blockers_of_sender=[], kind="system", named=["dave"], **common)
+    assert removed == ("alice", "bob", "carol", "dave")  # the member just removed is told
+    assert "dave" not in recipients_of(sender_id="alice", blockers_of_sender=[], named=["dave"], **common)
 
 
 def test_a_system_message_and_a_hide_need_no_membership() -> None:
