@@ -17,10 +17,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from chat_events.api.protocol import _choice, _id, _Invalid, _str, _type_name
+from chat_events.api.protocol import _choice, _Invalid, _mentions, _str, _type_name
 from chat_events.events.change_validation import MAX_EMOJI_BYTES
 from chat_events.events.message_events import DELETE_SCOPES
-from chat_events.events.validation import MAX_CLIENT_MSG_ID, MAX_MENTIONS, UUID_PATTERN
+from chat_events.events.validation import MAX_CLIENT_MSG_ID, UUID_PATTERN
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,12 +79,7 @@ def parse_edit(data: dict[str, Any], max_payload_bytes: int) -> EditMessage:
         raise _Invalid("content", "must not be blank")
     if len(content.encode()) > max_payload_bytes:
         raise _Invalid("content", f"larger than {max_payload_bytes} bytes", too_large=True)
-    mentions_raw = data.get("mentions", [])
-    if not isinstance(mentions_raw, list):
-        raise _Invalid("mentions", f"must be an array of user ids, got {_type_name(mentions_raw)}")
-    if len(mentions_raw) > MAX_MENTIONS:
-        raise _Invalid("mentions", f"more than {MAX_MENTIONS} user ids")
-    mentions = tuple(_id({"mentions": m}, "mentions") for m in mentions_raw)
+    mentions = _mentions(data)
     return EditMessage(message_id, content, _nonce(data), mentions)
 
 

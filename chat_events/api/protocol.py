@@ -391,16 +391,21 @@ def _send(data: dict[str, Any], max_payload_bytes: int) -> Send:
         raise _Invalid("content", f"larger than {max_payload_bytes} bytes", too_large=True)
     client_msg_id = _str(data, "client_msg_id", max_len=MAX_CLIENT_MSG_ID)
     assert client_msg_id is not None
+    mentions = _mentions(data)
+    reply_to = _str(data, "reply_to", max_len=36, required=False)
+    if reply_to is not None and not UUID_PATTERN.fullmatch(reply_to):
+        raise _Invalid("reply_to", "must be a message id (a UUID as in the message push)")
+    return Send(target_type, target_id, message_type, text, client_msg_id, mentions, reply_to)  # type: ignore[arg-type]
+
+
+def _mentions(data: dict[str, Any]) -> tuple[str, ...]:
+    """``mentions``: an array of at most :data:`MAX_MENTIONS` user ids (default none)."""
     mentions_raw = data.get("mentions", [])
     if not isinstance(mentions_raw, list):
         raise _Invalid("mentions", f"must be an array of user ids, got {_type_name(mentions_raw)}")
     if len(mentions_raw) > MAX_MENTIONS:
         raise _Invalid("mentions", f"more than {MAX_MENTIONS} user ids")
-    mentions = tuple(_id({"mentions": m}, "mentions") for m in mentions_raw)
-    reply_to = _str(data, "reply_to", max_len=36, required=False)
-    if reply_to is not None and not UUID_PATTERN.fullmatch(reply_to):
-        raise _Invalid("reply_to", "must be a message id (a UUID as in the message push)")
-    return Send(target_type, target_id, message_type, text, client_msg_id, mentions, reply_to)  # type: ignore[arg-type]
+    return tuple(_id({"mentions": m}, "mentions") for m in mentions_raw)
 
 
 def _ack(data: dict[str, Any], _: int) -> Ack:

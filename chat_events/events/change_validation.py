@@ -59,17 +59,6 @@ V7Event = (
     | GroupDissolved
     | PresenceSettingsSet
 )
-V7_EVENTS = (
-    MessageEdited,
-    MessageRecalled,
-    MessageDeleted,
-    MessageReacted,
-    GroupUpdated,
-    GroupMemberRoleSet,
-    GroupMemberMuted,
-    GroupDissolved,
-    PresenceSettingsSet,
-)
 
 
 def check_emoji(path: str, value: Any) -> None:
