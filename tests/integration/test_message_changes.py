@@ -8,6 +8,7 @@ module, with a short recall window (RECALL_WINDOW_S) so "too late" can be shown.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -21,7 +22,7 @@ from chat_events.events.conversations import direct_conversation_id
 from chat_events.kafka.connection import KafkaTarget
 from chat_events.topics import PERSONAL_CHAT, TopicCatalog
 from tests.integration.test_edge_e2e import System, receive_n, running_system, uid
-from tests.integration.worker_harness import read_topic
+from tests.integration.worker_harness import read_topic, wait_until
 
 RECALL_WINDOW_S = 6
 
@@ -275,12 +276,16 @@ async def _change_with_retries(call: Any) -> None:
                 await asyncio.sleep(exc.data.get("retry_after_ms", 200) / 1000)
 
 
-async def test_kill_9_of_the_worker_during_a_stream_of_edits_loses_and_duplicates_nothing(system: System) -> None:
+async def test_kill_9_of_the_worker_during_a_stream_of_edits_and_group_changes_loses_and_duplicates_nothing(
+    system: System,
+) -> None:
     """Last in the module: it kills the module's worker (and starts a new one)."""
     alice, bob = uid("alice"), uid("bob")
     conversation = direct_conversation_id(alice, bob)
     a1 = await system.client(system.a, alice)
     b1 = await system.client(system.b, bob)
+    async with await api(system, alice) as http:
+        group = (await http.create_group("climbers", [bob])).group_id
     try:
         sent = [await a1.send("user", bob, f"m{i} v0") for i in range(10)]
         await receive_n(b1, 10)
@@ -297,11 +302,18 @@ async def test_kill_9_of_the_worker_during_a_stream_of_edits_loses_and_duplicate
                             lambda: b1.react(sent[0].message_id, "\U0001f44d", client_msg_id="r1")
                         )
 
+        async def renames() -> None:  # group changes, answered 202 while no worker applies them
+            async with await api(system, alice) as http:
+                for n in range(1, 7):
+                    await http.update_group(group, name=f"climbers {n}")
+
         editing = asyncio.create_task(stream())
+        renaming = asyncio.create_task(renames())
         await next_of(b1, "edit")  # mid-stream
         await asyncio.to_thread(system.worker.kill9)
         await asyncio.to_thread(system.worker.start)
         await editing
+        await renaming
         got: list[Delivery] = []
         async with asyncio.timeout(60):
             while sum(d.message["kind"] == "edit" for d in got) < 30 - 1:  # one edit was taken above
@@ -317,6 +329,16 @@ async def test_kill_9_of_the_worker_during_a_stream_of_edits_loses_and_duplicate
         assert sorted(m["seq"] for m in entries.values()) == list(range(1, len(entries) + 1))
         assert [entries[m.message_id]["content"] for m in sent] == [f"m{i} v3" for i in range(10)]
         assert entries[sent[0].message_id]["reactions"] == [{"emoji": "\U0001f44d", "count": 1, "user_ids": [bob]}]
+
+        async def renamed() -> bool:
+            async with await api(system, bob) as http:
+                return (await http.group_detail(group))["name"] == "climbers 6"
+
+        await wait_until(renamed, timeout=60, what="the last rename applied")
+        log = list((await history(system, bob, group)).values())
+        events = [json.loads(m["content"])["event"] for m in log if m["kind"] == "system"]
+        assert events == ["groupCreated", *["groupUpdated"] * 6]  # each group change once, in order
+        assert sorted(m["seq"] for m in log) == list(range(1, len(log) + 1))
     finally:
         await a1.close()
         await b1.close()
