@@ -76,8 +76,13 @@ def engines(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engines]:
 
 @pytest.fixture(autouse=True, scope="module")
 def _module_name(request: pytest.FixtureRequest) -> Iterator[None]:
-    _MODULE[0] = request.module.__name__
+    """Names the running module (its Cassandra keyspace) and, after its other fixtures (its
+    workers and edges) are gone, drops the module's keyspace if it made one."""
+    module = request.module.__name__
+    _MODULE[0] = module
     yield
+    for engines in {id(e): e for e in _CASSANDRA_OF.values()}.values():
+        engines.drop_keyspace(module)
 
 
 @pytest.fixture(scope="session", params=STACKS)

@@ -19,11 +19,15 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from chat_events.engines import CassandraServer, EngineUnavailableError, KafkaServer, engines_available
 from chat_events.engines.maven import default_cache_dir
+
+if TYPE_CHECKING:
+    from chat_events.settings import Settings
 
 
 def mode() -> str:
@@ -68,7 +72,7 @@ class Engines:
     def cassandra_contact_point(self) -> str:
         with self._lock:
             if self.cassandra is None:
-                server = CassandraServer(self.root / "cassandra")
+                server = CassandraServer(self.root / "cassandra", heap_mb=CASSANDRA_TEST_HEAP_MB)
                 self._start(server)
                 self.cassandra = server
             return self.cassandra.contact_point
@@ -97,10 +101,44 @@ class Engines:
                 self.keyspaces[module] = name
             return self.keyspaces[module]
 
+    def drop_keyspace(self, module: str) -> None:
+        """Drop the keyspace of test module ``module`` once the module is done (see
+        :func:`drop_keyspace_sync`)."""
+        with self._lock:
+            name = self.keyspaces.pop(module, None)
+            server = self.cassandra
+        if name is not None and server is not None:
+            from chat_events.settings import Settings
+
+            _in_thread(
+                lambda: drop_keyspace_sync(
+                    Settings(cassandra_contact_points=server.contact_point, cassandra_keyspace=name)
+                )
+            )
+
     def stop(self) -> None:
         for server in (self.kafka, self.cassandra):
             if server is not None:
                 server.stop()
+
+
+CASSANDRA_TEST_HEAP_MB = 1536
+"""The test session's Cassandra heap: every table costs the node heap (memtables, metadata) and
+the suites create keyspaces of ~30 tables each; 1 GB ran out once keyspaces were not dropped."""
+
+
+def drop_keyspace_sync(settings: Settings) -> None:
+    """Drop a test keyspace (blocking; tests only: the product never drops anything). A test
+    session creates one keyspace per test module and one per Cassandra contract test; kept, they
+    add up to thousands of tables, whose memtables and metadata exhausted the node's heap (an
+    OutOfMemoryError half-way through CI)."""
+    from chat_events.store.cassandra_driver import build_cluster
+
+    cluster: Any = build_cluster(settings)
+    try:
+        cluster.connect().execute(f"DROP KEYSPACE IF EXISTS {settings.cassandra_keyspace}", timeout=60)
+    finally:
+        cluster.shutdown()
 
 
 def _in_thread(work: Callable[[], object]) -> None:

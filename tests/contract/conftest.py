@@ -5,6 +5,7 @@ run it, a failure with ``CI=true``). Each Cassandra test runs in a fresh keyspac
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator
@@ -14,7 +15,7 @@ import pytest
 
 from chat_events.settings import Settings
 from chat_events.store.port import MessageStore
-from tests.real_engines import Engines
+from tests.real_engines import Engines, drop_keyspace_sync
 
 ADAPTERS = ["embedded", "cassandra"]
 
@@ -39,3 +40,5 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         adapter = CassandraStore(settings)
     async with adapter:
         yield adapter
+    if request.param == "cassandra":  # thousands of kept tables exhausted the node's heap
+        await asyncio.to_thread(drop_keyspace_sync, settings)
