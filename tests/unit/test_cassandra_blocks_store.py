@@ -8,21 +8,17 @@ from collections.abc import AsyncIterator
 import pytest
 
 import tests.contract.test_store_blocks_contract as contract
-from chat_events.settings import Settings
-from chat_events.store import cassandra_driver, cassandra_rows, cql
-from chat_events.store.cassandra import CassandraStore
+from chat_events.store import cassandra_rows, cql
 from chat_events.store.port import MessageStore
-from tests.unit.fake_cql import Engine, FakeBatch, FakeCluster, parse
+from tests.unit.cql_stand_in import stand_in_store
+from tests.unit.fake_cql import parse
 
 CONTRACT = sorted(name for name in dir(contract) if name.startswith("test_"))
 
 
 @pytest.fixture
 async def store(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[MessageStore]:
-    cluster = FakeCluster(Engine(), page_size=7)
-    monkeypatch.setattr(cassandra_driver, "build_cluster", lambda settings: cluster)
-    monkeypatch.setattr(cassandra_driver, "BatchStatement", FakeBatch)
-    async with CassandraStore(Settings(cassandra_contact_points="127.0.0.1")) as adapter:
+    async with stand_in_store(monkeypatch) as adapter:
         yield adapter
 
 

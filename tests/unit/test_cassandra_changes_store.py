@@ -10,13 +10,13 @@ import pytest
 
 import tests.contract.test_store_changes_contract as contract
 from chat_events.events.types import ChatMessage
-from chat_events.settings import Settings
-from chat_events.store import cassandra_driver, cql
+from chat_events.store import cql
 from chat_events.store.cassandra import CassandraStore
 from chat_events.store.cassandra_changes import CHANGES_STATEMENTS, message_update
 from chat_events.store.message_changes import active_reactions, reactions_to_write
 from chat_events.store.models import Reaction
-from tests.unit.fake_cql import Engine, FakeBatch, FakeCluster, check_type, parse
+from tests.unit.cql_stand_in import stand_in_store
+from tests.unit.fake_cql import check_type, parse
 from tests.unit.test_cassandra_cql import _check_select
 
 CONTRACT = sorted(name for name in dir(contract) if name.startswith("test_"))
@@ -24,11 +24,7 @@ CONTRACT = sorted(name for name in dir(contract) if name.startswith("test_"))
 
 @pytest.fixture
 async def store(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[CassandraStore]:
-    cluster = FakeCluster(Engine(), page_size=7)
-    monkeypatch.setattr(cassandra_driver, "build_cluster", lambda settings: cluster)
-    monkeypatch.setattr(cassandra_driver, "BatchStatement", FakeBatch)
-    adapter = CassandraStore(Settings(cassandra_contact_points="127.0.0.1"))
-    async with adapter:
+    async with stand_in_store(monkeypatch) as adapter:
         yield adapter
 
 

@@ -9,22 +9,16 @@ from collections.abc import AsyncIterator
 import pytest
 
 import tests.contract.test_store_groups_contract as contract
-from chat_events.settings import Settings
-from chat_events.store import cassandra_driver, cql
 from chat_events.store.cassandra import CassandraStore
 from chat_events.store.cassandra_groups import GROUP_STATEMENTS
-from tests.unit.fake_cql import Engine, FakeBatch, FakeCluster, parse
-from tests.unit.test_cassandra_cql import _check_select
+from tests.unit.cql_stand_in import assert_fits_schema, stand_in_store
 
 CONTRACT = sorted(name for name in dir(contract) if name.startswith("test_"))
 
 
 @pytest.fixture
 async def store(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[CassandraStore]:
-    cluster = FakeCluster(Engine(), page_size=7)
-    monkeypatch.setattr(cassandra_driver, "build_cluster", lambda settings: cluster)
-    monkeypatch.setattr(cassandra_driver, "BatchStatement", FakeBatch)
-    async with CassandraStore(Settings(cassandra_contact_points="127.0.0.1")) as adapter:
+    async with stand_in_store(monkeypatch) as adapter:
         yield adapter
 
 
@@ -35,13 +29,7 @@ async def test_group_contract_on_the_stand_in(name: str, store: CassandraStore) 
 
 @pytest.mark.parametrize("name", sorted(GROUP_STATEMENTS))
 def test_group_statements_fit_the_schema(name: str) -> None:
-    stmt = parse(GROUP_STATEMENTS[name])
-    table = cql.tables()[stmt.table]
-    assert set(stmt.columns) | {c for c, _ in stmt.where} <= set(table.columns)
-    if stmt.kind == "INSERT":
-        assert set(table.primary_key) <= set(stmt.columns) and stmt.markers == len(stmt.columns)
-    else:
-        _check_select(stmt, table.partition_key, table.clustering)
+    assert_fits_schema(GROUP_STATEMENTS[name])
 
 
 def test_the_store_prepares_the_sync_statements_too(store: CassandraStore) -> None:
